@@ -1,0 +1,31 @@
+// Package millrace holds the vocabulary of the millrace data pipelines: the
+// pipelines, their monthly partitions, the states of a run and the errors a
+// run can end with. It imports nothing else of millrace.
+package millrace
+
+// The pipelines, with the names the specification gives them.
+const (
+	// LoadClientData loads the four customer files into their tables.
+	LoadClientData = "load_client_data"
+	// LoadSalesData loads one month of sales and its per-store totals.
+	LoadSalesData = "load_sales_data"
+	// ProcessData builds feature_store and customer_activity_ranked.
+	ProcessData = "process_data"
+	// SalesStatistics computes the average sale and sale count per store and month.
+	SalesStatistics = "sales_statistics"
+)
+
+// State is where a partition or an attempt of a pipeline stands.
+type State string
+
+// The states of a run, in the order a run passes through them.
+const (
+	// StateQueued means the run waits for a worker.
+	StateQueued State = "queued"
+	// StateRunning means a worker executes the run now.
+	StateRunning State = "running"
+	// StateSucceeded means the run's data and its ledger record committed.
+	StateSucceeded State = "succeeded"
+	// StateFailed means the last attempt ended with an error and nothing changed.
+	StateFailed State = "failed"
+)
