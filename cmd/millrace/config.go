@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/source"
+	"github.com/millrace/millrace/warehouse"
+)
+
+// Config is millrace's configuration. Every field comes from a MILLRACE_*
+// environment variable and can be overridden by a flag; see settings.
+type Config struct {
+	DatabaseURL string
+	Source      string
+	S3          source.S3Config
+	Passwords   warehouse.Passwords
+	SalesStart  string
+	LogLevel    string
+}
+
+// setting ties one configuration field to its environment variable, its
+// flag and its default.
+type setting struct {
+	env, flag, def, usage string
+	// secret settings never show their value in --help.
+	secret bool
+	// str or boolean points at the field the setting fills.
+	str     *string
+	boolean *bool
+}
+
+// settings lists every setting of Config; the flags and the README's
+// configuration table come from it, so that they cannot drift apart.
+func (c *Config) settings() []setting {
+	return []setting{
+		{env: "MILLRACE_DATABASE_URL", flag: "database-url", def: "postgres://admin:admin@localhost:5432/companydata", usage: "admin connection to the companydata database", str: &c.DatabaseURL},
+		{env: "MILLRACE_SOURCE", flag: "source", def: "s3://daredata-technical-challenge-data", usage: "where the files are: s3://bucket[/prefix], a directory or a file:// URL", str: &c.Source},
+		{env: "MILLRACE_S3_REGION", flag: "s3-region", def: source.DefaultRegion, usage: "S3 region", str: &c.S3.Region},
+		{env: "MILLRACE_S3_ENDPOINT", flag: "s3-endpoint", def: "", usage: "S3-compatible endpoint URL (MinIO, LocalStack); empty for AWS", str: &c.S3.Endpoint},
+		{env: "MILLRACE_S3_PATH_STYLE", flag: "s3-path-style", def: "false", usage: "address buckets by path (http://host/bucket/key), as MinIO wants", boolean: &c.S3.PathStyle},
+		{env: "MILLRACE_S3_ANONYMOUS", flag: "s3-anonymous", def: "true", usage: "read the bucket unsigned; false uses the standard AWS credential chain", boolean: &c.S3.Anonymous},
+		{env: "MILLRACE_DS_USER_PASSWORD", flag: "ds-user-password", def: "ds_user", usage: "password of ds_user", secret: true, str: &c.Passwords.DSUser},
+		{env: "MILLRACE_MLE_USER_PASSWORD", flag: "mle-user-password", def: "mle_user", usage: "password of mle_user", secret: true, str: &c.Passwords.MLEUser},
+		{env: "MILLRACE_ANALYTICS_PASSWORD", flag: "analytics-password", def: "analytics", usage: "password of analytics", secret: true, str: &c.Passwords.Analytics},
+		{env: "MILLRACE_ADMIN_PASSWORD", flag: "admin-password", def: "admin", usage: "password given to admin if set-up has to create that user", secret: true, str: &c.Passwords.Admin},
+		{env: "MILLRACE_SALES_START", flag: "sales-start", def: "2020-01", usage: "first month of the monthly sales schedule (YYYY-MM)", str: &c.SalesStart},
+		{env: "MILLRACE_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
+	}
+}
+
+// bindFlags adds a flag for every setting to fs. A flag's default is the
+// environment variable's value when it is set, else the built-in default.
+func (c *Config) bindFlags(fs *pflag.FlagSet, getenv func(string) string) error {
+	for _, s := range c.settings() {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		usage := fmt.Sprintf("%s (env %s)", s.usage, s.env)
+		if s.boolean != nil {
+			b, err := strconv.ParseBool(def)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want true or false", s.env, def)
+			}
+			fs.BoolVar(s.boolean, s.flag, b, usage)
+			continue
+		}
+		fs.StringVar(s.str, s.flag, def, usage)
+		if s.secret && def != s.def {
+			fs.Lookup(s.flag).DefValue = "set by " + s.env
+		}
+	}
+	return nil
+}
+
+// salesStart returns the first month of the sales schedule.
+func (c *Config) salesStart() (millrace.Month, error) {
+	m, err := millrace.ParseMonth(c.SalesStart)
+	if err != nil {
+		return millrace.Month{}, fmt.Errorf("MILLRACE_SALES_START: %w", err)
+	}
+	return m, nil
+}
+
+// monthsDue returns the months of the sales schedule that have closed at now.
+func (c *Config) monthsDue(now time.Time) ([]millrace.Month, error) {
+	start, err := c.salesStart()
+	if err != nil {
+		return nil, err
+	}
+	return millrace.Range(start, millrace.LastClosed(now)), nil
+}

@@ -1,0 +1,98 @@
+// Command millrace keeps the companydata PostgreSQL database supplied with
+// clean data from an S3 bucket: it sets the database up, runs the
+// pipelines, reports their state and generates test buckets.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/pipelines"
+	"github.com/millrace/millrace/source"
+	"github.com/millrace/millrace/warehouse"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Now: time.Now}
+	if err := m.Run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "millrace:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the program, with its surroundings injected so that tests can run
+// it in-process.
+type Main struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	Now            func() time.Time
+
+	config Config
+	logger *slog.Logger
+}
+
+// Run parses args and executes the command they name.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	root := &cobra.Command{
+		Use:           "millrace",
+		Short:         "Keeps the companydata database supplied with clean data from S3",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(m.config.LogLevel)); err != nil {
+				return fmt.Errorf("log level %q: want debug, info, warn or error", m.config.LogLevel)
+			}
+			m.logger = slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: level}))
+			return nil
+		},
+	}
+	if err := m.config.bindFlags(root.PersistentFlags(), m.Getenv); err != nil {
+		return err
+	}
+	root.SetOut(m.Stdout)
+	root.SetErr(m.Stderr)
+	root.SetArgs(args)
+	root.AddCommand(m.dbCommand(), m.runCommand(), m.statusCommand(), m.genCommand())
+	return root.ExecuteContext(ctx)
+}
+
+// openWarehouse connects to the database and applies pending migrations of
+// the orchestrator's schema.
+func (m *Main) openWarehouse(ctx context.Context) (*warehouse.Warehouse, error) {
+	w, err := warehouse.Open(ctx, m.config.DatabaseURL, m.logger)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is the database up, and has `millrace db setup` run?)", err)
+	}
+	if err := w.Migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// pipelines returns the pipelines reading from the configured source.
+func (m *Main) pipelines(ctx context.Context) (*pipelines.Set, error) {
+	src, err := source.New(ctx, m.config.Source, m.config.S3)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", m.config.Source, err)
+	}
+	return pipelines.New(src), nil
+}
+
+// pipelineNames lists the pipelines for help texts.
+func pipelineNames() string {
+	return strings.Join([]string{millrace.LoadClientData, millrace.LoadSalesData, millrace.ProcessData, millrace.SalesStatistics}, ", ")
+}

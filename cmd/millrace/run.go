@@ -1,0 +1,63 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/millrace/millrace"
+)
+
+// runCommand returns "millrace run PIPELINE [--partition YYYY-MM]".
+func (m *Main) runCommand() *cobra.Command {
+	var partition string
+	cmd := &cobra.Command{
+		Use:   "run PIPELINE",
+		Short: "Run a pipeline (partition) to completion in this process",
+		Long: `Runs one pipeline, or one month of a monthly pipeline, to completion in
+this process and records the run in the ledger. Progress goes to stderr; a
+failure exits non-zero with the error. A month that has not ended is refused.
+Pipelines: ` + pipelineNames() + `.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			set, err := m.pipelines(ctx)
+			if err != nil {
+				return err
+			}
+			p, err := set.Get(args[0])
+			if err != nil {
+				return err
+			}
+			if _, err := p.CheckPartition(partition, m.Now()); err != nil {
+				return err
+			}
+			w, err := m.openWarehouse(ctx)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			run, err := p.Run(ctx, w, partition, "cli", m.Now())
+			if errors.Is(err, millrace.ErrAlreadyRunning) {
+				return fmt.Errorf("%w: another millrace is running it now; wait for it, or see `millrace status %s`", err, p.Name)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s, %d rows (run %d, attempt %d)\n",
+				p.Name, label(partition), run.State, run.Rows, run.ID, run.Attempt)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&partition, "partition", "", "month to run, YYYY-MM (monthly pipelines only)")
+	return cmd
+}
+
+// label names a partition for people.
+func label(partition string) string {
+	if partition == "" {
+		return "(unpartitioned)"
+	}
+	return partition
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/millrace/millrace"
+)
+
+// statusCommand returns "millrace status PIPELINE [--json]".
+func (m *Main) statusCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status PIPELINE",
+		Short: "Show the state of every partition of a pipeline",
+		Long: `Shows one line per partition: for a monthly pipeline every month from
+MILLRACE_SALES_START to the last closed month (state "missing" when it never
+ran) and any other month in the ledger; for the others the single partition
+"". Pipelines: ` + pipelineNames() + `.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			set, err := m.pipelines(ctx)
+			if err != nil {
+				return err
+			}
+			p, err := set.Get(args[0])
+			if err != nil {
+				return err
+			}
+			w, err := m.openWarehouse(ctx)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			recorded, err := w.Partitions(ctx, p.Name)
+			if err != nil {
+				return err
+			}
+			expected := []string{""}
+			if p.Monthly {
+				months, err := m.config.monthsDue(m.Now())
+				if err != nil {
+					return err
+				}
+				expected = expected[:0]
+				for _, mo := range months {
+					expected = append(expected, mo.String())
+				}
+			}
+			parts := withMissing(p.Name, expected, recorded)
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(parts)
+			}
+			return printStatus(cmd.OutOrStdout(), parts)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, one object per partition")
+	return cmd
+}
+
+// withMissing merges the ledger's partitions with the expected ones, adding
+// a "missing" entry for each expected partition that never ran; the result
+// is sorted by partition.
+func withMissing(pipeline string, expected []string, recorded []millrace.Partition) []millrace.Partition {
+	byKey := make(map[string]bool, len(recorded))
+	for _, p := range recorded {
+		byKey[p.Partition] = true
+	}
+	out := make([]millrace.Partition, 0, len(recorded)+len(expected))
+	i := 0
+	for _, e := range expected {
+		for i < len(recorded) && recorded[i].Partition < e {
+			out = append(out, recorded[i])
+			i++
+		}
+		if !byKey[e] {
+			out = append(out, millrace.Partition{Pipeline: pipeline, Partition: e, State: millrace.StateMissing})
+		}
+	}
+	return append(out, recorded[i:]...)
+}
+
+// printStatus writes the partitions as a table.
+func printStatus(w io.Writer, parts []millrace.Partition) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PIPELINE\tPARTITION\tSTATE\tATTEMPTS\tROWS\tSTARTED\tFINISHED\tERROR")
+	for _, p := range parts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Pipeline, label(p.Partition), p.State, p.Attempts, p.Rows,
+			timeText(p.StartedAt), timeText(p.FinishedAt), p.Error)
+	}
+	return tw.Flush()
+}
+
+// timeText formats an optional time in UTC.
+func timeText(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}

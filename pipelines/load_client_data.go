@@ -1,0 +1,46 @@
+package pipelines
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/warehouse"
+)
+
+// loadClientData loads the four customer files, each into a new table, and
+// publishes all four in the run's transaction: readers see the old four
+// tables or the new four, never a mix.
+func loadClientData(ctx context.Context, tx pgx.Tx, src millrace.Source, log *slog.Logger) (int64, error) {
+	var total int64
+	for _, t := range clientTables {
+		n, err := loadFile(ctx, tx, src, t.Name+".csv", t, warehouse.LoadingName(t.Name), log)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	for _, t := range clientTables {
+		if err := warehouse.Replace(ctx, tx, t.Name); err != nil {
+			return 0, err
+		}
+	}
+	return total, nil
+}
+
+// loadFile streams one source object into a new table dest under contract t.
+func loadFile(ctx context.Context, tx pgx.Tx, src millrace.Source, key string, t warehouse.Table, dest string, log *slog.Logger) (int64, error) {
+	obj, r, err := open(ctx, src, key, log)
+	if err != nil {
+		return 0, err
+	}
+	defer obj.Close()
+	n, err := warehouse.CopyCSV(ctx, tx, key, r, t, dest)
+	if err != nil {
+		return 0, err
+	}
+	log.Info("loaded", "key", key, "table", t.Name, "rows", n)
+	return n, nil
+}

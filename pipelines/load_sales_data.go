@@ -1,0 +1,120 @@
+package pipelines
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/warehouse"
+)
+
+// loadSalesMonth loads the month's sales file into a new partition of
+// sales, checks that every store exists, swaps the partition in for the
+// month's old one and replaces the month's rows of monthly_sales, all in the
+// run's transaction. Other months are not touched, and the work grows with
+// the month, not with the table.
+func loadSalesMonth(ctx context.Context, tx pgx.Tx, src millrace.Source, m millrace.Month, log *slog.Logger) (int64, error) {
+	if err := requireTables(ctx, tx, "stores"); err != nil {
+		return 0, err
+	}
+	t := salesTable(m)
+	loading := warehouse.LoadingName(t.Name)
+	rows, err := loadFile(ctx, tx, src, m.SalesKey(), t, loading, log)
+	if err != nil {
+		return 0, err
+	}
+	totals, err := monthTotals(ctx, tx, m, loading)
+	if err != nil {
+		return 0, err
+	}
+	if err := warehouse.Replace(ctx, tx, t.Name); err != nil {
+		return 0, err
+	}
+	attach := fmt.Sprintf("ALTER TABLE sales ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
+		pgx.Identifier{t.Name}.Sanitize(), m.Start().Format("2006-01-02"), m.End().Format("2006-01-02"))
+	if _, err := tx.Exec(ctx, attach); err != nil {
+		return 0, fmt.Errorf("attach %s to sales: %w", t.Name, err)
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM monthly_sales WHERE sale_month = $1", m.Start()); err != nil {
+		return 0, fmt.Errorf("clear monthly_sales for %s: %w", m, err)
+	}
+	for _, s := range totals {
+		if _, err := tx.Exec(ctx, "INSERT INTO monthly_sales (store_idx, location, sale_month, value) VALUES ($1, $2, $3, $4::numeric)",
+			s.store, s.location, m.Start(), s.value); err != nil {
+			return 0, fmt.Errorf("write monthly_sales for %s: %w", m, err)
+		}
+		log.Info("monthly total", "sale_month", m.String(), "store_idx", s.store, "location", s.location, "sales", s.count, "value", s.value)
+	}
+	return rows, nil
+}
+
+// storeTotal is one store's sum of sales in a month.
+type storeTotal struct {
+	store    int
+	location string
+	value    string // exact decimal, as PostgreSQL's numeric prints it
+	count    int64
+}
+
+// monthTotals sums the loaded month per store, and refuses sales whose
+// store is not in stores, naming the first such line.
+func monthTotals(ctx context.Context, tx pgx.Tx, m millrace.Month, loading string) ([]storeTotal, error) {
+	rows, err := tx.Query(ctx, fmt.Sprintf(`
+		SELECT s.store_idx, st.location, sum(s.value)::text, count(*)
+		FROM %s s LEFT JOIN stores st ON st.idx = s.store_idx
+		GROUP BY s.store_idx, st.location ORDER BY s.store_idx`, pgx.Identifier{loading}.Sanitize()))
+	if err != nil {
+		return nil, fmt.Errorf("sum sales of %s: %w", m, err)
+	}
+	var totals []storeTotal
+	var unknown *int
+	for rows.Next() {
+		var s storeTotal
+		var location *string
+		if err := rows.Scan(&s.store, &location, &s.value, &s.count); err != nil {
+			return nil, fmt.Errorf("sum sales of %s: %w", m, err)
+		}
+		if location == nil {
+			if unknown == nil {
+				unknown = &s.store
+			}
+			continue
+		}
+		s.location = *location
+		totals = append(totals, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sum sales of %s: %w", m, err)
+	}
+	if unknown == nil {
+		return totals, nil
+	}
+	// Rows of a table filled by one COPY lie in file order: ctid order is line order.
+	var line int64
+	err = tx.QueryRow(ctx, fmt.Sprintf(`
+		SELECT line FROM (SELECT row_number() OVER (ORDER BY ctid) + 1 AS line, store_idx FROM %s) x
+		WHERE store_idx = $1 ORDER BY line LIMIT 1`, pgx.Identifier{loading}.Sanitize()), *unknown).Scan(&line)
+	if err != nil {
+		return nil, fmt.Errorf("locate unknown store in %s: %w", m.SalesKey(), err)
+	}
+	return nil, &millrace.ContractError{Key: m.SalesKey(), Line: line, Column: "store_idx", Value: fmt.Sprint(*unknown),
+		Reason: "no store with this idx in stores; load the stores first (load_client_data) or fix the file"}
+}
+
+// requireTables fails permanently, saying what to run, when a table the
+// pipeline reads has not been loaded.
+func requireTables(ctx context.Context, tx pgx.Tx, tables ...string) error {
+	for _, t := range tables {
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", "public."+t).Scan(&exists); err != nil {
+			return fmt.Errorf("look up table %s: %w", t, err)
+		}
+		if !exists {
+			return millrace.Permanent(fmt.Errorf("table %s does not exist yet: run %s first", t, millrace.LoadClientData))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+// Package pipelines holds millrace's four workflows: what each reads, the
+// data contracts of its files, and the SQL that builds its tables. Each one
+// runs inside the transaction that the warehouse's run ledger commits.
+package pipelines
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/warehouse"
+)
+
+// Pipeline is one workflow.
+type Pipeline struct {
+	Name string
+	// Description says in a line what the pipeline does.
+	Description string
+	// Monthly pipelines have one partition per month, YYYY-MM; the others
+	// have the single partition "".
+	Monthly bool
+	run     func(ctx context.Context, tx pgx.Tx, m millrace.Month, log *slog.Logger) (int64, error)
+}
+
+// Set is the list of pipelines, reading their files from one source.
+type Set struct {
+	list []Pipeline
+}
+
+// New returns the four pipelines of the specification, reading from src.
+func New(src millrace.Source) *Set {
+	return &Set{list: []Pipeline{
+		{Name: millrace.LoadClientData, Description: "loads customer_profiles, customer_activity, labels and stores (one-off)",
+			run: func(ctx context.Context, tx pgx.Tx, _ millrace.Month, log *slog.Logger) (int64, error) {
+				return loadClientData(ctx, tx, src, log)
+			}},
+		{Name: millrace.LoadSalesData, Description: "loads a month of sales and its per-store totals into sales and monthly_sales", Monthly: true,
+			run: func(ctx context.Context, tx pgx.Tx, m millrace.Month, log *slog.Logger) (int64, error) {
+				return loadSalesMonth(ctx, tx, src, m, log)
+			}},
+		{Name: millrace.ProcessData, Description: "builds feature_store and customer_activity_ranked from the customer tables",
+			run: func(ctx context.Context, tx pgx.Tx, _ millrace.Month, log *slog.Logger) (int64, error) {
+				return processData(ctx, tx, log)
+			}},
+		{Name: millrace.SalesStatistics, Description: "computes the average sale and number of sales per store and month",
+			run: func(ctx context.Context, tx pgx.Tx, _ millrace.Month, log *slog.Logger) (int64, error) {
+				return salesStatistics(ctx, tx, log)
+			}},
+	}}
+}
+
+// List returns the pipelines in the order the specification gives them.
+func (s *Set) List() []Pipeline { return s.list }
+
+// Get returns the pipeline called name.
+func (s *Set) Get(name string) (Pipeline, error) {
+	for _, p := range s.list {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	names := make([]string, len(s.list))
+	for i, p := range s.list {
+		names[i] = p.Name
+	}
+	return Pipeline{}, millrace.Permanent(fmt.Errorf("no pipeline %q: the pipelines are %v", name, names))
+}
+
+// CheckPartition checks that partition is a valid partition of p that may
+// run at now: a closed month for a monthly pipeline, "" for the others.
+func (p Pipeline) CheckPartition(partition string, now time.Time) (millrace.Month, error) {
+	if !p.Monthly {
+		if partition != "" {
+			return millrace.Month{}, millrace.Permanent(fmt.Errorf("%s has no partitions: run it without a partition", p.Name))
+		}
+		return millrace.Month{}, nil
+	}
+	if partition == "" {
+		return millrace.Month{}, millrace.Permanent(fmt.Errorf("%s is partitioned by month: give the month to load, e.g. --partition %s", p.Name, millrace.LastClosed(now)))
+	}
+	m, err := millrace.ParseMonth(partition)
+	if err != nil {
+		return millrace.Month{}, millrace.Permanent(err)
+	}
+	if !m.Closed(now) {
+		return millrace.Month{}, millrace.Permanent(fmt.Errorf("month %s has not ended yet: it can run from %s, when its sales are complete; the newest month that can run is %s",
+			m, m.End().Format(time.RFC3339), millrace.LastClosed(now)))
+	}
+	return m, nil
+}
+
+// Run executes one attempt of the pipeline's partition through the ledger
+// of w: it refuses a partition that may not run at now, and otherwise
+// returns the attempt as recorded, with the pipeline's error if it failed.
+func (p Pipeline) Run(ctx context.Context, w *warehouse.Warehouse, partition, trigger string, now time.Time) (millrace.Run, error) {
+	m, err := p.CheckPartition(partition, now)
+	if err != nil {
+		return millrace.Run{}, err
+	}
+	spec := warehouse.RunSpec{Pipeline: p.Name, Partition: partition, Trigger: trigger}
+	return w.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
+		return p.run(ctx, tx, m, log)
+	})
+}
+
+// open opens a source object and reports its reading progress to log.
+// A missing object is a permanent failure.
+func open(ctx context.Context, src millrace.Source, key string, log *slog.Logger) (*millrace.Object, io.Reader, error) {
+	obj, err := src.Open(ctx, key)
+	if err != nil {
+		if errors.Is(err, millrace.ErrNotFound) {
+			return nil, nil, millrace.Permanent(fmt.Errorf("source file %s is missing from %s: %w", key, src, err))
+		}
+		return nil, nil, fmt.Errorf("open %s in %s: %w", key, src, err)
+	}
+	log.Info("reading", "key", key, "bytes", obj.Size)
+	return obj, &progress{r: obj, key: key, size: obj.Size, log: log, next: time.Now().Add(progressEvery)}, nil
+}
+
+// progressEvery is how often a long read reports how far it got.
+const progressEvery = 5 * time.Second
+
+// progress logs how much of an object has been read, every progressEvery.
+type progress struct {
+	r    io.Reader
+	key  string
+	size int64
+	read int64
+	log  *slog.Logger
+	next time.Time
+}
+
+// Read reads from the object and logs progress when it is time.
+func (p *progress) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.read += int64(n)
+	if now := time.Now(); now.After(p.next) {
+		p.next = now.Add(progressEvery)
+		if p.size > 0 {
+			p.log.Info("progress", "key", p.key, "bytes", p.read, "percent", p.read*100/p.size)
+		} else {
+			p.log.Info("progress", "key", p.key, "bytes", p.read)
+		}
+	}
+	return n, err
+}

@@ -1,0 +1,104 @@
+package pipelines
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/millrace/millrace/warehouse"
+)
+
+// The SQL of process_data. Each table is built under its loading name and
+// then published with warehouse.Replace.
+const (
+	createFeatureStore = `
+		CREATE TABLE feature_store__loading (
+			idx    bigint           NOT NULL,
+			attr_a integer          NOT NULL,
+			attr_b text             NOT NULL,
+			scd_a  double precision NOT NULL,
+			scd_b  integer          NOT NULL,
+			label  integer          NOT NULL,
+			CONSTRAINT feature_store__loading_pkey PRIMARY KEY (idx)
+		)`
+	// fillFeatureStore takes each client's latest activity: the row with
+	// the newest valid_from, which (idx, valid_from) being unique makes
+	// deterministic.
+	fillFeatureStore = `
+		INSERT INTO feature_store__loading (idx, attr_a, attr_b, scd_a, scd_b, label)
+		SELECT p.idx, p.attr_a, p.attr_b, a.scd_a, a.scd_b, l.label
+		FROM customer_profiles p
+		JOIN (SELECT DISTINCT ON (idx) idx, scd_a, scd_b
+		      FROM customer_activity ORDER BY idx, valid_from DESC) a ON a.idx = p.idx
+		JOIN labels l ON l.idx = p.idx
+		ORDER BY p.idx`
+	// countUnmatched counts the clients left out of feature_store because
+	// a part of them is missing.
+	countUnmatched = `
+		SELECT
+			(SELECT count(*) FROM customer_profiles p WHERE NOT EXISTS (SELECT 1 FROM customer_activity a WHERE a.idx = p.idx)),
+			(SELECT count(*) FROM customer_profiles p WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.idx = p.idx))`
+	createActivityRanked = `
+		CREATE TABLE customer_activity_ranked__loading (
+			idx           bigint           NOT NULL,
+			valid_from    date             NOT NULL,
+			valid_to      date,
+			scd_a         double precision NOT NULL,
+			scd_b         integer          NOT NULL,
+			activity_rank integer          NOT NULL,
+			CONSTRAINT customer_activity_ranked__loading_pkey PRIMARY KEY (idx, activity_rank)
+		)`
+	// fillActivityRanked numbers each client's activities 1, 2, 3...
+	// from the newest valid_from; row_number, unlike rank, never repeats.
+	fillActivityRanked = `
+		INSERT INTO customer_activity_ranked__loading (idx, valid_from, valid_to, scd_a, scd_b, activity_rank)
+		SELECT idx, valid_from, valid_to, scd_a, scd_b,
+		       row_number() OVER (PARTITION BY idx ORDER BY valid_from DESC)
+		FROM customer_activity
+		ORDER BY idx, valid_from DESC`
+)
+
+// processData builds feature_store (one row per client: profile, latest
+// activity and label) and customer_activity_ranked, and publishes both.
+func processData(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
+	if err := requireTables(ctx, tx, "customer_profiles", "customer_activity", "labels"); err != nil {
+		return 0, err
+	}
+	features, err := build(ctx, tx, "feature_store", createFeatureStore, fillFeatureStore)
+	if err != nil {
+		return 0, err
+	}
+	var noActivity, noLabel int64
+	if err := tx.QueryRow(ctx, countUnmatched).Scan(&noActivity, &noLabel); err != nil {
+		return 0, fmt.Errorf("count clients left out of feature_store: %w", err)
+	}
+	if noActivity > 0 || noLabel > 0 {
+		log.Warn("clients left out of feature_store", "without_activity", noActivity, "without_label", noLabel)
+	}
+	log.Info("built", "table", "feature_store", "rows", features)
+	ranked, err := build(ctx, tx, "customer_activity_ranked", createActivityRanked, fillActivityRanked)
+	if err != nil {
+		return 0, err
+	}
+	log.Info("built", "table", "customer_activity_ranked", "rows", ranked)
+	for _, t := range []string{"feature_store", "customer_activity_ranked"} {
+		if err := warehouse.Replace(ctx, tx, t); err != nil {
+			return 0, err
+		}
+	}
+	return features + ranked, nil
+}
+
+// build creates a table under its loading name and fills it.
+func build(ctx context.Context, tx pgx.Tx, table, create, fill string) (int64, error) {
+	if _, err := tx.Exec(ctx, create); err != nil {
+		return 0, fmt.Errorf("create %s: %w", table, err)
+	}
+	tag, err := tx.Exec(ctx, fill)
+	if err != nil {
+		return 0, fmt.Errorf("build %s: %w", table, err)
+	}
+	return tag.RowsAffected(), nil
+}

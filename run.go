@@ -1,0 +1,48 @@
+package millrace
+
+import (
+	"errors"
+	"time"
+)
+
+// StateMissing marks a due month that has never run. The ledger never stores
+// it: status listings and backfills derive it from the months that are absent.
+const StateMissing State = "missing"
+
+// ErrAlreadyRunning is returned, wrapped, when a run of the same pipeline and
+// partition is executing elsewhere, in this process or another.
+var ErrAlreadyRunning = errors.New("already running")
+
+// Partition is the ledger's record of one pipeline partition: a month of a
+// monthly pipeline, or "" for a pipeline that is not partitioned. Its state is
+// that of the newest attempt.
+type Partition struct {
+	Pipeline  string `json:"pipeline"`
+	Partition string `json:"partition"`
+	State     State  `json:"state"`
+	// Attempts counts every attempt ever made for the partition.
+	Attempts int `json:"attempts"`
+	// Rows is the number of rows the newest successful attempt wrote.
+	Rows       int64      `json:"rows"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	// Error is the newest attempt's error, empty unless State is failed.
+	Error string `json:"error"`
+	// LastRunID is the id of the newest attempt, 0 when none ran.
+	LastRunID int64 `json:"last_run_id"`
+}
+
+// Run is one attempt of a pipeline partition, kept as history.
+type Run struct {
+	ID         int64      `json:"id"`
+	Pipeline   string     `json:"pipeline"`
+	Partition  string     `json:"partition"`
+	Attempt    int        `json:"attempt"`
+	State      State      `json:"state"`
+	Trigger    string     `json:"trigger"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	Rows       int64      `json:"rows"`
+	Error      string     `json:"error"`
+	Log        string     `json:"log,omitempty"`
+}

@@ -1,0 +1,216 @@
+package warehouse
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Passwords are the passwords of the database users. Empty ones default to
+// the user's name, as the specification gives them.
+type Passwords struct {
+	// Admin is used only when set-up has to create the admin user.
+	// Defaults to "admin".
+	Admin string
+	// DSUser defaults to "ds_user".
+	DSUser string
+	// MLEUser defaults to "mle_user".
+	MLEUser string
+	// Analytics defaults to "analytics".
+	Analytics string
+}
+
+// The roles and users of the database.
+const (
+	AdminUser     = "admin"
+	DSUser        = "ds_user"
+	DSRole        = "ds_user_role"
+	MLEUser       = "mle_user"
+	MLERole       = "mle_user_role"
+	AnalyticsUser = "analytics"
+	AnalyticsRole = "analytics_role"
+)
+
+// or returns s, or def when s is empty.
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Setup prepares the database at url for millrace, idempotently: it creates
+// the database if it is missing (through the server's postgres maintenance
+// database), the roles and users with their rights on schema public and the
+// default privileges that make every table created later readable by them,
+// the orchestrator's schema, and applies the migrations. Running it again
+// changes nothing and never drops data. It must run as a superuser.
+func Setup(ctx context.Context, url string, pw Passwords, logger *slog.Logger) error {
+	if err := createDatabase(ctx, url, logger); err != nil {
+		return err
+	}
+	w, err := Open(ctx, url, logger)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if err := w.setupRoles(ctx, pw); err != nil {
+		return err
+	}
+	return w.Migrate(ctx)
+}
+
+// createDatabase creates the database named in url when it does not exist.
+func createDatabase(ctx context.Context, url string, logger *slog.Logger) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return fmt.Errorf("parse database url: %w", err)
+	}
+	name := cfg.Database
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		// No maintenance database to go through: the target must exist already.
+		logger.Warn("cannot reach the postgres maintenance database; assuming the database exists", "database", name, "err", err)
+		return nil
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database %s: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	logger.Info("created database", "database", name)
+	return nil
+}
+
+// setupRoles creates the roles and users and grants their rights.
+func (w *Warehouse) setupRoles(ctx context.Context, pw Passwords) error {
+	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 1)", lockSpace); err != nil {
+			return fmt.Errorf("lock set-up: %w", err)
+		}
+		var me, db string
+		if err := tx.QueryRow(ctx, "SELECT current_user, current_database()").Scan(&me, &db); err != nil {
+			return fmt.Errorf("read current user: %w", err)
+		}
+		for _, r := range []string{DSRole, MLERole, AnalyticsRole} {
+			if err := ensureRole(ctx, tx, r, "NOLOGIN", "", true); err != nil {
+				return err
+			}
+		}
+		// The admin user is created when missing (set-up ran as another
+		// superuser) but never altered: its password belongs to whoever runs
+		// the server.
+		if err := ensureRole(ctx, tx, AdminUser, "LOGIN SUPERUSER", or(pw.Admin, AdminUser), false); err != nil {
+			return err
+		}
+		users := []struct{ user, role, password string }{
+			{DSUser, DSRole, or(pw.DSUser, DSUser)},
+			{MLEUser, MLERole, or(pw.MLEUser, MLEUser)},
+			{AnalyticsUser, AnalyticsRole, or(pw.Analytics, AnalyticsUser)},
+		}
+		for _, u := range users {
+			if err := ensureRole(ctx, tx, u.user, "LOGIN", u.password, true); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, fmt.Sprintf("GRANT %s TO %s", ident(u.role), ident(u.user))); err != nil {
+				return fmt.Errorf("grant %s to %s: %w", u.role, u.user, err)
+			}
+		}
+		ds, mle, an := ident(DSRole), ident(MLERole), ident(AnalyticsRole)
+		stmts := []string{
+			"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+			"GRANT CONNECT ON DATABASE " + ident(db) + " TO " + ds + ", " + mle + ", " + an,
+			"GRANT USAGE ON SCHEMA public TO " + ds + ", " + an,
+			"GRANT ALL ON SCHEMA public TO " + mle,
+			"GRANT SELECT ON ALL TABLES IN SCHEMA public TO " + ds,
+			"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO " + ds,
+			"GRANT ALL ON ALL TABLES IN SCHEMA public TO " + mle,
+			"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO " + mle,
+			"GRANT ALL ON ALL FUNCTIONS IN SCHEMA public TO " + mle,
+			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO " + an,
+			"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO " + an,
+		}
+		// Default privileges apply to the objects a given role creates, so
+		// they are set for every role that can create tables in public.
+		for _, creator := range unique(me, AdminUser, MLEUser, MLERole, AnalyticsUser, AnalyticsRole) {
+			dp := "ALTER DEFAULT PRIVILEGES FOR ROLE " + ident(creator) + " IN SCHEMA public GRANT "
+			stmts = append(stmts,
+				dp+"SELECT ON TABLES TO "+ds,
+				dp+"SELECT ON SEQUENCES TO "+ds,
+				dp+"ALL ON TABLES TO "+mle,
+				dp+"ALL ON SEQUENCES TO "+mle,
+				dp+"ALL ON FUNCTIONS TO "+mle,
+				dp+"SELECT, INSERT, UPDATE, DELETE ON TABLES TO "+an,
+				dp+"USAGE, SELECT ON SEQUENCES TO "+an,
+			)
+		}
+		for _, q := range stmts {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("set up rights (%s): %w", q, err)
+			}
+		}
+		return nil
+	})
+}
+
+// ensureRole creates the role when it is missing and, when update is set,
+// sets its options and password on an existing role too, so that a changed
+// password in the configuration reaches the database. The password is quoted by the
+// server's format(), never by string building here.
+func ensureRole(ctx context.Context, tx pgx.Tx, role, options, password string, update bool) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role).Scan(&exists); err != nil {
+		return fmt.Errorf("look up role %s: %w", role, err)
+	}
+	if exists && !update {
+		return nil
+	}
+	verb := "ALTER"
+	if !exists {
+		verb = "CREATE"
+	}
+	var stmt string
+	err := tx.QueryRow(ctx, "SELECT format('%s ROLE %I WITH '||$3||' PASSWORD %L', $1::text, $2::text, $4::text)",
+		verb, role, options, nullIfEmpty(password)).Scan(&stmt)
+	if err != nil {
+		return fmt.Errorf("build statement for role %s: %w", role, err)
+	}
+	if _, err := tx.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("%s role %s: %w", verb, role, err)
+	}
+	return nil
+}
+
+// nullIfEmpty returns nil for "", so that format's %L writes NULL: a role
+// without a password.
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// ident quotes an identifier.
+func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// unique returns the names without repeats, in order.
+func unique(names ...string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}

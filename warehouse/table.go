@@ -1,0 +1,83 @@
+package warehouse
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Column is one column of a data contract: the header name in the file, which
+// is also the column name in the table, and its PostgreSQL type.
+type Column struct {
+	Name string
+	// Type is the PostgreSQL type: bigint, integer, text, date, numeric,
+	// double precision.
+	Type string
+	// Nullable allows an empty field, loaded as NULL.
+	Nullable bool
+}
+
+// Check is a rule on one column that PostgreSQL enforces while the file is
+// copied, so that a violation names its line.
+type Check struct {
+	// Name is the constraint name; it must be unique in the schema.
+	Name string
+	// Column is the column the rule is about, for the error message.
+	Column string
+	// Expr is the SQL boolean expression, e.g. "label IN (0, 1)".
+	Expr string
+	// Reason says in words what a violation means, e.g. "label must be 0 or 1".
+	Reason string
+}
+
+// Table is a data contract: the columns a file must have (matched by header
+// name, in any order), their types and the rules on them.
+type Table struct {
+	Name    string
+	Columns []Column
+	// Key lists the columns whose values are unique in the file; it becomes
+	// the table's primary key.
+	Key    []string
+	Checks []Check
+}
+
+// column returns the contract's column called name.
+func (t Table) column(name string) (Column, bool) {
+	for _, c := range t.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// createSQL returns the CREATE TABLE statement for the contract under the
+// table name given.
+func (t Table) createSQL(name string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE %s (", pgx.Identifier{name}.Sanitize())
+	for i, c := range t.Columns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %s", pgx.Identifier{c.Name}.Sanitize(), c.Type)
+		if !c.Nullable {
+			b.WriteString(" NOT NULL")
+		}
+	}
+	for _, k := range t.Checks {
+		fmt.Fprintf(&b, ", CONSTRAINT %s CHECK (%s)", pgx.Identifier{k.Name}.Sanitize(), k.Expr)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// identList quotes names and joins them with commas.
+func identList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = pgx.Identifier{n}.Sanitize()
+	}
+	return strings.Join(q, ", ")
+}

@@ -1,0 +1,51 @@
+// Package warehouse is millrace's side of PostgreSQL: the set-up of the
+// database, its users and rights, the migrations of the orchestrator's own
+// schema, streaming CSV loads through COPY with data contracts, the atomic
+// replacement of tables, and the run ledger.
+package warehouse
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Schema is the orchestrator's own schema, which none of the non-admin
+// users can read or write.
+const Schema = "millrace"
+
+// lockSpace is the first key of every advisory lock millrace takes, so that
+// ours never collide with an application's.
+const lockSpace = 0x6d696c6c // "mill"
+
+// Warehouse is a connection pool to the companydata database as admin.
+type Warehouse struct {
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+}
+
+// Open connects to the database at url (an admin connection) and checks
+// that it answers.
+func Open(ctx context.Context, url string, logger *slog.Logger) (*Warehouse, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", cfg.ConnConfig.Database, err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database %s on %s:%d: %w", cfg.ConnConfig.Database, cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	return &Warehouse{pool: pool, logger: logger}, nil
+}
+
+// Pool returns the connection pool, for the job queue that shares the database.
+func (w *Warehouse) Pool() *pgxpool.Pool { return w.pool }
+
+// Close closes every connection.
+func (w *Warehouse) Close() { w.pool.Close() }
