@@ -1,0 +1,207 @@
+package pipelines_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/gen"
+	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/pipelines"
+	"github.com/millrace/millrace/source"
+	"github.com/millrace/millrace/warehouse"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// now is the clock of these tests: 2020-01 through 2020-03 have closed,
+// 2020-04 is open.
+var now = time.Date(2020, 4, 15, 12, 0, 0, 0, time.UTC)
+
+// testBundle is what a test works with: a set-up database, a generated
+// bucket in dir, and the pipelines reading it.
+type testBundle struct {
+	ctx  context.Context
+	url  string
+	dir  string
+	w    *warehouse.Warehouse
+	set  *pipelines.Set
+	conn *pgx.Conn // admin connection for assertions
+}
+
+// setup creates a fresh database, sets it up and generates a small bucket.
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	ctx := context.Background()
+	url := dbtest.NewDatabase(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	unlock := dbtest.Lock(t)
+	err := warehouse.Setup(ctx, url, warehouse.Passwords{}, logger)
+	unlock()
+	if err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	dir := t.TempDir()
+	if _, err := gen.Write(ctx, dir, gen.Config{Customers: 2000, From: month(t, "2020-01"), To: month(t, "2020-03")}); err != nil {
+		t.Fatalf("gen: %v", err)
+	}
+	w, err := warehouse.Open(ctx, url, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	return &testBundle{ctx: ctx, url: url, dir: dir, w: w, set: newSet(t, dir), conn: conn}
+}
+
+// newSet returns the pipelines reading the directory dir.
+func newSet(t *testing.T, dir string) *pipelines.Set {
+	t.Helper()
+	src, err := source.New(context.Background(), dir, source.S3Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pipelines.New(src)
+}
+
+func month(t *testing.T, s string) millrace.Month {
+	t.Helper()
+	m, err := millrace.ParseMonth(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// run runs a pipeline partition and fails the test on error.
+func (b *testBundle) run(t *testing.T, pipeline, partition string) millrace.Run {
+	t.Helper()
+	r, err := b.tryRun(t, pipeline, partition)
+	if err != nil {
+		t.Fatalf("run %s %s: %v", pipeline, partition, err)
+	}
+	return r
+}
+
+// tryRun runs a pipeline partition and returns its error.
+func (b *testBundle) tryRun(t *testing.T, pipeline, partition string) (millrace.Run, error) {
+	t.Helper()
+	p, err := b.set.Get(pipeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Run(b.ctx, b.w, partition, "test", now)
+}
+
+// query returns the rows of q as text, one string per row, columns joined by "|".
+func (b *testBundle) query(t *testing.T, q string, args ...any) []string {
+	t.Helper()
+	rows, err := b.conn.Query(b.ctx, q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	var out []string
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := make([]string, len(vals))
+		for i, v := range vals {
+			parts[i] = text(v)
+		}
+		out = append(out, strings.Join(parts, "|"))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return out
+}
+
+// text formats a value read from the database; queries cast numerics to text.
+func text(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "NULL"
+	case time.Time:
+		return x.Format("2006-01-02")
+	}
+	return fmt.Sprint(v)
+}
+
+func (b *testBundle) count(t *testing.T, table string) string {
+	t.Helper()
+	return b.query(t, "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize())[0]
+}
+
+// writeFile replaces a file of the bucket.
+func (b *testBundle) writeFile(t *testing.T, key, content string) {
+	t.Helper()
+	path := filepath.Join(b.dir, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// snapshot returns a digest of every public table's content, to show that
+// a failed run changed nothing.
+func (b *testBundle) snapshot(t *testing.T) map[string]string {
+	t.Helper()
+	tables := b.query(t, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1`)
+	snap := map[string]string{}
+	for _, tb := range tables {
+		snap[tb] = b.query(t, "SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, ',' ORDER BY x::text)), '') FROM "+
+			pgx.Identifier{tb}.Sanitize()+" x")[0]
+	}
+	return snap
+}
+
+func assertSame(t *testing.T, before, after map[string]string) {
+	t.Helper()
+	if len(before) != len(after) {
+		t.Errorf("tables before %v, after %v", keys(before), keys(after))
+	}
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("table %s changed: %s -> %s", k, v, after[k])
+		}
+	}
+}
+
+func keys(m map[string]string) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+func contractError(t *testing.T, err error) *millrace.ContractError {
+	t.Helper()
+	var ce *millrace.ContractError
+	if !errors.As(err, &ce) {
+		t.Fatalf("want a contract error, got %v", err)
+	}
+	if !millrace.IsPermanent(err) {
+		t.Errorf("a contract error must be permanent: %v", err)
+	}
+	return ce
+}
