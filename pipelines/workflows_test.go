@@ -163,10 +163,10 @@ func TestBrokenSalesFileChangesNothing(t *testing.T) {
 	const key = "sales/2020-01-01/sales.csv"
 	const head = "idx,value,date,store_idx\n1,2.5,2020-01-03,1\n"
 	for _, c := range []struct {
-		name, file   string
-		line         int64
+		name, file    string
+		line          int64
 		column, value string
-		reason       string
+		reason        string
 	}{
 		{"bad date", head + "2,1.0,2020-01-32,2\n", 3, "date", "2020-01-32", "YYYY-MM-DD"},
 		{"bad value", head + "2,1.0,2020-01-02,2\n3,ten,2020-01-02,2\n", 4, "value", "ten", "decimal"},

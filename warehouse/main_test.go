@@ -1,0 +1,113 @@
+package warehouse_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/warehouse"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// testLogger returns a logger that writes warnings and errors to the test's
+// output.
+func testLogger(t *testing.T) *slog.Logger {
+	t.Helper()
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// connect opens a connection to url, closed when the test ends.
+func connect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// databaseOf returns the name of the database url points at.
+func databaseOf(t *testing.T, url string) string {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Database
+}
+
+// setupBundle is a database on which warehouse.Setup ran, with a connection
+// as admin and one as each of the three users.
+type setupBundle struct {
+	url       string // admin URL
+	database  string
+	admin     *pgx.Conn
+	ds        *pgx.Conn
+	mle       *pgx.Conn
+	analytics *pgx.Conn
+}
+
+// setupDatabase creates a fresh database, runs Setup on it with the default
+// passwords and logs in as ds_user, mle_user and analytics with them. Roles
+// belong to the cluster, so Setup and the logins run under dbtest.Lock: the
+// test that changes a password holds the same lock until it has put the
+// default back, and a connection once open stays open.
+func setupDatabase(t *testing.T) *setupBundle {
+	t.Helper()
+	url := dbtest.NewDatabase(t)
+	b := &setupBundle{url: url, database: databaseOf(t, url)}
+	unlock := dbtest.Lock(t)
+	if err := warehouse.Setup(t.Context(), url, warehouse.Passwords{}, testLogger(t)); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	b.ds = connect(t, dbtest.URL(t, "ds_user", "ds_user", b.database))
+	b.mle = connect(t, dbtest.URL(t, "mle_user", "mle_user", b.database))
+	b.analytics = connect(t, dbtest.URL(t, "analytics", "analytics", b.database))
+	unlock()
+	b.admin = connect(t, url)
+	return b
+}
+
+// exec runs sql on conn and fails the test on an error.
+func exec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
+	t.Helper()
+	if _, err := conn.Exec(t.Context(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// count returns the number of rows of table, read through conn.
+func count(t *testing.T, conn *pgx.Conn, table string) int64 {
+	t.Helper()
+	var n int64
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM "+pgx.Identifier{"public", table}.Sanitize()).Scan(&n); err != nil {
+		t.Fatalf("count %s: %v", table, err)
+	}
+	return n
+}
+
+// sqlState returns the SQLSTATE of err, or "" when it is not a server error.
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// tableExists reports whether public.name exists, as conn sees it.
+func tableExists(t *testing.T, conn *pgx.Conn, name string) bool {
+	t.Helper()
+	var exists bool
+	if err := conn.QueryRow(t.Context(), "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{"public", name}.Sanitize()).Scan(&exists); err != nil {
+		t.Fatalf("look up table %s: %v", name, err)
+	}
+	return exists
+}
