@@ -1,0 +1,122 @@
+package pipelines_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/gen"
+	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/pipelines"
+	"github.com/millrace/millrace/source"
+	"github.com/millrace/millrace/warehouse"
+)
+
+// BenchmarkSalesMonth loads one large generated month (MILLRACE_BENCH_ROWS,
+// 3,000,000 by default) with load_sales_data, next to a bare COPY FROM STDIN
+// of the same file into a plain table of the same columns: what psql's
+// \copy does. Run it with
+//
+//	go test -run '^$' -bench SalesMonth -benchtime 3x ./pipelines
+func BenchmarkSalesMonth(b *testing.B) {
+	ctx := context.Background()
+	rows := 3_000_000
+	if s := os.Getenv("MILLRACE_BENCH_ROWS"); s != "" {
+		var err error
+		if rows, err = strconv.Atoi(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dir := b.TempDir()
+	jan, _ := millrace.ParseMonth("2020-01")
+	if _, err := gen.Write(ctx, dir, gen.Config{Customers: 1000, From: jan, To: jan, SalesPerMonth: rows}); err != nil {
+		b.Fatal(err)
+	}
+	file := filepath.Join(dir, filepath.FromSlash(jan.SalesKey()))
+	info, err := os.Stat(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	url := dbtest.NewDatabase(b)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	unlock := dbtest.Lock(b)
+	err = warehouse.Setup(ctx, url, warehouse.Passwords{}, logger)
+	unlock()
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := warehouse.Open(ctx, url, logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	src, err := source.New(ctx, dir, source.S3Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	set := pipelines.New(src)
+	client, _ := set.Get(millrace.LoadClientData)
+	if _, err := client.Run(ctx, w, "", "bench", now); err != nil {
+		b.Fatal(err)
+	}
+
+	b.Run("load_sales_data", func(b *testing.B) {
+		sales, _ := set.Get(millrace.LoadSalesData)
+		b.SetBytes(info.Size())
+		var n int64
+		for b.Loop() {
+			run, err := sales.Run(ctx, w, "2020-01", "bench", now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n = run.Rows
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+
+	// psql's \copy into a plain table of the same columns, and into one
+	// with the primary key the month's partition has.
+	for name, ddl := range map[string]string{
+		"psql_copy_plain": "CREATE TABLE IF NOT EXISTS copy_plain (idx bigint NOT NULL, value numeric NOT NULL, date date NOT NULL, store_idx integer NOT NULL)",
+		"psql_copy_keyed": "CREATE TABLE IF NOT EXISTS copy_keyed (idx bigint PRIMARY KEY, value numeric NOT NULL, date date NOT NULL, store_idx integer NOT NULL)",
+	} {
+		table := "copy_" + name[len("psql_copy_"):]
+		b.Run(name, func(b *testing.B) {
+			conn, err := pgx.Connect(ctx, url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			if _, err := conn.Exec(ctx, ddl); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(info.Size())
+			var n int64
+			for b.Loop() {
+				b.StopTimer()
+				if _, err := conn.Exec(ctx, "TRUNCATE "+table); err != nil {
+					b.Fatal(err)
+				}
+				f, err := os.Open(file)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				tag, err := conn.PgConn().CopyFrom(ctx, f, "COPY "+table+" FROM STDIN WITH (FORMAT csv, HEADER true)")
+				f.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = tag.RowsAffected()
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}

@@ -1,0 +1,402 @@
+package warehouse_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/warehouse"
+)
+
+// ledgerBundle is a migrated database with a table for runs to write to.
+type ledgerBundle struct {
+	url   string
+	w     *warehouse.Warehouse
+	admin *pgx.Conn
+}
+
+// newLedger opens a Warehouse on a fresh, migrated database holding an empty
+// table items(id, note).
+func newLedger(t *testing.T) *ledgerBundle {
+	t.Helper()
+	url := dbtest.NewDatabase(t)
+	w := openWarehouse(t, url)
+	if err := w.Migrate(t.Context()); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	admin := connect(t, url)
+	exec(t, admin, "CREATE TABLE items (id integer PRIMARY KEY, note text NOT NULL)")
+	return &ledgerBundle{url: url, w: w, admin: admin}
+}
+
+// openWarehouse opens a Warehouse on url, closed when the test ends.
+func openWarehouse(t *testing.T, url string) *warehouse.Warehouse {
+	t.Helper()
+	w, err := warehouse.Open(t.Context(), url, testLogger(t))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(w.Close)
+	return w
+}
+
+// insertItems returns a RunFunc that inserts items with the ids given, logs
+// msg and returns the rows it wrote and err.
+func insertItems(msg string, err error, ids ...int) warehouse.RunFunc {
+	return func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
+		var rows int64
+		for _, id := range ids {
+			tag, e := tx.Exec(ctx, "INSERT INTO items VALUES ($1, $2)", id, msg)
+			if e != nil {
+				return 0, e
+			}
+			rows += tag.RowsAffected()
+		}
+		log.Info(msg, "ids", len(ids))
+		return rows, err
+	}
+}
+
+// partition returns the ledger's record of one partition of pipeline.
+func partition(t *testing.T, w *warehouse.Warehouse, pipeline, part string) millrace.Partition {
+	t.Helper()
+	ps, err := w.Partitions(t.Context(), pipeline)
+	if err != nil {
+		t.Fatalf("Partitions: %v", err)
+	}
+	for _, p := range ps {
+		if p.Partition == part {
+			return p
+		}
+	}
+	t.Fatalf("no ledger record of %s %s in %+v", pipeline, part, ps)
+	return millrace.Partition{}
+}
+
+// runs returns the attempts of a partition, newest first.
+func runs(t *testing.T, w *warehouse.Warehouse, pipeline, part string) []millrace.Run {
+	t.Helper()
+	rs, err := w.Runs(t.Context(), pipeline, part)
+	if err != nil {
+		t.Fatalf("Runs: %v", err)
+	}
+	return rs
+}
+
+// TestExecute runs a partition that succeeds, then fails twice: the data of
+// the success stays, that of the failures does not, and the ledger tells it.
+func TestExecute(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := newLedger(t)
+	spec := warehouse.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "cli"}
+
+	// A success.
+	run, err := b.w.Execute(ctx, spec, insertItems("copied sales", nil, 1, 2, 3))
+	if err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+	if run.State != millrace.StateSucceeded || run.Attempt != 1 || run.Rows != 3 || run.ID == 0 || run.FinishedAt == nil || run.Error != "" {
+		t.Errorf("run = %+v, want attempt 1 succeeded with 3 rows", run)
+	}
+	if n := count(t, b.admin, "items"); n != 3 {
+		t.Errorf("items has %d rows after the success, want 3", n)
+	}
+	p := partition(t, b.w, spec.Pipeline, spec.Partition)
+	if p.State != millrace.StateSucceeded || p.Attempts != 1 || p.Rows != 3 || p.Error != "" || p.LastRunID != run.ID || p.StartedAt == nil || p.FinishedAt == nil {
+		t.Errorf("partition = %+v, want succeeded, 1 attempt, 3 rows, last run %d", p, run.ID)
+	}
+	rs := runs(t, b.w, spec.Pipeline, spec.Partition)
+	if len(rs) != 1 {
+		t.Fatalf("%d runs recorded, want 1: %+v", len(rs), rs)
+	}
+	if r := rs[0]; r.ID != run.ID || r.State != millrace.StateSucceeded || r.Attempt != 1 || r.Rows != 3 || r.Trigger != "cli" || r.FinishedAt == nil {
+		t.Errorf("recorded run = %+v, want attempt 1 succeeded with 3 rows by cli", r)
+	}
+	for _, s := range []string{`msg="copied sales"`, "ids=3", "partition=2020-01", "run succeeded"} {
+		if !strings.Contains(rs[0].Log, s) {
+			t.Errorf("run log does not contain %q:\n%s", s, rs[0].Log)
+		}
+	}
+
+	// A failure after writing: its rows are rolled back.
+	bad := &millrace.ContractError{Key: "sales/2020-01-01/sales.csv", Line: 7, Column: "date", Value: "2020-02-01", Reason: "not in the month"}
+	run, err = b.w.Execute(ctx, spec, insertItems("about to fail", bad, 10, 11))
+	if !errors.Is(err, bad) {
+		t.Fatalf("Execute = %v, want the run's error", err)
+	}
+	if !millrace.IsPermanent(err) {
+		t.Errorf("IsPermanent(%v) = false, want true for a contract error", err)
+	}
+	if run.State != millrace.StateFailed || run.Attempt != 2 || !strings.Contains(run.Error, "line 7") {
+		t.Errorf("run = %+v, want attempt 2 failed with the contract error", run)
+	}
+	if n := count(t, b.admin, "items"); n != 3 {
+		t.Errorf("items has %d rows after a failed run, want the 3 of the success", n)
+	}
+	p = partition(t, b.w, spec.Pipeline, spec.Partition)
+	if p.State != millrace.StateFailed || p.Attempts != 2 || p.Rows != 3 || !strings.Contains(p.Error, "line 7") || p.LastRunID != run.ID {
+		t.Errorf("partition = %+v, want failed, 2 attempts, the error, the 3 rows of the last success, last run %d", p, run.ID)
+	}
+
+	// A failure of SQL inside the run, which aborts its transaction: the
+	// ledger must still record it.
+	run, err = b.w.Execute(ctx, spec, insertItems("duplicate", nil, 20, 1))
+	if err == nil || sqlState(err) != "23505" {
+		t.Fatalf("Execute = %v, want the unique violation of the run", err)
+	}
+	if n := count(t, b.admin, "items"); n != 3 {
+		t.Errorf("items has %d rows after a failed run, want 3", n)
+	}
+	p = partition(t, b.w, spec.Pipeline, spec.Partition)
+	if p.State != millrace.StateFailed || p.Attempts != 3 || !strings.Contains(p.Error, "items_pkey") || p.LastRunID != run.ID {
+		t.Errorf("partition = %+v, want failed, 3 attempts, the unique violation", p)
+	}
+
+	rs = runs(t, b.w, spec.Pipeline, spec.Partition)
+	if len(rs) != 3 {
+		t.Fatalf("%d runs recorded, want 3: %+v", len(rs), rs)
+	}
+	for i, want := range []struct {
+		attempt int
+		state   millrace.State
+		err     string
+		log     string
+	}{
+		{3, millrace.StateFailed, "duplicate key", "run failed"},
+		{2, millrace.StateFailed, "not in the month", `msg="about to fail"`},
+		{1, millrace.StateSucceeded, "", `msg="copied sales"`},
+	} {
+		r := rs[i]
+		if r.Attempt != want.attempt || r.State != want.state || r.FinishedAt == nil ||
+			(want.err == "") != (r.Error == "") || !strings.Contains(r.Error, want.err) || !strings.Contains(r.Log, want.log) {
+			t.Errorf("run %d = %+v\nwant attempt %d %s, error with %q, log with %q", i, r, want.attempt, want.state, want.err, want.log)
+		}
+	}
+	if rs[0].Rows != 0 || rs[1].Rows != 0 {
+		t.Errorf("failed runs recorded %d and %d rows, want 0", rs[0].Rows, rs[1].Rows)
+	}
+}
+
+// TestExecuteAlreadyRunning holds a run inside its function and starts the
+// same partition again, from the same process and from another: both are
+// refused without running, while other partitions run.
+func TestExecuteAlreadyRunning(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := newLedger(t)
+	other := openWarehouse(t, b.url) // another process
+	spec := warehouse.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "schedule"}
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	// Registered after the warehouses' Close, so it runs before them.
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	type result struct {
+		run millrace.Run
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		run, err := b.w.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
+			close(entered)
+			<-release
+			return insertItems("held", nil, 1)(ctx, tx, log)
+		})
+		done <- result{run, err}
+	}()
+	select {
+	case <-entered:
+	case r := <-done:
+		t.Fatalf("the first run ended without entering its function: %v", r.err)
+	}
+
+	for name, w := range map[string]*warehouse.Warehouse{"same process": b.w, "another process": other} {
+		called := false
+		_, err := w.Execute(ctx, spec, func(context.Context, pgx.Tx, *slog.Logger) (int64, error) {
+			called = true
+			return 0, nil
+		})
+		if !errors.Is(err, millrace.ErrAlreadyRunning) {
+			t.Errorf("%s: second Execute of %s = %v, want ErrAlreadyRunning", name, spec.Partition, err)
+		}
+		if called {
+			t.Errorf("%s: the refused run's function ran", name)
+		}
+	}
+
+	// Other partitions, and the same partition of another pipeline, run.
+	for id, s := range map[int]warehouse.RunSpec{
+		2: {Pipeline: millrace.LoadSalesData, Partition: "2020-02"},
+		3: {Pipeline: millrace.SalesStatistics, Partition: "2020-01"},
+	} {
+		run, err := other.Execute(ctx, s, insertItems("meanwhile", nil, id))
+		if err != nil || run.State != millrace.StateSucceeded {
+			t.Errorf("Execute %s %s while %s runs = %+v, %v; want it to succeed", s.Pipeline, s.Partition, spec.Partition, run, err)
+		}
+	}
+
+	releaseOnce.Do(func() { close(release) })
+	r := <-done
+	if r.err != nil || r.run.State != millrace.StateSucceeded || r.run.Attempt != 1 {
+		t.Errorf("the held run = %+v, %v; want attempt 1 succeeded", r.run, r.err)
+	}
+	if p := partition(t, b.w, spec.Pipeline, spec.Partition); p.Attempts != 1 || p.State != millrace.StateSucceeded {
+		t.Errorf("partition = %+v, want 1 attempt, succeeded: refused runs are no attempts", p)
+	}
+	if rs := runs(t, b.w, spec.Pipeline, spec.Partition); len(rs) != 1 {
+		t.Errorf("%d runs recorded, want 1: %+v", len(rs), rs)
+	}
+	if n := count(t, b.admin, "items"); n != 3 {
+		t.Errorf("items has %d rows, want 3, one of each run", n)
+	}
+
+	// Once the first has ended, the partition runs again.
+	if _, err := b.w.Execute(ctx, spec, insertItems("again", nil)); err != nil {
+		t.Errorf("Execute after the first ended: %v", err)
+	}
+}
+
+// TestExecuteInterrupted leaves attempts "running" as a dead process would
+// and checks that the next Execute closes them as failed.
+func TestExecuteInterrupted(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ledger left running", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		b := newLedger(t)
+		spec := warehouse.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-03"}
+		if _, err := b.w.Execute(ctx, spec, insertItems("first", nil, 1)); err != nil {
+			t.Fatal(err)
+		}
+		// A second attempt whose process died inside it.
+		var dead int64
+		err := b.admin.QueryRow(ctx, `INSERT INTO millrace.runs (pipeline, partition, attempt, state)
+			VALUES ($1, $2, 2, 'running') RETURNING id`, spec.Pipeline, spec.Partition).Scan(&dead)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(t, b.admin, `UPDATE millrace.partitions SET state = 'running', attempts = 2, last_run_id = $3
+			WHERE pipeline = $1 AND partition = $2`, spec.Pipeline, spec.Partition, dead)
+
+		run, err := b.w.Execute(ctx, spec, insertItems("third", nil, 3))
+		if err != nil || run.Attempt != 3 || run.State != millrace.StateSucceeded {
+			t.Fatalf("Execute after the interrupted attempt = %+v, %v; want attempt 3 succeeded", run, err)
+		}
+		checkInterrupted(t, b.w, spec, dead)
+		if p := partition(t, b.w, spec.Pipeline, spec.Partition); p.State != millrace.StateSucceeded || p.Attempts != 3 || p.Rows != 1 {
+			t.Errorf("partition = %+v, want succeeded after 3 attempts with 1 row", p)
+		}
+	})
+
+	t.Run("connection killed inside the run", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		b := newLedger(t)
+		spec := warehouse.RunSpec{Pipeline: millrace.LoadClientData}
+		var pid uint32
+		_, err := b.w.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
+			if _, err := tx.Exec(ctx, "INSERT INTO items VALUES (1, 'lost')"); err != nil {
+				return 0, err
+			}
+			pid = tx.Conn().PgConn().PID()
+			// The process dies: its session ends, as if killed.
+			if _, err := b.admin.Exec(ctx, "SELECT pg_terminate_backend($1, 5000)", int64(pid)); err != nil {
+				return 0, err
+			}
+			_, err := tx.Exec(ctx, "SELECT 1")
+			return 1, err
+		})
+		if err == nil {
+			t.Fatal("Execute succeeded on a killed connection")
+		}
+		rs := runs(t, b.w, spec.Pipeline, spec.Partition)
+		if len(rs) != 1 || rs[0].State != millrace.StateRunning {
+			t.Fatalf("runs after the kill = %+v, want one left running", rs)
+		}
+
+		// The lock died with the session: the partition runs again.
+		run, err := b.w.Execute(ctx, spec, insertItems("again", nil, 1))
+		if err != nil || run.Attempt != 2 {
+			t.Fatalf("Execute after the kill = %+v, %v; want attempt 2 succeeded", run, err)
+		}
+		checkInterrupted(t, b.w, spec, rs[0].ID)
+		if n := count(t, b.admin, "items"); n != 1 {
+			t.Errorf("items has %d rows, want the 1 of the second run", n)
+		}
+	})
+}
+
+// checkInterrupted checks that run id of spec's partition was closed as
+// failed, interrupted.
+func checkInterrupted(t *testing.T, w *warehouse.Warehouse, spec warehouse.RunSpec, id int64) {
+	t.Helper()
+	for _, r := range runs(t, w, spec.Pipeline, spec.Partition) {
+		if r.ID != id {
+			continue
+		}
+		if r.State != millrace.StateFailed || !strings.Contains(r.Error, "interrupted") || r.FinishedAt == nil {
+			t.Errorf("interrupted run = %+v, want failed, finished, with an error saying interrupted", r)
+		}
+		return
+	}
+	t.Errorf("run %d is gone from the ledger", id)
+}
+
+// TestMigrate applies the migrations from several processes at once, then
+// again: each is applied and recorded once.
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := dbtest.NewDatabase(t)
+
+	const processes = 4
+	ws := make([]*warehouse.Warehouse, processes)
+	for i := range ws {
+		ws[i] = openWarehouse(t, url)
+	}
+	errs := make(chan error, processes)
+	start := make(chan struct{})
+	for _, w := range ws {
+		go func() {
+			<-start
+			errs <- w.Migrate(ctx)
+		}()
+	}
+	close(start)
+	for range processes {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Migrate: %v", err)
+		}
+	}
+	if err := ws[0].Migrate(ctx); err != nil {
+		t.Errorf("Migrate again: %v", err)
+	}
+
+	conn := connect(t, url)
+	rows, err := conn.Query(ctx, "SELECT version || ' ' || name FROM millrace.schema_migrations ORDER BY version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"1 0001_ledger.sql", "2 0002_sales.sql"}; strings.Join(got, ";") != strings.Join(want, ";") {
+		t.Errorf("schema_migrations = %q, want %q", got, want)
+	}
+	for _, table := range []string{"millrace.partitions", "millrace.runs", "public.sales", "public.monthly_sales"} {
+		var exists bool
+		if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil || !exists {
+			t.Errorf("table %s missing after Migrate: %v", table, err)
+		}
+	}
+}
