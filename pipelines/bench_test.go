@@ -63,7 +63,7 @@ func BenchmarkSalesMonth(b *testing.B) {
 	}
 	set := pipelines.New(src)
 	client, _ := set.Get(millrace.LoadClientData)
-	if _, err := client.Run(ctx, w, "", "bench", now); err != nil {
+	if _, err := client.Run(ctx, w, warehouse.RunSpec{Trigger: "bench"}, now); err != nil {
 		b.Fatal(err)
 	}
 
@@ -72,7 +72,7 @@ func BenchmarkSalesMonth(b *testing.B) {
 		b.SetBytes(info.Size())
 		var n int64
 		for b.Loop() {
-			run, err := sales.Run(ctx, w, "2020-01", "bench", now)
+			run, err := sales.Run(ctx, w, warehouse.RunSpec{Partition: "2020-01", Trigger: "bench"}, now)
 			if err != nil {
 				b.Fatal(err)
 			}

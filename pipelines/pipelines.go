@@ -95,15 +95,16 @@ func (p Pipeline) CheckPartition(partition string, now time.Time) (millrace.Mont
 	return m, nil
 }
 
-// Run executes one attempt of the pipeline's partition through the ledger
-// of w: it refuses a partition that may not run at now, and otherwise
-// returns the attempt as recorded, with the pipeline's error if it failed.
-func (p Pipeline) Run(ctx context.Context, w *warehouse.Warehouse, partition, trigger string, now time.Time) (millrace.Run, error) {
-	m, err := p.CheckPartition(partition, now)
+// Run executes one attempt of the pipeline's partition named in spec
+// through the ledger of w: it refuses a partition that may not run at now,
+// and otherwise returns the attempt as recorded, with the pipeline's error
+// if it failed.
+func (p Pipeline) Run(ctx context.Context, w *warehouse.Warehouse, spec warehouse.RunSpec, now time.Time) (millrace.Run, error) {
+	m, err := p.CheckPartition(spec.Partition, now)
 	if err != nil {
 		return millrace.Run{}, err
 	}
-	spec := warehouse.RunSpec{Pipeline: p.Name, Partition: partition, Trigger: trigger}
+	spec.Pipeline = p.Name
 	return w.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
 		return p.run(ctx, tx, m, log)
 	})

@@ -104,7 +104,7 @@ func (b *testBundle) tryRun(t *testing.T, pipeline, partition string) (millrace.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p.Run(b.ctx, b.w, partition, "test", now)
+	return p.Run(b.ctx, b.w, warehouse.RunSpec{Partition: partition, Trigger: "test"}, now)
 }
 
 // query returns the rows of q as text, one string per row, columns joined by "|".

@@ -76,6 +76,7 @@ func TestCopyCSV(t *testing.T) {
 		contract warehouse.Table
 		file     string
 		want     []string // rows as text, "|"-separated, NULL for null, ordered by the first column
+		rows     int64    // the number of rows, when want does not list them
 	}{
 		{
 			name:     "header order of the real files",
@@ -129,19 +130,17 @@ func TestCopyCSV(t *testing.T) {
 			name:     "header only",
 			contract: salesContract,
 			file:     "idx,value,date,store_idx\n",
-			want:     nil,
 		},
 		{
 			name:     "header only without newline",
 			contract: salesContract,
 			file:     "idx,value,date,store_idx",
-			want:     nil,
 		},
 		{
 			name:     "many rows",
 			contract: salesContract,
 			file:     manySales(5000),
-			want:     nil, // only counted, below
+			rows:     5000,
 		},
 		{
 			name:     "empty optional fields are NULL",
@@ -155,12 +154,12 @@ func TestCopyCSV(t *testing.T) {
 			},
 		},
 	}
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
 			conn := connect(t, url)
-			dest := "loaded_" + strings.NewReplacer(" ", "_", "-", "_", ",", "").Replace(tt.name)
+			dest := fmt.Sprintf("loaded_%02d", i)
 			tx, err := conn.Begin(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -171,10 +170,7 @@ func TestCopyCSV(t *testing.T) {
 			if err != nil {
 				t.Fatalf("CopyCSV: %v", err)
 			}
-			wantRows := int64(len(tt.want))
-			if tt.name == "many rows" {
-				wantRows = 5000
-			}
+			wantRows := max(tt.rows, int64(len(tt.want)))
 			if n != wantRows {
 				t.Errorf("CopyCSV returned %d rows, want %d", n, wantRows)
 			}

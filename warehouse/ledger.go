@@ -21,6 +21,14 @@ type RunSpec struct {
 	Trigger string
 	// JobID is the job queue's id of the run, 0 outside the queue.
 	JobID int64
+	// WillRetry says that the job queue tries again when this attempt fails
+	// with an error that is not permanent: the partition is then recorded
+	// as queued, not failed, with the attempt's error.
+	WillRetry bool
+	// OnSuccess, when set, runs in the attempt's transaction after the work
+	// and before the commit: the job queue completes its job and enqueues
+	// follow-up runs there, so that they commit with the data or not at all.
+	OnSuccess func(ctx context.Context, tx pgx.Tx) error
 }
 
 // RunFunc does a run's work inside tx, which commits together with the
@@ -99,8 +107,13 @@ func (w *Warehouse) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (mill
 			return err
 		}
 		run.Rows = rows
+		if spec.OnSuccess != nil {
+			if err := spec.OnSuccess(ctx, tx); err != nil {
+				return err
+			}
+		}
 		log.Info("run succeeded", "rows", rows, "seconds", time.Since(started).Seconds())
-		return finish(ctx, tx, &run, nil, rl.String())
+		return finish(ctx, tx, &run, nil, false, rl.String())
 	})
 	if runErr == nil {
 		return run, nil
@@ -108,7 +121,7 @@ func (w *Warehouse) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (mill
 	log.Error("run failed", "err", runErr, "seconds", time.Since(started).Seconds())
 	run.Rows = 0
 	ferr := pgx.BeginFunc(context.WithoutCancel(ctx), conn, func(tx pgx.Tx) error {
-		return finish(context.WithoutCancel(ctx), tx, &run, runErr, rl.String())
+		return finish(context.WithoutCancel(ctx), tx, &run, runErr, spec.WillRetry && !millrace.IsPermanent(runErr), rl.String())
 	})
 	if ferr != nil {
 		return run, errors.Join(runErr, fmt.Errorf("record failure: %w", ferr))
@@ -116,8 +129,9 @@ func (w *Warehouse) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (mill
 	return run, runErr
 }
 
-// finish records the attempt's outcome in the ledger.
-func finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runErr error, log string) error {
+// finish records the attempt's outcome in the ledger; retry says that the
+// job queue will try a failed attempt again, so the partition is queued.
+func finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runErr error, retry bool, log string) error {
 	run.State, run.Error = millrace.StateSucceeded, ""
 	if runErr != nil {
 		run.State, run.Error = millrace.StateFailed, runErr.Error()
@@ -131,13 +145,17 @@ func finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runErr error, log
 		return fmt.Errorf("record outcome of run %d: %w", run.ID, err)
 	}
 	run.FinishedAt = &finished
+	state := run.State
+	if retry {
+		state = millrace.StateQueued
+	}
 	// A failure keeps the rows of the newest success: that data is still there.
 	if _, err := tx.Exec(ctx, `
 		UPDATE millrace.partitions SET state = $3, finished_at = $4, error = $5, updated_at = clock_timestamp(),
 			rows = CASE WHEN $3 = 'succeeded' THEN $6 ELSE rows END,
 			succeeded_at = CASE WHEN $3 = 'succeeded' THEN $4 ELSE succeeded_at END
 		WHERE pipeline = $1 AND partition = $2`,
-		run.Pipeline, run.Partition, run.State, finished, run.Error, run.Rows); err != nil {
+		run.Pipeline, run.Partition, state, finished, run.Error, run.Rows); err != nil {
 		return fmt.Errorf("record outcome of %s %s: %w", run.Pipeline, partitionLabel(run.Partition), err)
 	}
 	return nil
@@ -187,4 +205,18 @@ func (w *Warehouse) Runs(ctx context.Context, pipeline, partition string) ([]mil
 		return nil, fmt.Errorf("read runs of %s %s: %w", pipeline, partitionLabel(partition), err)
 	}
 	return runs, nil
+}
+
+// MarkQueued records in tx that a run of the partition waits in the job
+// queue, unless one is running now. The job queue calls it in the
+// transaction that inserts the job.
+func MarkQueued(ctx context.Context, tx pgx.Tx, pipeline, partition string) error {
+	_, err := tx.Exec(ctx, `
+		INSERT INTO millrace.partitions AS p (pipeline, partition, state) VALUES ($1, $2, 'queued')
+		ON CONFLICT (pipeline, partition) DO UPDATE SET state = 'queued', updated_at = clock_timestamp()
+		WHERE p.state <> 'running'`, pipeline, partition)
+	if err != nil {
+		return fmt.Errorf("record %s %s as queued: %w", pipeline, partitionLabel(partition), err)
+	}
+	return nil
 }

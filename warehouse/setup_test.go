@@ -238,6 +238,24 @@ func TestSetupPassword(t *testing.T) {
 	unlock()
 }
 
+// TestSetupConcurrent runs Setup from two processes on one database at
+// once, roles missing or not: both succeed.
+func TestSetupConcurrent(t *testing.T) {
+	t.Parallel()
+	url := dbtest.NewDatabase(t)
+	unlock := dbtest.Lock(t)
+	defer unlock()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- warehouse.Setup(t.Context(), url, warehouse.Passwords{}, testLogger(t)) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Setup: %v", err)
+		}
+	}
+}
+
 // TestSetupCreatesDatabase runs Setup with the URL of a database that does
 // not exist yet.
 func TestSetupCreatesDatabase(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/source"
 	"github.com/millrace/millrace/warehouse"
 )
@@ -21,6 +22,13 @@ type Config struct {
 	Passwords   warehouse.Passwords
 	SalesStart  string
 	LogLevel    string
+
+	HTTPAddr          string
+	MaxConcurrentRuns string
+	MaxAttempts       string
+	RetryBackoff      string
+	PassInterval      string
+	RescueAfter       string
 }
 
 // setting ties one configuration field to its environment variable, its
@@ -50,6 +58,12 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_ADMIN_PASSWORD", flag: "admin-password", def: "admin", usage: "password given to admin if set-up has to create that user", secret: true, str: &c.Passwords.Admin},
 		{env: "MILLRACE_SALES_START", flag: "sales-start", def: "2020-01", usage: "first month of the monthly sales schedule (YYYY-MM)", str: &c.SalesStart},
 		{env: "MILLRACE_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
+		{env: "MILLRACE_HTTP_ADDR", flag: "http-addr", def: ":8082", usage: "address of the web UI, /healthz and /metrics", str: &c.HTTPAddr},
+		{env: "MILLRACE_MAX_CONCURRENT_RUNS", flag: "max-concurrent-runs", def: "2", usage: "runs one process executes at once", str: &c.MaxConcurrentRuns},
+		{env: "MILLRACE_MAX_ATTEMPTS", flag: "max-attempts", def: "5", usage: "attempts of a run failing with transient errors before it stays failed", str: &c.MaxAttempts},
+		{env: "MILLRACE_RETRY_BACKOFF", flag: "retry-backoff", def: "30s", usage: "wait before the first retry; doubles each attempt, at most 1h", str: &c.RetryBackoff},
+		{env: "MILLRACE_SCHEDULE_INTERVAL", flag: "schedule-interval", def: "1m", usage: "how often the scheduler looks for due work (it also wakes when a month closes)", str: &c.PassInterval},
+		{env: "MILLRACE_RESCUE_AFTER", flag: "rescue-after", def: "5m", usage: "how long a job may look stuck (its process died) before another worker takes it", str: &c.RescueAfter},
 	}
 }
 
@@ -94,4 +108,43 @@ func (c *Config) monthsDue(now time.Time) ([]millrace.Month, error) {
 		return nil, err
 	}
 	return millrace.Range(start, millrace.LastClosed(now)), nil
+}
+
+// orchestratorConfig parses the orchestrator's settings.
+func (c *Config) orchestratorConfig() (orchestrator.Config, error) {
+	var oc orchestrator.Config
+	var err error
+	if oc.SalesStart, err = c.salesStart(); err != nil {
+		return oc, err
+	}
+	for _, n := range []struct {
+		env string
+		s   string
+		dst *int
+	}{
+		{"MILLRACE_MAX_CONCURRENT_RUNS", c.MaxConcurrentRuns, &oc.MaxConcurrentRuns},
+		{"MILLRACE_MAX_ATTEMPTS", c.MaxAttempts, &oc.MaxAttempts},
+	} {
+		v, err := strconv.Atoi(n.s)
+		if err != nil || v < 1 {
+			return oc, fmt.Errorf("%s=%q: want a whole number of at least 1", n.env, n.s)
+		}
+		*n.dst = v
+	}
+	for _, d := range []struct {
+		env string
+		s   string
+		dst *time.Duration
+	}{
+		{"MILLRACE_RETRY_BACKOFF", c.RetryBackoff, &oc.RetryBackoff},
+		{"MILLRACE_SCHEDULE_INTERVAL", c.PassInterval, &oc.PassInterval},
+		{"MILLRACE_RESCUE_AFTER", c.RescueAfter, &oc.RescueAfter},
+	} {
+		v, err := time.ParseDuration(d.s)
+		if err != nil || v <= 0 {
+			return oc, fmt.Errorf("%s=%q: want a duration such as 30s or 5m", d.env, d.s)
+		}
+		*d.dst = v
+	}
+	return oc, nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/warehouse"
 )
 
 // runCommand returns "millrace run PIPELINE [--partition YYYY-MM]".
@@ -38,7 +39,7 @@ Pipelines: ` + pipelineNames() + `.`,
 				return err
 			}
 			defer w.Close()
-			run, err := p.Run(ctx, w, partition, "cli", m.Now())
+			run, err := p.Run(ctx, w, warehouse.RunSpec{Partition: partition, Trigger: "cli"}, m.Now())
 			if errors.Is(err, millrace.ErrAlreadyRunning) {
 				return fmt.Errorf("%w: another millrace is running it now; wait for it, or see `millrace status %s`", err, p.Name)
 			}

@@ -15,6 +15,8 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 
 func TestNewDatabase(t *testing.T) {
 	t.Parallel()
+	conn := connect(t, dbtest.NewDatabase(t))
+
 	names := make(chan string, 2)
 	t.Run("group", func(t *testing.T) {
 		for _, sub := range []string{"first", "second"} {
@@ -26,20 +28,22 @@ func TestNewDatabase(t *testing.T) {
 					t.Fatal(err)
 				}
 				names <- name
-				// The database is empty and the test owns it.
+				// The database is the test's own: it may create what it likes.
 				if _, err := conn.Exec(t.Context(), "create table t (id int)"); err != nil {
 					t.Fatal(err)
 				}
 			})
 		}
 	})
+	if len(names) != 2 {
+		t.Fatalf("%d of 2 parallel tests got a database", len(names))
+	}
 	first, second := <-names, <-names
 	if first == second {
 		t.Errorf("both tests got database %s", first)
 	}
 
-	// The databases were dropped when the subtests ended.
-	conn := connect(t, dbtest.NewDatabase(t))
+	// The databases were dropped when their tests ended.
 	var left int
 	err := conn.QueryRow(t.Context(), "select count(*) from pg_database where datname = any($1)", []string{first, second}).Scan(&left)
 	if err != nil || left != 0 {

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/orchestrator"
+)
+
+// backfillCommand returns "millrace backfill PIPELINE --from --to --only ...".
+func (m *Main) backfillCommand() *cobra.Command {
+	var (
+		req  orchestrator.BackfillRequest
+		only string
+		wait bool
+	)
+	cmd := &cobra.Command{
+		Use:   "backfill PIPELINE --from YYYY-MM --to YYYY-MM --only missing|failed|missing,failed|all",
+		Short: "Run the missing or failed months of a range (preview with --dry-run)",
+		Long: `Runs the months of a range whose state --only selects: missing (never ran),
+failed, missing,failed, or all. --dry-run prints every month of the range with
+its state and whether and why it would run, and changes nothing. Without
+--wait the months are queued for the running serve and the command returns;
+with --wait this process works them too, shows progress, then prints each
+failed month with its error and exits non-zero if any failed. A month already
+queued or running is never queued twice.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			var err error
+			if req.Only, err = orchestrator.ParseOnly(only); err != nil {
+				return err
+			}
+			if req.From == "" {
+				req.From = m.config.SalesStart
+			}
+			if req.To == "" {
+				req.To = millrace.LastClosed(m.Now()).String()
+			}
+			req.Pipeline, req.Trigger = args[0], "backfill"
+			oc, err := m.config.orchestratorConfig()
+			if err != nil {
+				return err
+			}
+			set, err := m.pipelines(ctx)
+			if err != nil {
+				return err
+			}
+			w, err := m.openWarehouse(ctx)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			oc.Workers, oc.Now, oc.Logger = wait && !req.DryRun, m.Now, m.logger
+			o, err := orchestrator.New(ctx, w, set, oc)
+			if err != nil {
+				return err
+			}
+			plan, err := o.Backfill(ctx, req)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			var selected []string
+			for _, p := range plan {
+				if p.Run {
+					selected = append(selected, p.Partition)
+				}
+			}
+			if req.DryRun {
+				printPlan(out, plan)
+				fmt.Fprintf(out, "would run %d of %d months (dry run: nothing queued)\n", len(selected), len(plan))
+				return nil
+			}
+			fmt.Fprintf(out, "queued %d of %d months: %s\n", len(selected), len(plan), strings.Join(selected, " "))
+			if !wait || len(selected) == 0 {
+				return nil
+			}
+			if err := o.Start(ctx); err != nil {
+				return err
+			}
+			done, err := o.Wait(ctx, req.Pipeline, selected, progressBar(cmd.ErrOrStderr()))
+			fmt.Fprintln(cmd.ErrOrStderr())
+			stopErr := o.Stop(ctx, stopGrace)
+			if err != nil {
+				return err
+			}
+			var failed int
+			for _, p := range done {
+				if p.State == millrace.StateFailed {
+					failed++
+					fmt.Fprintf(out, "%s failed: %s\n", p.Partition, p.Error)
+				}
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of %d months failed", failed, len(selected))
+			}
+			fmt.Fprintf(out, "all %d months succeeded\n", len(selected))
+			return stopErr
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.From, "from", "", "first month, YYYY-MM (default MILLRACE_SALES_START)")
+	f.StringVar(&req.To, "to", "", "last month, YYYY-MM (default the last closed month)")
+	f.StringVar(&only, "only", "missing,failed", "which months: missing, failed, missing,failed or all")
+	f.BoolVar(&req.DryRun, "dry-run", false, "print the plan, change nothing")
+	f.BoolVar(&wait, "wait", false, "work the months in this process too and wait for them")
+	return cmd
+}
+
+// printPlan writes a backfill plan as a table.
+func printPlan(w io.Writer, plan []orchestrator.BackfillMonth) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MONTH\tSTATE\tACTION\tWHY")
+	for _, p := range plan {
+		action := "skip"
+		if p.Run {
+			action = "run"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Partition, p.State, action, p.Reason)
+	}
+	tw.Flush()
+}
+
+// progressBar returns a progress function that redraws a bar on w.
+func progressBar(w io.Writer) func(done, total int) {
+	return func(done, total int) {
+		const width = 30
+		filled := width * done / max(total, 1)
+		fmt.Fprintf(w, "\r[%s%s] %d/%d months", strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, total)
+	}
+}

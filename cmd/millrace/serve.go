@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/millrace/millrace/orchestrator"
+	"github.com/millrace/millrace/web"
+)
+
+// stopGrace is how long running runs may take to finish after a stop signal
+// before they are cancelled (rolled back and queued again).
+const stopGrace = 30 * time.Second
+
+// serveCommand returns "millrace serve".
+func (m *Main) serveCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the scheduler, the workers and the web server until stopped",
+		Long: `Runs the scheduler (catch-up of due months, the one-off client load,
+process_data after every client load, a pass when each month closes), the
+workers (at most MILLRACE_MAX_CONCURRENT_RUNS runs at once, retries with
+backoff) and the HTTP server on MILLRACE_HTTP_ADDR (/healthz, /metrics).
+Several serve processes may share one database. SIGINT or SIGTERM stops it:
+running runs get 30s to finish, then roll back and go back to the queue.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return m.serve(cmd.Context())
+		},
+	}
+}
+
+// serve runs until ctx ends.
+func (m *Main) serve(ctx context.Context) error {
+	oc, err := m.config.orchestratorConfig()
+	if err != nil {
+		return err
+	}
+	set, err := m.pipelines(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := m.openWarehouse(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	oc.Workers, oc.Scheduler, oc.Now, oc.Logger, oc.Registerer = true, true, m.Now, m.logger, reg
+	o, err := orchestrator.New(ctx, w, set, oc)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", m.config.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", m.config.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           web.New(web.Config{Warehouse: w, Gatherer: reg, Logger: m.logger}).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	if err := o.Start(ctx); err != nil {
+		_ = srv.Close()
+		return err
+	}
+	m.logger.Info("serving", "addr", ln.Addr().String(), "max_concurrent_runs", oc.MaxConcurrentRuns)
+
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+	}
+	m.logger.Info("stopping: letting running runs finish", "grace", stopGrace)
+	stopCtx := context.WithoutCancel(ctx)
+	stopErr := o.Stop(stopCtx, stopGrace)
+	shutdown, cancel := context.WithTimeout(stopCtx, 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdown)
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	m.logger.Info("stopped")
+	return stopErr
+}

@@ -1,0 +1,133 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/warehouse"
+)
+
+// runArgs is the job of one run of a pipeline partition. Only the
+// pipeline and partition make it unique: a month is never queued twice,
+// whoever asks.
+type runArgs struct {
+	Pipeline  string `json:"pipeline" river:"unique"`
+	Partition string `json:"partition" river:"unique"`
+	// Trigger says who asked: schedule, backfill, cli, ui, after:PIPELINE.
+	Trigger string `json:"trigger"`
+}
+
+// Kind names the job kind in River's tables.
+func (runArgs) Kind() string { return "millrace_run" }
+
+// InsertOpts puts runs in their queue, unique while queued or running.
+func (runArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: queueRuns, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates}}
+}
+
+// snoozeBusy is how long a run waits when its partition is running elsewhere.
+const snoozeBusy = 15 * time.Second
+
+// runWorker executes runs.
+type runWorker struct {
+	river.WorkerDefaults[runArgs]
+	o *Orchestrator
+}
+
+// Work runs the partition through the ledger. The job's completion, the
+// follow-up jobs and the data commit in one transaction. A permanent
+// failure cancels the job (no retries); a transient one returns the error
+// for River to retry with backoff; a partition running elsewhere snoozes.
+func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
+	o := wk.o
+	p, err := o.set.Get(job.Args.Pipeline)
+	if err != nil {
+		return river.JobCancel(err)
+	}
+	spec := warehouse.RunSpec{
+		Partition: job.Args.Partition,
+		Trigger:   job.Args.Trigger,
+		JobID:     job.ID,
+		WillRetry: job.Attempt < job.MaxAttempts,
+		OnSuccess: func(ctx context.Context, tx pgx.Tx) error {
+			if p.Name == millrace.LoadClientData {
+				if _, err := o.enqueueTx(ctx, tx, millrace.ProcessData, []string{""}, "after:"+millrace.LoadClientData); err != nil {
+					return err
+				}
+				// The stores are in: the months waiting for them can go.
+				if _, err := o.client.InsertTx(ctx, tx, passArgs{}, nil); err != nil {
+					return fmt.Errorf("queue a scheduler pass: %w", err)
+				}
+			}
+			if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+				return fmt.Errorf("complete job %d: %w", job.ID, err)
+			}
+			return nil
+		},
+	}
+	started := time.Now()
+	run, err := p.Run(ctx, o.w, spec, o.cfg.Now())
+	switch {
+	case errors.Is(err, millrace.ErrAlreadyRunning):
+		return river.JobSnooze(snoozeBusy)
+	case err != nil && ctx.Err() != nil:
+		// Shutting down: the run rolled back; run it again on the next start.
+		return river.JobSnooze(0)
+	case millrace.IsPermanent(err):
+		o.metrics.observe(p.Name, millrace.StateFailed, time.Since(started), 0)
+		return river.JobCancel(err)
+	case err != nil:
+		o.metrics.observe(p.Name, millrace.StateFailed, time.Since(started), 0)
+		return err
+	}
+	o.metrics.observe(p.Name, run.State, time.Since(started), run.Rows)
+	return nil
+}
+
+// passArgs is the job of one scheduler pass. A pass scheduled for the
+// instant a month closes carries that instant, so that there is one.
+type passArgs struct {
+	At time.Time `json:"at,omitzero"`
+}
+
+// Kind names the job kind in River's tables.
+func (passArgs) Kind() string { return "millrace_scheduler_pass" }
+
+// InsertOpts puts passes in the scheduler's queue, one per instant.
+func (passArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: queueScheduler, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates}}
+}
+
+// passWorker runs scheduler passes.
+type passWorker struct {
+	river.WorkerDefaults[passArgs]
+	o *Orchestrator
+}
+
+// Work runs one scheduler pass.
+func (wk *passWorker) Work(ctx context.Context, _ *river.Job[passArgs]) error {
+	_, err := wk.o.Pass(ctx)
+	return err
+}
+
+// backoff is the retry policy: base, then twice as long each attempt, at
+// most max.
+type backoff struct{ base, max time.Duration }
+
+// NextRetry returns when the job's next attempt runs.
+func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
+	wait := time.Duration(float64(b.base) * math.Pow(2, float64(max(job.Attempt-1, 0))))
+	if wait > b.max || wait <= 0 {
+		wait = b.max
+	}
+	return time.Now().Add(wait)
+}

@@ -1,0 +1,123 @@
+package orchestrator
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/millrace/millrace"
+)
+
+// metrics are the orchestrator's Prometheus series observed as runs end.
+// Series read from the database at scrape time live in package web.
+type metrics struct {
+	duration *prometheus.HistogramVec
+	rows     *prometheus.CounterVec
+	attempts *prometheus.CounterVec
+}
+
+// newMetrics creates the series and registers them with reg, if not nil.
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "millrace_run_duration_seconds",
+			Help:    "Duration of run attempts executed by this process.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+		}, []string{"pipeline", "state"}),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "millrace_rows_loaded_total",
+			Help: "Rows written by successful runs executed by this process.",
+		}, []string{"pipeline"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "millrace_run_attempts_total",
+			Help: "Run attempts executed by this process, by outcome.",
+		}, []string{"pipeline", "state"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.duration, m.rows, m.attempts)
+	}
+	return m
+}
+
+// observe records one finished attempt.
+func (m *metrics) observe(pipeline string, state millrace.State, d time.Duration, rows int64) {
+	m.duration.WithLabelValues(pipeline, string(state)).Observe(d.Seconds())
+	m.attempts.WithLabelValues(pipeline, string(state)).Inc()
+	if state == millrace.StateSucceeded {
+		m.rows.WithLabelValues(pipeline).Add(float64(rows))
+	}
+}
+
+// collector reads the ledger and the queue at each scrape.
+type collector struct {
+	o           *Orchestrator
+	partitions  *prometheus.Desc
+	queueDepth  *prometheus.Desc
+	scrapeError *prometheus.Desc
+}
+
+// newCollector describes the series read from the database.
+func newCollector(o *Orchestrator) *collector {
+	return &collector{
+		o: o,
+		partitions: prometheus.NewDesc("millrace_partitions",
+			"Pipeline partitions in the run ledger, by the state of their newest attempt.", []string{"pipeline", "state"}, nil),
+		queueDepth: prometheus.NewDesc("millrace_queue_jobs",
+			"Run jobs in the job queue, by River job state.", []string{"state"}, nil),
+		scrapeError: prometheus.NewDesc("millrace_scrape_error",
+			"1 when the last scrape could not read the database.", nil, nil),
+	}
+}
+
+// Describe sends the series descriptions.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.partitions
+	ch <- c.queueDepth
+	ch <- c.scrapeError
+}
+
+// Collect reads the ledger and the queue.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	failed := 0.0
+	if err := c.collect(ctx, ch); err != nil {
+		c.o.cfg.Logger.Warn("metrics scrape", "err", err)
+		failed = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.scrapeError, prometheus.GaugeValue, failed)
+}
+
+// collect sends the series read from the database.
+func (c *collector) collect(ctx context.Context, ch chan<- prometheus.Metric) error {
+	pool := c.o.w.Pool()
+	rows, err := pool.Query(ctx, "SELECT pipeline, state, count(*) FROM millrace.partitions GROUP BY 1, 2")
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var pipeline, state string
+		var n float64
+		if err := rows.Scan(&pipeline, &state, &n); err != nil {
+			return err
+		}
+		ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, n, pipeline, state)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = pool.Query(ctx, "SELECT state::text, count(*) FROM millrace.river_job WHERE kind = 'millrace_run' AND finalized_at IS NULL GROUP BY 1")
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var state string
+		var n float64
+		if err := rows.Scan(&state, &n); err != nil {
+			return err
+		}
+		ch <- prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, n, state)
+	}
+	return rows.Err()
+}

@@ -1,0 +1,237 @@
+// Package orchestrator runs the pipelines on River, a job queue in
+// PostgreSQL: one job per run of a pipeline partition, the schedules, the
+// catch-up of due months, backfills and retries. River's periodic job only
+// triggers a scheduler pass; what ran is what the ledger says.
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/pipelines"
+	"github.com/millrace/millrace/warehouse"
+)
+
+// The queues: runs execute pipeline partitions, bounded by
+// Config.MaxConcurrentRuns; scheduler runs the scheduler's passes, one at a time.
+const (
+	queueRuns      = "runs"
+	queueScheduler = "scheduler"
+)
+
+// Config tunes the orchestrator. Zero values mean the defaults.
+type Config struct {
+	// SalesStart is the first month of the monthly sales schedule.
+	// Defaults to 2020-01.
+	SalesStart millrace.Month
+	// MaxConcurrentRuns bounds the runs this process executes at once.
+	// Defaults to 2.
+	MaxConcurrentRuns int
+	// MaxAttempts is how often a run that fails with a transient error is
+	// tried before it stays failed. Defaults to 5.
+	MaxAttempts int
+	// RetryBackoff is the wait before the first retry; each further retry
+	// waits twice as long, up to an hour. Defaults to 30s.
+	RetryBackoff time.Duration
+	// PassInterval is how often the scheduler looks for due work, besides
+	// the pass it schedules for the instant each month closes.
+	// Defaults to 1m.
+	PassInterval time.Duration
+	// RescueAfter is how long a job may stay running without finishing
+	// before River hands it to another worker, e.g. after its process was
+	// killed. A rescued job whose run is in fact alive waits for it.
+	// Defaults to 5m.
+	RescueAfter time.Duration
+	// Workers makes the orchestrator execute runs; without it it only
+	// enqueues them, for a running serve.
+	Workers bool
+	// Scheduler makes the orchestrator run the scheduler's passes (when
+	// this process is River's elected leader). It needs Workers.
+	Scheduler bool
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Logger receives the orchestrator's and River's logs. Required.
+	Logger *slog.Logger
+	// Registerer receives the orchestrator's Prometheus series, if set.
+	Registerer prometheus.Registerer
+}
+
+// withDefaults returns the config with every zero value set to its default.
+func (c Config) withDefaults() Config {
+	if c.SalesStart == (millrace.Month{}) {
+		c.SalesStart = millrace.Month{Year: 2020, Month: time.January}
+	}
+	if c.MaxConcurrentRuns <= 0 {
+		c.MaxConcurrentRuns = 2
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if c.RetryBackoff <= 0 {
+		c.RetryBackoff = 30 * time.Second
+	}
+	if c.PassInterval <= 0 {
+		c.PassInterval = time.Minute
+	}
+	if c.RescueAfter <= 0 {
+		c.RescueAfter = 5 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Orchestrator runs pipelines as River jobs.
+type Orchestrator struct {
+	cfg     Config
+	w       *warehouse.Warehouse
+	set     *pipelines.Set
+	client  *river.Client[pgx.Tx]
+	metrics *metrics
+}
+
+// New migrates River's tables into the millrace schema and returns an
+// orchestrator for the pipelines in set, keeping its state in w's database.
+func New(ctx context.Context, w *warehouse.Warehouse, set *pipelines.Set, cfg Config) (*Orchestrator, error) {
+	cfg = cfg.withDefaults()
+	o := &Orchestrator{cfg: cfg, w: w, set: set, metrics: newMetrics(cfg.Registerer)}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(newCollector(o)); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	if err := o.migrate(ctx); err != nil {
+		return nil, err
+	}
+	rc := &river.Config{
+		Schema:               warehouse.Schema,
+		Logger:               slog.New(quieter{cfg.Logger.Handler(), slog.LevelWarn}),
+		MaxAttempts:          cfg.MaxAttempts,
+		RetryPolicy:          backoff{base: cfg.RetryBackoff, max: time.Hour},
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		// A run may take long (a large month); River must not cancel it.
+		JobTimeout: -1,
+	}
+	if cfg.Workers {
+		workers := river.NewWorkers()
+		river.AddWorker(workers, &runWorker{o: o})
+		river.AddWorker(workers, &passWorker{o: o})
+		rc.Workers = workers
+		rc.Queues = map[string]river.QueueConfig{queueRuns: {MaxWorkers: cfg.MaxConcurrentRuns}}
+		if cfg.Scheduler {
+			rc.Queues[queueScheduler] = river.QueueConfig{MaxWorkers: 1}
+			rc.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.PassInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return passArgs{}, nil },
+				&river.PeriodicJobOpts{ID: "scheduler_pass", RunOnStart: true})}
+		}
+	}
+	client, err := river.NewClient(riverpgxv5.New(w.Pool()), rc)
+	if err != nil {
+		return nil, fmt.Errorf("create job queue client: %w", err)
+	}
+	o.client = client
+	return o, nil
+}
+
+// migrate applies River's migrations to the millrace schema under an
+// advisory lock, so that processes starting together do it once.
+func (o *Orchestrator) migrate(ctx context.Context) error {
+	conn, err := o.w.Pool().Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, 2)", lockSpace); err != nil {
+		return fmt.Errorf("lock job queue migrations: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, 2)", lockSpace) //nolint:errcheck // the session ends the lock at worst
+	m, err := rivermigrate.New(riverpgxv5.New(o.w.Pool()), &rivermigrate.Config{Schema: warehouse.Schema, Logger: o.cfg.Logger})
+	if err != nil {
+		return fmt.Errorf("job queue migrations: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("migrate job queue: %w", err)
+	}
+	return nil
+}
+
+// lockSpace is the first key of millrace's advisory locks ("mill").
+const lockSpace = 0x6d696c6c
+
+// Start starts the workers and, when configured, the scheduler. It returns
+// at once; Stop ends them.
+func (o *Orchestrator) Start(ctx context.Context) error {
+	if !o.cfg.Workers {
+		return nil
+	}
+	if err := o.client.Start(ctx); err != nil {
+		return fmt.Errorf("start job queue: %w", err)
+	}
+	return nil
+}
+
+// Stop lets running runs finish for up to grace, then cancels them: a
+// cancelled run rolls back and its job goes back to the queue, to run
+// again on the next start.
+func (o *Orchestrator) Stop(ctx context.Context, grace time.Duration) error {
+	if !o.cfg.Workers {
+		return nil
+	}
+	soft, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	err := o.client.Stop(soft)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		o.cfg.Logger.Warn("runs still going after the grace period: cancelling them", "grace", grace)
+		return o.client.StopAndCancel(ctx)
+	}
+	return fmt.Errorf("stop job queue: %w", err)
+}
+
+// Client returns the River client, for River's UI.
+func (o *Orchestrator) Client() *river.Client[pgx.Tx] { return o.client }
+
+// uniqueStates are the job states in which a run counts as queued: a
+// partition has at most one job in them, while finished jobs do not stop
+// a deliberate re-run.
+var uniqueStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+}
+
+// quieter passes on only the records of at least min: River reports its
+// routine at info level, which would drown millrace's own logs.
+type quieter struct {
+	slog.Handler
+	min slog.Level
+}
+
+// Enabled reports whether the level reaches min and the wrapped handler wants it.
+func (q quieter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= q.min && q.Handler.Enabled(ctx, l)
+}
+
+// WithAttrs keeps the filter on the derived handler.
+func (q quieter) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quieter{q.Handler.WithAttrs(attrs), q.min}
+}
+
+// WithGroup keeps the filter on the derived handler.
+func (q quieter) WithGroup(name string) slog.Handler { return quieter{q.Handler.WithGroup(name), q.min} }

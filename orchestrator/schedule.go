@@ -1,0 +1,187 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/warehouse"
+)
+
+// Enqueued says what happened to a requested run.
+type Enqueued struct {
+	Partition string `json:"partition"`
+	// Queued is false when the partition was already queued or running:
+	// it is never queued twice.
+	Queued bool  `json:"queued"`
+	JobID  int64 `json:"job_id,omitempty"`
+}
+
+// Enqueue queues runs of the pipeline's partitions for the workers. A
+// partition that may not run now (an open month) refuses the whole request
+// with a permanent error saying why; one already queued or running is
+// reported as not queued.
+func (o *Orchestrator) Enqueue(ctx context.Context, pipeline string, partitions []string, trigger string) ([]Enqueued, error) {
+	p, err := o.set.Get(pipeline)
+	if err != nil {
+		return nil, err
+	}
+	for _, part := range partitions {
+		if _, err := p.CheckPartition(part, o.cfg.Now()); err != nil {
+			return nil, err
+		}
+	}
+	var out []Enqueued
+	err = pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
+		out, err = o.enqueueTx(ctx, tx, pipeline, partitions, trigger)
+		return err
+	})
+	return out, err
+}
+
+// enqueueTx inserts the jobs and marks the partitions queued in the
+// ledger, in tx.
+func (o *Orchestrator) enqueueTx(ctx context.Context, tx pgx.Tx, pipeline string, partitions []string, trigger string) ([]Enqueued, error) {
+	if len(partitions) == 0 {
+		return nil, nil
+	}
+	params := make([]river.InsertManyParams, len(partitions))
+	for i, part := range partitions {
+		params[i] = river.InsertManyParams{Args: runArgs{Pipeline: pipeline, Partition: part, Trigger: trigger}}
+	}
+	// Inserted in order, so that the oldest month runs first.
+	res, err := o.client.InsertManyTx(ctx, tx, params)
+	if err != nil {
+		return nil, fmt.Errorf("enqueue %s: %w", pipeline, err)
+	}
+	out := make([]Enqueued, len(partitions))
+	for i, r := range res {
+		out[i] = Enqueued{Partition: partitions[i], Queued: !r.UniqueSkippedAsDuplicate, JobID: r.Job.ID}
+		if !out[i].Queued {
+			continue
+		}
+		if err := warehouse.MarkQueued(ctx, tx, pipeline, partitions[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// PassResult says what a scheduler pass queued.
+type PassResult struct {
+	Queued []string // "pipeline partition" of each run queued
+}
+
+// Pass looks for due work and queues it, in one transaction:
+//   - load_client_data when it has never run (a fresh installation);
+//   - every closed month since SalesStart that has never run, oldest first,
+//     once the client data has loaded (sales need the stores);
+//   - a pass at the instant the current month closes.
+//
+// It also closes ledger records whose job ended without a result.
+func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
+	var res PassResult
+	now := o.cfg.Now()
+	err := pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
+		// One pass at a time, across processes.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 3)", lockSpace); err != nil {
+			return fmt.Errorf("lock scheduler pass: %w", err)
+		}
+		if err := o.closeLost(ctx, tx); err != nil {
+			return err
+		}
+		var clientRan, clientLoaded bool
+		err := tx.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_or(succeeded_at IS NOT NULL), false)
+			FROM millrace.partitions WHERE pipeline = $1`, millrace.LoadClientData).Scan(&clientRan, &clientLoaded)
+		if err != nil {
+			return fmt.Errorf("read ledger: %w", err)
+		}
+		if !clientRan {
+			q, err := o.enqueueTx(ctx, tx, millrace.LoadClientData, []string{""}, "schedule")
+			if err != nil {
+				return err
+			}
+			res.add(millrace.LoadClientData, q)
+		}
+		if clientLoaded {
+			months, err := neverRun(ctx, tx, o.cfg.SalesStart, millrace.LastClosed(now))
+			if err != nil {
+				return err
+			}
+			q, err := o.enqueueTx(ctx, tx, millrace.LoadSalesData, months, "schedule")
+			if err != nil {
+				return err
+			}
+			res.add(millrace.LoadSalesData, q)
+		}
+		next := millrace.MonthOf(now).End()
+		if _, err := o.client.InsertTx(ctx, tx, passArgs{At: next}, &river.InsertOpts{ScheduledAt: next}); err != nil {
+			return fmt.Errorf("schedule the pass at %s: %w", next.Format(time.RFC3339), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("scheduler pass: %w", err)
+	}
+	if len(res.Queued) > 0 {
+		o.cfg.Logger.Info("scheduler queued runs", "runs", len(res.Queued), "first", res.Queued[0])
+	}
+	return res, nil
+}
+
+// add records the runs that were queued.
+func (r *PassResult) add(pipeline string, qs []Enqueued) {
+	for _, q := range qs {
+		if q.Queued {
+			r.Queued = append(r.Queued, pipeline+" "+q.Partition)
+		}
+	}
+}
+
+// neverRun returns the months from first to last that have no ledger
+// record, oldest first.
+func neverRun(ctx context.Context, tx pgx.Tx, first, last millrace.Month) ([]string, error) {
+	rows, err := tx.Query(ctx, "SELECT partition FROM millrace.partitions WHERE pipeline = $1", millrace.LoadSalesData)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	known, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	seen := make(map[string]bool, len(known))
+	for _, k := range known {
+		seen[k] = true
+	}
+	var months []string
+	for _, m := range millrace.Range(first, last) {
+		if !seen[m.String()] {
+			months = append(months, m.String())
+		}
+	}
+	return months, nil
+}
+
+// closeLost marks as failed the partitions the ledger says are queued or
+// running but that have no live job: River gave up on the job (a process
+// killed on its last attempt) without the run recording an outcome.
+func (o *Orchestrator) closeLost(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `
+		UPDATE millrace.partitions p SET state = 'failed', updated_at = clock_timestamp(),
+			error = CASE WHEN p.error = '' THEN 'lost: its job ended without a result (the process running it stopped); run it again' ELSE p.error END
+		WHERE p.state IN ('queued', 'running')
+		  AND p.updated_at < clock_timestamp() - interval '1 minute'
+		  AND NOT EXISTS (
+			SELECT 1 FROM millrace.river_job j
+			WHERE j.kind = 'millrace_run'
+			  AND j.state IN ('available', 'pending', 'running', 'retryable', 'scheduled')
+			  AND j.args->>'pipeline' = p.pipeline AND j.args->>'partition' = p.partition)`)
+	if err != nil {
+		return fmt.Errorf("close lost runs: %w", err)
+	}
+	return nil
+}
