@@ -234,4 +234,6 @@ func (q quieter) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 // WithGroup keeps the filter on the derived handler.
-func (q quieter) WithGroup(name string) slog.Handler { return quieter{q.Handler.WithGroup(name), q.min} }
+func (q quieter) WithGroup(name string) slog.Handler {
+	return quieter{q.Handler.WithGroup(name), q.min}
+}
