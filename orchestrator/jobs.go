@@ -16,12 +16,11 @@ import (
 	"github.com/millrace/millrace/warehouse"
 )
 
-// runArgs is the job of one run of a pipeline partition. Only the
-// pipeline and partition make it unique: a month is never queued twice,
-// whoever asks.
+// runArgs is the job of one run of a pipeline partition. The ledger keeps
+// a partition from being queued twice (see enqueueTx).
 type runArgs struct {
-	Pipeline  string `json:"pipeline" river:"unique"`
-	Partition string `json:"partition" river:"unique"`
+	Pipeline  string `json:"pipeline"`
+	Partition string `json:"partition"`
 	// Trigger says who asked: schedule, backfill, cli, ui, after:PIPELINE.
 	Trigger string `json:"trigger"`
 }
@@ -29,10 +28,8 @@ type runArgs struct {
 // Kind names the job kind in River's tables.
 func (runArgs) Kind() string { return "millrace_run" }
 
-// InsertOpts puts runs in their queue, unique while queued or running.
-func (runArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: queueRuns, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates}}
-}
+// InsertOpts puts runs in their queue.
+func (runArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: queueRuns} }
 
 // snoozeBusy is how long a run waits when its partition is running elsewhere.
 const snoozeBusy = 15 * time.Second

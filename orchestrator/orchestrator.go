@@ -208,9 +208,8 @@ func (o *Orchestrator) Stop(ctx context.Context, grace time.Duration) error {
 // Client returns the River client, for River's UI.
 func (o *Orchestrator) Client() *river.Client[pgx.Tx] { return o.client }
 
-// uniqueStates are the job states in which a run counts as queued: a
-// partition has at most one job in them, while finished jobs do not stop
-// a deliberate re-run.
+// uniqueStates are the job states in which a scheduler pass counts as
+// pending, so that one is queued per instant; finished ones do not count.
 var uniqueStates = []rivertype.JobState{
 	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
 	rivertype.JobStateRetryable, rivertype.JobStateScheduled,

@@ -43,30 +43,36 @@ func (o *Orchestrator) Enqueue(ctx context.Context, pipeline string, partitions 
 	return out, err
 }
 
-// enqueueTx inserts the jobs and marks the partitions queued in the
-// ledger, in tx.
+// enqueueTx marks the partitions queued in the ledger and inserts a job for
+// each that was not queued or running already, in tx. The ledger, not
+// River's unique jobs, keeps a partition from being queued twice: a job
+// that has just finished may linger in River's running state for a moment,
+// and must not block a re-run.
 func (o *Orchestrator) enqueueTx(ctx context.Context, tx pgx.Tx, pipeline string, partitions []string, trigger string) ([]Enqueued, error) {
-	if len(partitions) == 0 {
-		return nil, nil
-	}
-	params := make([]river.InsertManyParams, len(partitions))
+	out := make([]Enqueued, len(partitions))
+	var params []river.InsertManyParams
+	var index []int
 	for i, part := range partitions {
-		params[i] = river.InsertManyParams{Args: runArgs{Pipeline: pipeline, Partition: part, Trigger: trigger}}
+		out[i].Partition = part
+		ok, err := warehouse.MarkQueued(ctx, tx, pipeline, part)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			params = append(params, river.InsertManyParams{Args: runArgs{Pipeline: pipeline, Partition: part, Trigger: trigger}})
+			index = append(index, i)
+		}
+	}
+	if len(params) == 0 {
+		return out, nil
 	}
 	// Inserted in order, so that the oldest month runs first.
 	res, err := o.client.InsertManyTx(ctx, tx, params)
 	if err != nil {
 		return nil, fmt.Errorf("enqueue %s: %w", pipeline, err)
 	}
-	out := make([]Enqueued, len(partitions))
-	for i, r := range res {
-		out[i] = Enqueued{Partition: partitions[i], Queued: !r.UniqueSkippedAsDuplicate, JobID: r.Job.ID}
-		if !out[i].Queued {
-			continue
-		}
-		if err := warehouse.MarkQueued(ctx, tx, pipeline, partitions[i]); err != nil {
-			return nil, err
-		}
+	for j, r := range res {
+		out[index[j]].Queued, out[index[j]].JobID = true, r.Job.ID
 	}
 	return out, nil
 }

