@@ -228,3 +228,22 @@ func MarkQueued(ctx context.Context, tx pgx.Tx, pipeline, partition string) (boo
 	}
 	return queued, nil
 }
+
+// ErrRunNotFound is returned, wrapped, when no attempt has the id asked for.
+var ErrRunNotFound = errors.New("no such run")
+
+// Run returns one attempt with its log.
+func (w *Warehouse) Run(ctx context.Context, id int64) (millrace.Run, error) {
+	var x millrace.Run
+	err := w.pool.QueryRow(ctx, `
+		SELECT id, pipeline, partition, attempt, state, trigger, started_at, finished_at, rows, error, log
+		FROM millrace.runs WHERE id = $1`, id).
+		Scan(&x.ID, &x.Pipeline, &x.Partition, &x.Attempt, &x.State, &x.Trigger, &x.StartedAt, &x.FinishedAt, &x.Rows, &x.Error, &x.Log)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return x, fmt.Errorf("run %d: %w", id, ErrRunNotFound)
+	}
+	if err != nil {
+		return x, fmt.Errorf("read run %d: %w", id, err)
+	}
+	return x, nil
+}

@@ -20,6 +20,10 @@ func LoadingName(table string) string { return table + "__loading" }
 // make it readable by ds_user, mle_user and analytics at once.
 func Replace(ctx context.Context, tx pgx.Tx, table string) error {
 	loading := LoadingName(table)
+	// Fresh statistics, so that the readers' first queries plan well.
+	if _, err := tx.Exec(ctx, "ANALYZE "+ident(loading)); err != nil {
+		return fmt.Errorf("analyze %s: %w", loading, err)
+	}
 	// Waiting for a long query of a reader is fine; waiting forever is not.
 	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '5min'"); err != nil {
 		return fmt.Errorf("set lock timeout: %w", err)

@@ -43,24 +43,15 @@ queued or running is never queued twice.`,
 				req.To = millrace.LastClosed(m.Now()).String()
 			}
 			req.Pipeline, req.Trigger = args[0], "backfill"
-			oc, err := m.config.orchestratorConfig()
-			if err != nil {
-				return err
-			}
 			set, err := m.pipelines(ctx)
 			if err != nil {
 				return err
 			}
-			w, err := m.openWarehouse(ctx)
+			o, w, err := m.orchestrator(ctx, set, wait && !req.DryRun)
 			if err != nil {
 				return err
 			}
 			defer w.Close()
-			oc.Workers, oc.Now, oc.Logger = wait && !req.DryRun, m.Now, m.logger
-			o, err := orchestrator.New(ctx, w, set, oc)
-			if err != nil {
-				return err
-			}
 			plan, err := o.Backfill(ctx, req)
 			if err != nil {
 				return err

@@ -101,15 +101,6 @@ func (c *Config) salesStart() (millrace.Month, error) {
 	return m, nil
 }
 
-// monthsDue returns the months of the sales schedule that have closed at now.
-func (c *Config) monthsDue(now time.Time) ([]millrace.Month, error) {
-	start, err := c.salesStart()
-	if err != nil {
-		return nil, err
-	}
-	return millrace.Range(start, millrace.LastClosed(now)), nil
-}
-
 // orchestratorConfig parses the orchestrator's settings.
 func (c *Config) orchestratorConfig() (orchestrator.Config, error) {
 	var oc orchestrator.Config

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/source"
 	"github.com/millrace/millrace/warehouse"
@@ -81,6 +82,26 @@ func (m *Main) openWarehouse(ctx context.Context) (*warehouse.Warehouse, error) 
 		return nil, err
 	}
 	return w, nil
+}
+
+// orchestrator opens the warehouse and returns an orchestrator over it,
+// executing runs when workers is set. The caller closes the warehouse.
+func (m *Main) orchestrator(ctx context.Context, set *pipelines.Set, workers bool) (*orchestrator.Orchestrator, *warehouse.Warehouse, error) {
+	oc, err := m.config.orchestratorConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := m.openWarehouse(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	oc.Workers, oc.Now, oc.Logger = workers, m.Now, m.logger
+	o, err := orchestrator.New(ctx, w, set, oc)
+	if err != nil {
+		w.Close()
+		return nil, nil, err
+	}
+	return o, w, nil
 }
 
 // pipelines returns the pipelines reading from the configured source.

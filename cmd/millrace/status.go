@@ -3,13 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/millrace/millrace"
 	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/millrace/millrace"
 )
 
 // statusCommand returns "millrace status PIPELINE [--json]".
@@ -33,27 +32,15 @@ ran) and any other month in the ledger; for the others the single partition
 			if err != nil {
 				return err
 			}
-			w, err := m.openWarehouse(ctx)
+			o, w, err := m.orchestrator(ctx, set, false)
 			if err != nil {
 				return err
 			}
 			defer w.Close()
-			recorded, err := w.Partitions(ctx, p.Name)
+			parts, err := o.Partitions(ctx, p.Name)
 			if err != nil {
 				return err
 			}
-			expected := []string{""}
-			if p.Monthly {
-				months, err := m.config.monthsDue(m.Now())
-				if err != nil {
-					return err
-				}
-				expected = expected[:0]
-				for _, mo := range months {
-					expected = append(expected, mo.String())
-				}
-			}
-			parts := withMissing(p.Name, expected, recorded)
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -64,28 +51,6 @@ ran) and any other month in the ledger; for the others the single partition
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, one object per partition")
 	return cmd
-}
-
-// withMissing merges the ledger's partitions with the expected ones, adding
-// a "missing" entry for each expected partition that never ran; the result
-// is sorted by partition.
-func withMissing(pipeline string, expected []string, recorded []millrace.Partition) []millrace.Partition {
-	byKey := make(map[string]bool, len(recorded))
-	for _, p := range recorded {
-		byKey[p.Partition] = true
-	}
-	out := make([]millrace.Partition, 0, len(recorded)+len(expected))
-	i := 0
-	for _, e := range expected {
-		for i < len(recorded) && recorded[i].Partition < e {
-			out = append(out, recorded[i])
-			i++
-		}
-		if !byKey[e] {
-			out = append(out, millrace.Partition{Pipeline: pipeline, Partition: e, State: millrace.StateMissing})
-		}
-	}
-	return append(out, recorded[i:]...)
 }
 
 // printStatus writes the partitions as a table.

@@ -1,0 +1,72 @@
+package orchestrator
+
+import (
+	"context"
+	"time"
+
+	"github.com/millrace/millrace"
+)
+
+// Partitions returns every partition of the pipeline: for a monthly one,
+// each month from SalesStart to the last closed month (state missing when
+// it never ran) and any other month the ledger holds; for the others the
+// single partition "". Oldest first.
+func (o *Orchestrator) Partitions(ctx context.Context, pipeline string) ([]millrace.Partition, error) {
+	p, err := o.set.Get(pipeline)
+	if err != nil {
+		return nil, err
+	}
+	recorded, err := o.w.Partitions(ctx, pipeline)
+	if err != nil {
+		return nil, err
+	}
+	expected := []string{""}
+	if p.Monthly {
+		expected = expected[:0]
+		for _, m := range millrace.Range(o.cfg.SalesStart, millrace.LastClosed(o.cfg.Now())) {
+			expected = append(expected, m.String())
+		}
+	}
+	return withMissing(pipeline, expected, recorded), nil
+}
+
+// withMissing merges the ledger's partitions with the expected ones, both
+// sorted, adding a missing entry for each expected one that never ran.
+func withMissing(pipeline string, expected []string, recorded []millrace.Partition) []millrace.Partition {
+	out := make([]millrace.Partition, 0, len(recorded)+len(expected))
+	i := 0
+	for _, e := range expected {
+		for i < len(recorded) && recorded[i].Partition < e {
+			out = append(out, recorded[i])
+			i++
+		}
+		if i < len(recorded) && recorded[i].Partition == e {
+			out = append(out, recorded[i])
+			i++
+			continue
+		}
+		out = append(out, millrace.Partition{Pipeline: pipeline, Partition: e, State: millrace.StateMissing})
+	}
+	return append(out, recorded[i:]...)
+}
+
+// Schedule says when a pipeline runs by itself, for people, and when it is
+// next due (nil when it does not run by itself).
+func (o *Orchestrator) Schedule(pipeline string) (string, *time.Time) {
+	switch pipeline {
+	case millrace.LoadSalesData:
+		next := millrace.MonthOf(o.cfg.Now()).End()
+		return "monthly, 00:00 UTC on the 1st, loading the month that just ended", &next
+	case millrace.LoadClientData:
+		return "once, on a fresh installation; then on demand", nil
+	case millrace.ProcessData:
+		return "after every successful load_client_data; on demand", nil
+	}
+	return "on demand", nil
+}
+
+// SalesStart returns the first month of the sales schedule.
+func (o *Orchestrator) SalesStart() millrace.Month { return o.cfg.SalesStart }
+
+// Now returns the orchestrator's clock.
+func (o *Orchestrator) Now() time.Time { return o.cfg.Now() }

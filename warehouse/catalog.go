@@ -1,0 +1,98 @@
+package warehouse
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TableInfo describes a table of schema public for people.
+type TableInfo struct {
+	Name string `json:"name"`
+	// Rows is exact when Exact is set, else PostgreSQL's estimate.
+	Rows  int64 `json:"rows"`
+	Exact bool  `json:"exact"`
+}
+
+// exactCountBelow is the estimated size under which Tables counts rows exactly.
+const exactCountBelow = 1_000_000
+
+// Tables lists the tables of schema public (partitioned tables once, not
+// their partitions) with their row counts: exact for tables estimated
+// under a million rows, PostgreSQL's estimate above.
+func (w *Warehouse) Tables(ctx context.Context) ([]TableInfo, error) {
+	rows, err := w.pool.Query(ctx, `
+		SELECT c.relname,
+		       CASE WHEN c.relkind = 'p'
+		            THEN (SELECT coalesce(sum(greatest(k.reltuples, 0)), 0) FROM pg_inherits i JOIN pg_class k ON k.oid = i.inhrelid WHERE i.inhparent = c.oid)
+		            ELSE greatest(c.reltuples, 0) END::bigint
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+		ORDER BY c.relname`)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableInfo, error) {
+		var t TableInfo
+		err := r.Scan(&t.Name, &t.Rows)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	for i := range tables {
+		if tables[i].Rows >= exactCountBelow {
+			continue
+		}
+		if err := w.pool.QueryRow(ctx, "SELECT count(*) FROM public."+ident(tables[i].Name)).Scan(&tables[i].Rows); err != nil {
+			return nil, fmt.Errorf("count rows of %s: %w", tables[i].Name, err)
+		}
+		tables[i].Exact = true
+	}
+	return tables, nil
+}
+
+// LastSuccess returns, per pipeline, when its newest successful run finished.
+func (w *Warehouse) LastSuccess(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := w.pool.Query(ctx, "SELECT pipeline, max(succeeded_at) FROM millrace.partitions WHERE succeeded_at IS NOT NULL GROUP BY 1")
+	if err != nil {
+		return nil, fmt.Errorf("read last successes: %w", err)
+	}
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var p string
+		var t time.Time
+		if err := rows.Scan(&p, &t); err != nil {
+			return nil, fmt.Errorf("read last successes: %w", err)
+		}
+		out[p] = t
+	}
+	return out, rows.Err()
+}
+
+// StoreMonth is one point of the monthly sales chart.
+type StoreMonth struct {
+	Month    time.Time `json:"month"`
+	StoreIdx int       `json:"store_idx"`
+	Location string    `json:"location"`
+	Value    float64   `json:"value"`
+}
+
+// MonthlySales returns monthly_sales, oldest month first.
+func (w *Warehouse) MonthlySales(ctx context.Context) ([]StoreMonth, error) {
+	rows, err := w.pool.Query(ctx, "SELECT sale_month, store_idx, location, value::float8 FROM public.monthly_sales ORDER BY sale_month, store_idx")
+	if err != nil {
+		return nil, fmt.Errorf("read monthly_sales: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StoreMonth, error) {
+		var s StoreMonth
+		err := r.Scan(&s.Month, &s.StoreIdx, &s.Location, &s.Value)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read monthly_sales: %w", err)
+	}
+	return out, nil
+}
