@@ -1,41 +1,141 @@
-// Package web serves millrace over HTTP on :8082: the health check and the
-// Prometheus metrics, and the UI and JSON API.
+// Package web serves millrace over HTTP on :8082: a server-rendered UI
+// (html/template and htmx, assets embedded) behind a login, a JSON API under
+// /api for scripts, River's own UI under /riverui/, the health check and
+// the Prometheus metrics.
 package web
 
 import (
 	"context"
+	"embed"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"riverqueue.com/riverui"
 
+	"github.com/millrace/millrace/orchestrator"
+	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/warehouse"
 )
 
-// Config is what the server needs.
+//go:embed static
+var staticFS embed.FS
+
+// Config is what the server needs. Zero values mean the defaults.
 type Config struct {
-	Warehouse *warehouse.Warehouse
+	Warehouse    *warehouse.Warehouse
+	Orchestrator *orchestrator.Orchestrator
+	Pipelines    *pipelines.Set
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
-	Logger   *slog.Logger
+	// Username and Password are the UI's credentials. Defaults to admin/admin.
+	Username, Password string
+	// SessionTTL is how long a login lasts. Defaults to 12h.
+	SessionTTL time.Duration
+	// SecureCookies marks cookies Secure, for a server behind HTTPS.
+	SecureCookies bool
+	Logger        *slog.Logger
 }
 
 // Server is millrace's HTTP server.
 type Server struct {
-	cfg Config
+	cfg     Config
+	pages   *pages
+	limiter *limiter
+	riverUI *riverui.Handler
 }
 
-// New returns the server.
-func New(cfg Config) *Server { return &Server{cfg: cfg} }
+// New parses the templates and prepares River's UI. It fails when a
+// template does not parse.
+func New(cfg Config) (*Server, error) {
+	if cfg.Username == "" {
+		cfg.Username = "admin"
+	}
+	if cfg.Password == "" {
+		cfg.Password = "admin"
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	pg, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	rui, err := riverui.NewHandler(&riverui.HandlerOpts{
+		Endpoints: riverui.NewEndpoints(cfg.Orchestrator.Client(), nil),
+		Logger:    cfg.Logger,
+		Prefix:    "/riverui",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river ui: %w", err)
+	}
+	return &Server{cfg: cfg, pages: pg, limiter: newLimiter(5, 5*time.Minute), riverUI: rui}, nil
+}
+
+// Start starts the background work of River's UI; it stops with ctx.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.riverUI.Start(ctx); err != nil {
+		return fmt.Errorf("start river ui: %w", err)
+	}
+	return nil
+}
 
 // Handler returns every route of the server.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(time.Hour, http.FileServerFS(static))))
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
-	return mux
+	mux.HandleFunc("GET /login", s.handleLoginView)
+	mux.HandleFunc("POST /login", s.handleLogin)
+
+	ui := http.NewServeMux()
+	ui.HandleFunc("POST /logout", s.handleLogout)
+	ui.HandleFunc("GET /{$}", s.handleHome)
+	ui.HandleFunc("GET /home/table", s.handleHomeTable)
+	ui.HandleFunc("GET /pipelines/{name}", s.handlePipeline)
+	ui.HandleFunc("GET /pipelines/{name}/live", s.handlePipelineLive)
+	ui.HandleFunc("GET /pipelines/{name}/partitions/{partition}", s.handlePartition)
+	ui.HandleFunc("GET /pipelines/{name}/partitions/{partition}/live", s.handlePartitionLive)
+	ui.HandleFunc("GET /runs/{id}", s.handleRun)
+	ui.HandleFunc("POST /pipelines/{name}/run", s.handleRunNow)
+	ui.HandleFunc("POST /pipelines/{name}/retry-failed", s.handleRetryFailed)
+	ui.HandleFunc("POST /pipelines/{name}/backfill/preview", s.handleBackfillPreview)
+	ui.HandleFunc("POST /pipelines/{name}/backfill", s.handleBackfill)
+	ui.HandleFunc("GET /data", s.handleData)
+
+	ui.HandleFunc("GET /api/pipelines", s.handleAPIPipelines)
+	ui.HandleFunc("GET /api/pipelines/{name}/partitions", s.handleAPIPartitions)
+	ui.HandleFunc("GET /api/runs/{id}", s.handleAPIRun)
+	ui.HandleFunc("POST /api/pipelines/{name}/runs", s.handleAPIRunCreate)
+	ui.HandleFunc("POST /api/pipelines/{name}/backfill", s.handleAPIBackfill)
+	ui.Handle("/riverui/", s.riverUI)
+
+	mux.Handle("/", s.authenticated(ui))
+	return securityHeaders(mux)
+}
+
+// cacheFor lets browsers keep the embedded assets.
+func cacheFor(d time.Duration, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// securityHeaders sets the headers every response carries.
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "same-origin")
+		w.Header().Set("X-Frame-Options", "DENY")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // handleHealth serves "GET /healthz": 200 when the database answers.

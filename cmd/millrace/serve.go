@@ -64,10 +64,18 @@ func (m *Main) serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.config.HTTPAddr, err)
 	}
-	srv := &http.Server{
-		Handler:           web.New(web.Config{Warehouse: w, Gatherer: reg, Logger: m.logger}).Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+	if m.config.UIUser == "admin" && m.config.UIPassword == "admin" {
+		m.logger.Warn("the web UI login is the default admin/admin: set MILLRACE_UI_USER and MILLRACE_UI_PASSWORD")
 	}
+	ui, err := web.New(web.Config{Warehouse: w, Orchestrator: o, Pipelines: set, Gatherer: reg,
+		Username: m.config.UIUser, Password: m.config.UIPassword, Logger: m.logger})
+	if err != nil {
+		return err
+	}
+	if err := ui.Start(ctx); err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: ui.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	if err := o.Start(ctx); err != nil {

@@ -1,0 +1,148 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/orchestrator"
+)
+
+// back returns where an action returns to: the form's "back" field when it
+// is a path of this site, else the pipeline's page.
+func back(r *http.Request) string {
+	if b := r.PostFormValue("back"); strings.HasPrefix(b, "/") && !strings.HasPrefix(b, "//") {
+		return b
+	}
+	return "/pipelines/" + r.PathValue("name")
+}
+
+// handleRunNow serves "POST /pipelines/{name}/run": queue a run of the
+// form's partition ("" for an unpartitioned pipeline), or say why not.
+func (s *Server) handleRunNow(w http.ResponseWriter, r *http.Request) {
+	name, part := r.PathValue("name"), r.PostFormValue("partition")
+	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, []string{part}, "ui")
+	switch {
+	case err != nil && millrace.IsPermanent(err):
+		setFlash(w, "Not queued: "+err.Error())
+	case err != nil:
+		s.serverError(w, r, err)
+		return
+	case !res[0].Queued:
+		setFlash(w, fmt.Sprintf("%s %s is already queued or running.", name, label(part)))
+	default:
+		setFlash(w, fmt.Sprintf("Queued %s %s.", name, label(part)))
+	}
+	http.Redirect(w, r, back(r), http.StatusSeeOther)
+}
+
+// handleRetryFailed serves "POST /pipelines/{name}/retry-failed": queue
+// every failed partition again.
+func (s *Server) handleRetryFailed(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	parts, err := s.cfg.Orchestrator.Partitions(r.Context(), name)
+	if err != nil {
+		s.userError(w, r, http.StatusNotFound, err.Error())
+		return
+	}
+	var failed []string
+	for _, p := range parts {
+		if p.State == millrace.StateFailed {
+			failed = append(failed, p.Partition)
+		}
+	}
+	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, failed, "ui")
+	if err != nil && !millrace.IsPermanent(err) {
+		s.serverError(w, r, err)
+		return
+	}
+	switch {
+	case err != nil:
+		setFlash(w, "Not queued: "+err.Error())
+	case len(failed) == 0:
+		setFlash(w, "Nothing failed: nothing to retry.")
+	default:
+		setFlash(w, fmt.Sprintf("Queued %d failed partitions again.", queuedCount(res)))
+	}
+	http.Redirect(w, r, back(r), http.StatusSeeOther)
+}
+
+// queuedCount counts the partitions that were queued.
+func queuedCount(res []orchestrator.Enqueued) int {
+	n := 0
+	for _, q := range res {
+		if q.Queued {
+			n++
+		}
+	}
+	return n
+}
+
+// backfillForm reads the backfill form.
+func backfillForm(r *http.Request, dry bool) orchestrator.BackfillRequest {
+	return orchestrator.BackfillRequest{Pipeline: r.PathValue("name"), From: r.PostFormValue("from"), To: r.PostFormValue("to"),
+		Only: orchestrator.Only(r.PostFormValue("only")), DryRun: dry, Trigger: "ui"}
+}
+
+// previewView is the backfill preview.
+type previewView struct {
+	CSRF    string
+	Request orchestrator.BackfillRequest
+	Plan    []orchestrator.BackfillMonth
+	Runs    int
+	Error   string
+}
+
+// handleBackfillPreview serves "POST /pipelines/{name}/backfill/preview":
+// the dry run of the form, with a button to confirm it.
+func (s *Server) handleBackfillPreview(w http.ResponseWriter, r *http.Request) {
+	req := backfillForm(r, true)
+	plan, err := s.cfg.Orchestrator.Backfill(r.Context(), req)
+	v := previewView{CSRF: sessionOf(r).CSRF, Request: req, Plan: plan}
+	if err != nil {
+		status, msg := errorStatus(err)
+		if status == http.StatusInternalServerError {
+			s.serverError(w, r, err)
+			return
+		}
+		v.Error = msg
+	}
+	for _, p := range plan {
+		if p.Run {
+			v.Runs++
+		}
+	}
+	s.renderBlock(w, r, http.StatusOK, "backfill_preview", "preview", v)
+}
+
+// handleBackfill serves "POST /pipelines/{name}/backfill": queue the months
+// the preview showed.
+func (s *Server) handleBackfill(w http.ResponseWriter, r *http.Request) {
+	req := backfillForm(r, false)
+	plan, err := s.cfg.Orchestrator.Backfill(r.Context(), req)
+	switch {
+	case err != nil && millrace.IsPermanent(err):
+		setFlash(w, "Backfill refused: "+err.Error())
+	case err != nil:
+		s.serverError(w, r, err)
+		return
+	default:
+		n := 0
+		for _, p := range plan {
+			if p.Queued {
+				n++
+			}
+		}
+		setFlash(w, fmt.Sprintf("Backfill queued %d of %d months (%s to %s, %s).", n, len(plan), req.From, req.To, req.Only))
+	}
+	http.Redirect(w, r, back(r), http.StatusSeeOther)
+}
+
+// label names a partition for people.
+func label(partition string) string {
+	if partition == "" {
+		return "(unpartitioned)"
+	}
+	return partition
+}

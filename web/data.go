@@ -1,0 +1,102 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/warehouse"
+)
+
+// writtenBy names the pipeline that writes each table of public.
+var writtenBy = map[string]string{
+	"customer_profiles": millrace.LoadClientData, "customer_activity": millrace.LoadClientData,
+	"labels": millrace.LoadClientData, "stores": millrace.LoadClientData,
+	"sales": millrace.LoadSalesData, "monthly_sales": millrace.LoadSalesData,
+	"feature_store": millrace.ProcessData, "customer_activity_ranked": millrace.ProcessData,
+	"sales_statistics": millrace.SalesStatistics,
+}
+
+// tableRow is a table on the data page.
+type tableRow struct {
+	warehouse.TableInfo
+	Pipeline string
+	LoadedAt *time.Time
+}
+
+// chartData is monthly_sales in the shape uPlot draws: x values (unix
+// seconds) and one series per store.
+type chartData struct {
+	X      []int64       `json:"x"`
+	Series []chartSeries `json:"series"`
+}
+
+// chartSeries is one store's line.
+type chartSeries struct {
+	Label  string     `json:"label"`
+	Values []*float64 `json:"values"`
+}
+
+// dataView is the data page.
+type dataView struct {
+	Tables []tableRow
+	Chart  chartData
+}
+
+// handleData serves "GET /data": the tables of public with their row
+// counts and last load, and a chart of monthly_sales per store.
+func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	tables, err := s.cfg.Warehouse.Tables(ctx)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	last, err := s.cfg.Warehouse.LastSuccess(ctx)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	var v dataView
+	for _, t := range tables {
+		row := tableRow{TableInfo: t, Pipeline: writtenBy[t.Name]}
+		if at, ok := last[row.Pipeline]; ok {
+			row.LoadedAt = &at
+		}
+		v.Tables = append(v.Tables, row)
+	}
+	points, err := s.cfg.Warehouse.MonthlySales(ctx)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	v.Chart = chart(points)
+	s.render(w, r, http.StatusOK, "data", v)
+}
+
+// chart arranges the points as one series per store over every month.
+func chart(points []warehouse.StoreMonth) chartData {
+	var c chartData
+	monthIdx := map[int64]int{}
+	storeIdx := map[int]int{}
+	for _, p := range points {
+		x := p.Month.Unix()
+		if _, ok := monthIdx[x]; !ok {
+			monthIdx[x] = len(c.X)
+			c.X = append(c.X, x)
+		}
+		if _, ok := storeIdx[p.StoreIdx]; !ok {
+			storeIdx[p.StoreIdx] = len(c.Series)
+			c.Series = append(c.Series, chartSeries{Label: strconv.Itoa(p.StoreIdx) + " " + p.Location})
+		}
+	}
+	for i := range c.Series {
+		c.Series[i].Values = make([]*float64, len(c.X))
+	}
+	for _, p := range points {
+		v := p.Value
+		c.Series[storeIdx[p.StoreIdx]].Values[monthIdx[p.Month.Unix()]] = &v
+	}
+	return c
+}

@@ -1,0 +1,88 @@
+package web
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/millrace/millrace"
+)
+
+// stateCount is how many partitions are in a state.
+type stateCount struct {
+	State millrace.State `json:"state"`
+	Count int            `json:"count"`
+}
+
+// pipelineSummary is a pipeline's line on the home page and in the API.
+type pipelineSummary struct {
+	Name        string     `json:"name"`
+	Description string     `json:"description"`
+	Monthly     bool       `json:"monthly"`
+	Schedule    string     `json:"schedule"`
+	NextDue     *time.Time `json:"next_due"`
+	// LastRun is the partition that started most recently, if any ran.
+	LastRun *millrace.Partition `json:"last_run"`
+	Counts  []stateCount        `json:"counts"`
+}
+
+// homeView is the home page.
+type homeView struct {
+	Pipelines []pipelineSummary
+}
+
+// summaries describes every pipeline.
+func (s *Server) summaries(r *http.Request) ([]pipelineSummary, error) {
+	var out []pipelineSummary
+	for _, p := range s.cfg.Pipelines.List() {
+		parts, err := s.cfg.Orchestrator.Partitions(r.Context(), p.Name)
+		if err != nil {
+			return nil, err
+		}
+		sched, next := s.cfg.Orchestrator.Schedule(p.Name)
+		sum := pipelineSummary{Name: p.Name, Description: p.Description, Monthly: p.Monthly, Schedule: sched, NextDue: next, Counts: countStates(parts)}
+		for i := range parts {
+			if parts[i].StartedAt != nil && (sum.LastRun == nil || parts[i].StartedAt.After(*sum.LastRun.StartedAt)) {
+				sum.LastRun = &parts[i]
+			}
+		}
+		out = append(out, sum)
+	}
+	return out, nil
+}
+
+// countStates counts partitions by state, in a fixed order, leaving out
+// states with none.
+func countStates(parts []millrace.Partition) []stateCount {
+	order := []millrace.State{millrace.StateSucceeded, millrace.StateFailed, millrace.StateRunning, millrace.StateQueued, millrace.StateMissing}
+	n := map[millrace.State]int{}
+	for _, p := range parts {
+		n[p.State]++
+	}
+	var out []stateCount
+	for _, st := range order {
+		if n[st] > 0 {
+			out = append(out, stateCount{State: st, Count: n[st]})
+		}
+	}
+	return out
+}
+
+// handleHome serves "GET /": every pipeline at a glance.
+func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
+	sums, err := s.summaries(r)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "home", homeView{Pipelines: sums})
+}
+
+// handleHomeTable serves "GET /home/table": the live part of the home page.
+func (s *Server) handleHomeTable(w http.ResponseWriter, r *http.Request) {
+	sums, err := s.summaries(r)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.renderBlock(w, r, http.StatusOK, "home", "live", homeView{Pipelines: sums})
+}

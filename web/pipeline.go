@@ -1,0 +1,157 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/pipelines"
+)
+
+// gridCell is one month of the partition grid.
+type gridCell struct {
+	Key   string         // YYYY-MM
+	State millrace.State // missing, queued, running, succeeded, failed; "" when not a partition
+	// Kind is what the cell is when it is not a due partition: "open" (the
+	// current month), "future", or "off" (before the schedule's start).
+	Kind  string
+	Link  string
+	Title string
+}
+
+// gridYear is a row of the grid.
+type gridYear struct {
+	Year  int
+	Cells []gridCell
+}
+
+// pipelineView is a pipeline's page.
+type pipelineView struct {
+	Name, Description, Schedule string
+	Monthly                     bool
+	NextDue                     *time.Time
+	Counts                      []stateCount
+	Grid                        []gridYear
+	// Runs are the attempts of an unpartitioned pipeline, newest first.
+	Runs []millrace.Run
+	// State is the unpartitioned pipeline's state.
+	State millrace.Partition
+	// From and To prefill the backfill form.
+	From, To string
+	Failed   int
+}
+
+// pipelineOr404 returns the named pipeline, or answers 404.
+func (s *Server) pipelineOr404(w http.ResponseWriter, r *http.Request) (pipelines.Pipeline, bool) {
+	p, err := s.cfg.Pipelines.Get(r.PathValue("name"))
+	if err != nil {
+		s.userError(w, r, http.StatusNotFound, err.Error())
+		return p, false
+	}
+	return p, true
+}
+
+// pipelineView gathers a pipeline's page.
+func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineView, error) {
+	o := s.cfg.Orchestrator
+	parts, err := o.Partitions(r.Context(), p.Name)
+	if err != nil {
+		return pipelineView{}, err
+	}
+	sched, next := o.Schedule(p.Name)
+	v := pipelineView{Name: p.Name, Description: p.Description, Schedule: sched, Monthly: p.Monthly, NextDue: next, Counts: countStates(parts),
+		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String()}
+	for _, pt := range parts {
+		if pt.State == millrace.StateFailed {
+			v.Failed++
+		}
+	}
+	if p.Monthly {
+		v.Grid = grid(p.Name, parts, o.SalesStart(), o.Now())
+		return v, nil
+	}
+	v.State = parts[0]
+	v.Runs, err = s.cfg.Warehouse.Runs(r.Context(), p.Name, "")
+	return v, err
+}
+
+// grid lays the months out a year a row, from the schedule's start (or
+// the oldest recorded month) to the end of the current year.
+func grid(pipeline string, parts []millrace.Partition, start millrace.Month, now time.Time) []gridYear {
+	byKey := make(map[string]millrace.Partition, len(parts))
+	first := start
+	for _, p := range parts {
+		byKey[p.Partition] = p
+		if m, err := millrace.ParseMonth(p.Partition); err == nil && m.Before(first) {
+			first = m
+		}
+	}
+	current := millrace.MonthOf(now)
+	var years []gridYear
+	for y := first.Year; y <= current.Year; y++ {
+		row := gridYear{Year: y}
+		for mo := time.January; mo <= time.December; mo++ {
+			m := millrace.Month{Year: y, Month: mo}
+			c := gridCell{Key: m.String()}
+			p, ok := byKey[c.Key]
+			switch {
+			case ok:
+				c.State = p.State
+				c.Link = partitionPath(pipeline, c.Key)
+				c.Title = c.Key + ": " + string(p.State)
+				if p.Error != "" {
+					c.Title += ": " + p.Error
+				}
+			case m == current:
+				c.Kind, c.Title = "open", c.Key+": open, runs from "+m.End().Format("2006-01-02 15:04 UTC")
+			case current.Before(m):
+				c.Kind, c.Title = "future", c.Key+": future"
+			default:
+				c.Kind, c.Title = "off", c.Key+": before the schedule starts"
+			}
+			row.Cells = append(row.Cells, c)
+		}
+		years = append(years, row)
+	}
+	return years
+}
+
+// partitionPath is the page of a partition; "-" stands for the partition
+// of an unpartitioned pipeline.
+func partitionPath(pipeline, partition string) string {
+	if partition == "" {
+		partition = "-"
+	}
+	return "/pipelines/" + url.PathEscape(pipeline) + "/partitions/" + url.PathEscape(partition)
+}
+
+// handlePipeline serves "GET /pipelines/{name}": the month grid of a
+// monthly pipeline, the runs of the others, and the actions.
+func (s *Server) handlePipeline(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.pipelineOr404(w, r)
+	if !ok {
+		return
+	}
+	v, err := s.pipelineView(r, p)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "pipeline", v)
+}
+
+// handlePipelineLive serves "GET /pipelines/{name}/live": the part of the
+// pipeline page that refreshes itself.
+func (s *Server) handlePipelineLive(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.pipelineOr404(w, r)
+	if !ok {
+		return
+	}
+	v, err := s.pipelineView(r, p)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.renderBlock(w, r, http.StatusOK, "pipeline", "live", v)
+}

@@ -1,0 +1,216 @@
+package web
+
+import (
+	"bytes"
+	"encoding/base64"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/warehouse"
+)
+
+//go:embed templates
+var templateFS embed.FS
+
+// pageNames are the pages, each a file templates/NAME.html rendered inside
+// templates/layout.html; fragments are the parts that pages refresh by
+// themselves, defined inside the pages' files.
+var pageNames = []string{"login", "home", "pipeline", "partition", "data", "error", "backfill_preview"}
+
+// pages holds the parsed templates, parsed once at start.
+type pages struct {
+	byName map[string]*template.Template
+}
+
+// parsePages parses every page with the layout; an error names the file.
+func parsePages() (*pages, error) {
+	funcs := template.FuncMap{
+		"time":    formatTime,
+		"timePtr": formatTimePtr,
+		"since":   formatDuration,
+		"json":    toJSON,
+		"symbol":  stateSymbol,
+	}
+	p := &pages{byName: map[string]*template.Template{}}
+	for _, name := range pageNames {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", name, err)
+		}
+		p.byName[name] = t
+	}
+	return p, nil
+}
+
+// layoutView is what the layout shows around every page.
+type layoutView struct {
+	Title    string
+	User     string
+	CSRF     string
+	Flash    string
+	Page     any
+	Template string
+}
+
+// render writes a whole page; block, when given, renders only that named
+// template of the page (a fragment that refreshes itself).
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, page any) {
+	s.renderBlock(w, r, status, name, "layout", page)
+}
+
+// renderBlock renders the template block of page name into a buffer first,
+// so that a template error never sends half a page.
+func (s *Server) renderBlock(w http.ResponseWriter, r *http.Request, status int, name, block string, page any) {
+	t := s.pages.byName[name]
+	sess := sessionOf(r)
+	data := any(page)
+	if block == "layout" {
+		data = layoutView{Title: titleOf(name), User: sess.Username, CSRF: sess.CSRF, Flash: takeFlash(w, r), Page: page, Template: name}
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, block, data); err != nil {
+		s.serverError(w, r, fmt.Errorf("render %s/%s: %w", name, block, err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = buf.WriteTo(w)
+}
+
+// titleOf returns a page's title.
+func titleOf(name string) string {
+	switch name {
+	case "home":
+		return "Pipelines"
+	case "data":
+		return "Data"
+	case "login":
+		return "Log in"
+	}
+	return name
+}
+
+// errorView is the error page.
+type errorView struct {
+	Status  int
+	Message string
+}
+
+// userError shows a message written for the user, with a status.
+func (s *Server) userError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	s.render(w, r, status, "error", errorView{Status: status, Message: msg})
+}
+
+// serverError logs err and shows a generic message: internal detail stays
+// in the log.
+func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	s.cfg.Logger.Error("http request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	http.Error(w, "internal error: the details are in millrace's log", http.StatusInternalServerError)
+}
+
+// errorStatus maps an error to the HTTP status and the message a user may
+// see: refusals and bad input are the user's to fix (422, 404) and are
+// shown; anything else is internal (500) and is not.
+func errorStatus(err error) (int, string) {
+	switch {
+	case errors.Is(err, warehouse.ErrRunNotFound):
+		return http.StatusNotFound, err.Error()
+	case millrace.IsPermanent(err):
+		return http.StatusUnprocessableEntity, err.Error()
+	}
+	return http.StatusInternalServerError, "internal error: the details are in millrace's log"
+}
+
+// flashCookie carries a one-time message across a redirect after POST.
+const flashCookie = "millrace_flash"
+
+// setFlash stores a message for the next page.
+func setFlash(w http.ResponseWriter, msg string) {
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: encodeFlash(msg), Path: "/", MaxAge: 60, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+// takeFlash returns the stored message, if any, and clears it.
+func takeFlash(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(flashCookie)
+	if err != nil {
+		return ""
+	}
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return decodeFlash(c.Value)
+}
+
+// writeJSON writes v as JSON with a status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// formatTime shows a time in UTC.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "–"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+// formatTimePtr shows an optional time in UTC.
+func formatTimePtr(t *time.Time) string {
+	if t == nil {
+		return "–"
+	}
+	return formatTime(*t)
+}
+
+// formatDuration shows how long a run took.
+func formatDuration(start time.Time, end *time.Time) string {
+	if end == nil {
+		return "running"
+	}
+	return end.Sub(start).Round(time.Millisecond).String()
+}
+
+// toJSON embeds a value in a page as JSON, safely escaped by html/template.
+func toJSON(v any) (template.JS, error) {
+	b, err := json.Marshal(v)
+	return template.JS(b), err
+}
+
+// stateSymbol shows a state without colour.
+func stateSymbol(st millrace.State) string {
+	switch st {
+	case millrace.StateSucceeded:
+		return "✓"
+	case millrace.StateFailed:
+		return "✗"
+	case millrace.StateRunning:
+		return "▶"
+	case millrace.StateQueued:
+		return "…"
+	case millrace.StateMissing:
+		return "○"
+	}
+	return "·"
+}
+
+// encodeFlash makes a message safe for a cookie value.
+func encodeFlash(msg string) string { return base64.RawURLEncoding.EncodeToString([]byte(msg)) }
+
+// decodeFlash reverses encodeFlash; a damaged value gives "".
+func decodeFlash(v string) string {
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
