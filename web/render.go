@@ -2,8 +2,8 @@ package web
 
 import (
 	"bytes"
-	"encoding/base64"
 	"embed"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
