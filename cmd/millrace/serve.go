@@ -33,13 +33,14 @@ Several serve processes may share one database. SIGINT or SIGTERM stops it:
 running runs get 30s to finish, then roll back and go back to the queue.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return m.serve(cmd.Context())
+			return m.serve(cmd.Context(), nil)
 		},
 	}
 }
 
-// serve runs until ctx ends.
-func (m *Main) serve(ctx context.Context) error {
+// serve runs until ctx ends; ready, when set, is called with the HTTP
+// address once the server and the workers are up.
+func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	oc, err := m.config.orchestratorConfig()
 	if err != nil {
 		return err
@@ -83,6 +84,9 @@ func (m *Main) serve(ctx context.Context) error {
 		return err
 	}
 	m.logger.Info("serving", "addr", ln.Addr().String(), "max_concurrent_runs", oc.MaxConcurrentRuns)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
 
 	select {
 	case <-ctx.Done():
