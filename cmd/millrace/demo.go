@@ -18,6 +18,10 @@ import (
 	"github.com/millrace/millrace/warehouse"
 )
 
+// extraEnv lists the environment variables the binary reads besides the
+// settings of Config.
+var extraEnv = []string{"MILLRACE_PG_BIN", "MILLRACE_DEMO_PG_PORT"}
+
 // demoSettings are the demo's own settings, beside Config.
 type demoSettings struct {
 	dir       string

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/orchestrator"
+	"github.com/millrace/millrace/warehouse"
 	"github.com/millrace/millrace/web"
 )
 
@@ -22,7 +23,8 @@ const stopGrace = 30 * time.Second
 
 // serveCommand returns "millrace serve".
 func (m *Main) serveCommand() *cobra.Command {
-	return &cobra.Command{
+	var setup bool
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the scheduler, the workers and the web server until stopped",
 		Long: `Runs the scheduler (catch-up of due months, the one-off client load,
@@ -33,9 +35,16 @@ Several serve processes may share one database. SIGINT or SIGTERM stops it:
 running runs get 30s to finish, then roll back and go back to the queue.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if setup {
+				if err := warehouse.Setup(cmd.Context(), m.config.DatabaseURL, m.config.Passwords, m.logger); err != nil {
+					return err
+				}
+			}
 			return m.serve(cmd.Context(), nil)
 		},
 	}
+	cmd.Flags().BoolVar(&setup, "setup", false, "run the full database set-up (millrace db setup) first")
+	return cmd
 }
 
 // serve runs until ctx ends; ready, when set, is called with the HTTP
