@@ -154,3 +154,31 @@ func TestDockerfile(t *testing.T) {
 		t.Error("Dockerfile is not multi-stage")
 	}
 }
+
+// TestReadmeConfiguration checks that the README's configuration table
+// lists every variable the binary reads, with its default.
+func TestReadmeConfiguration(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	var c Config
+	for _, s := range c.settings() {
+		row := "| `" + s.env + "` | "
+		i := strings.Index(readme, row)
+		if i < 0 {
+			t.Errorf("README's configuration table lacks %s", s.env)
+			continue
+		}
+		if s.def != "" && !strings.HasPrefix(readme[i+len(row):], "`"+s.def+"`") {
+			t.Errorf("README gives %s another default than %q", s.env, s.def)
+		}
+	}
+	for _, env := range extraEnv {
+		if !strings.Contains(readme, "| `"+env+"` |") {
+			t.Errorf("README's configuration table lacks %s", env)
+		}
+	}
+}
