@@ -110,8 +110,13 @@ type passWorker struct {
 	o *Orchestrator
 }
 
-// Work runs one scheduler pass.
-func (wk *passWorker) Work(ctx context.Context, _ *river.Job[passArgs]) error {
+// Work runs one scheduler pass. A pass meant for the instant a month
+// closes that starts early (the database's clock ahead of ours) waits for
+// that instant.
+func (wk *passWorker) Work(ctx context.Context, job *river.Job[passArgs]) error {
+	if early := job.Args.At.Sub(wk.o.cfg.Now()); early > 0 {
+		return river.JobSnooze(early)
+	}
 	_, err := wk.o.Pass(ctx)
 	return err
 }
