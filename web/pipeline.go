@@ -40,6 +40,9 @@ type pipelineView struct {
 	// From and To prefill the backfill form.
 	From, To string
 	Failed   int
+	// CSRF is the session's token, for the forms of the part of the page
+	// that refreshes itself.
+	CSRF string
 }
 
 // pipelineOr404 returns the named pipeline, or answers 404.
@@ -61,7 +64,7 @@ func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineVi
 	}
 	sched, next := o.Schedule(p.Name)
 	v := pipelineView{Name: p.Name, Description: p.Description, Schedule: sched, Monthly: p.Monthly, NextDue: next, Counts: countStates(parts),
-		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String()}
+		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), CSRF: sessionOf(r).CSRF}
 	for _, pt := range parts {
 		if pt.State == millrace.StateFailed {
 			v.Failed++

@@ -1,0 +1,369 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath returns the browser to drive: MILLRACE_CHROMIUM, else
+// Debian's /usr/bin/chromium. Without it the test skips, loudly, except
+// with CI=true, where it fails.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("MILLRACE_CHROMIUM")
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(path); err != nil {
+		msg := fmt.Sprintf("no Chromium to drive at %s (%v): apt-get install chromium, or set MILLRACE_CHROMIUM", path, err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true requires the browser test: " + msg)
+		}
+		fmt.Fprintf(os.Stderr, "\n*** %s: SKIPPING the browser test ***\n*** %s ***\n\n", t.Name(), msg)
+		t.Skip("SKIPPING: " + msg)
+	}
+	return path
+}
+
+// screenshotDir is where the test saves its screenshots: MILLRACE_SCREENSHOTS
+// when set, else a directory removed after the test.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("MILLRACE_SCREENSHOTS")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// startBrowser starts a headless Chromium with a fresh profile and returns
+// the context of its first tab; everything ends with the test.
+func startBrowser(t *testing.T, exe string) context.Context {
+	t.Helper()
+	profile, err := os.MkdirTemp("", "millrace-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Chromium's children may write to the profile for a moment after
+		// it stops: try again for a while.
+		for range 50 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("could not remove the browser profile %s", profile)
+	})
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		// A page restored from the back-forward cache fires no load event
+		// and leaves chromedp's view of the DOM stale: go back for real.
+		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,BackForwardCache"),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 900),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelTab := chromedp.NewContext(ctx)
+	t.Cleanup(cancelTab)
+	if err := chromedp.Do(ctx); err != nil { // starts the browser and opens the tab
+		t.Fatalf("start %s: %v", exe, err)
+	}
+	return ctx
+}
+
+// pageErrors collects the uncaught exceptions and console errors of the
+// tab's pages.
+type pageErrors struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+// watch subscribes to the tab's exceptions and console errors.
+func (pe *pageErrors) watch(ctx context.Context) {
+	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
+	console := chromedp.Events(ctx, runtime.ConsoleAPICalled)
+	go func() {
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			msg := ev.ExceptionDetails.Text
+			if ex := ev.ExceptionDetails.Exception; ex != nil {
+				msg += " " + ex.Description
+			}
+			pe.add("exception: " + msg)
+		}
+	}()
+	go func() {
+		for ev, err := range console {
+			if err != nil {
+				return
+			}
+			if ev.Type == runtime.ConsoleAPICalledTypeError {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				pe.add("console.error: " + strings.Join(args, " "))
+			}
+		}
+	}()
+}
+
+func (pe *pageErrors) add(s string) {
+	pe.mu.Lock()
+	defer pe.mu.Unlock()
+	pe.errs = append(pe.errs, s)
+}
+
+func (pe *pageErrors) list() []string {
+	pe.mu.Lock()
+	defer pe.mu.Unlock()
+	return append([]string(nil), pe.errs...)
+}
+
+// TestBrowser drives Chromium through what a data engineer who has never
+// seen millrace does: log in, find the failed month on the grid, read why
+// it failed, backfill the failed months from the form and watch the month
+// turn green without reloading, then look at the data. It saves a
+// full-page screenshot of each step.
+func TestBrowser(t *testing.T) {
+	t.Parallel()
+	exe := chromiumPath(t)
+	b := setup(t, options{workers: true, remove: []string{"2020-03"}})
+	shots := screenshotDir(t)
+	ctx := startBrowser(t, exe)
+	var pe pageErrors
+	pe.watch(ctx)
+
+	step := 0
+	// capture saves a full-page screenshot of the tab.
+	capture := func(name string) (string, error) {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100)) // quality 100: PNG
+		if err != nil {
+			return "", err
+		}
+		step++
+		path := filepath.Join(shots, fmt.Sprintf("%02d-%s.png", step, name))
+		return path, os.WriteFile(path, png, 0o644)
+	}
+	shot := func(name string) {
+		t.Helper()
+		path, err := capture(name)
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+	// fail ends the test with a screenshot of the page as it was.
+	fail := func(format string, args ...any) {
+		t.Helper()
+		if path, err := capture("failed"); err != nil {
+			t.Logf("no screenshot of the failure: %v", err)
+		} else {
+			t.Logf("screenshot of the failure: %s", path)
+		}
+		t.Fatalf(format, args...)
+	}
+	// within runs one step with its own time limit, so that a stuck step
+	// fails at once with its name.
+	within := func(d time.Duration, f func(ctx context.Context) error) error {
+		sctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return f(sctx)
+	}
+	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := within(20*time.Second, func(ctx context.Context) error { return chromedp.Do(ctx, actions...) }); err != nil {
+			fail("%s: %v", what, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		var s string
+		err := within(10*time.Second, func(ctx context.Context) (err error) {
+			s, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+			return err
+		})
+		if err != nil {
+			fail("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	eval := func(expr string, v any) {
+		t.Helper()
+		err := within(10*time.Second, func(ctx context.Context) error {
+			raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr))
+			if err != nil {
+				return err
+			}
+			return json.Unmarshal(raw, v)
+		})
+		if err != nil {
+			fail("evaluate %s: %v", expr, err)
+		}
+	}
+	// click clicks and waits for the page it leads to.
+	click := func(what, sel string) {
+		t.Helper()
+		err := within(20*time.Second, func(ctx context.Context) error {
+			_, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel)))
+			return err
+		})
+		if err != nil {
+			fail("%s (click %s): %v", what, sel, err)
+		}
+	}
+	location := func() string {
+		t.Helper()
+		var loc string
+		eval(`location.pathname + location.search`, &loc)
+		return loc
+	}
+	// poll waits until the JavaScript expression is true, reading the page
+	// as it refreshes itself.
+	poll := func(what, expr string) {
+		t.Helper()
+		err := within(50*time.Second, func(ctx context.Context) error {
+			_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr,
+				chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(45*time.Second)))
+			return err
+		})
+		if err != nil {
+			fail("waiting for %s: %v", what, err)
+		}
+	}
+	cellState := func(m string) string {
+		return fmt.Sprintf(`document.querySelector('td[data-month="%s"]')?.dataset.state`, m)
+	}
+
+	// Log in through the form.
+	do("open millrace", chromedp.Navigate(b.ts.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`input[name="username"]`)))
+	if loc := location(); loc != "/login?next=%2F" {
+		t.Errorf("a visitor without a session lands on %q, want the login page", loc)
+	}
+	shot("login")
+	do("fill the login form",
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), testUser),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), testPassword))
+	click("log in", `.login button[type="submit"]`)
+	if loc := location(); loc != "/" {
+		t.Fatalf("after logging in the browser is at %q, want /", loc)
+	}
+	do("home page", chromedp.WaitVisible(chromedp.CSS(`a[href="/pipelines/load_sales_data"]`)))
+	shot("home")
+
+	// The grid: the failed month in red, the others green once the
+	// catch-up has run; the page refreshes itself meanwhile.
+	click("open load_sales_data", `a[href="/pipelines/load_sales_data"]`)
+	poll("the catch-up to show on the grid", `["2020-01","2020-02","2020-04","2020-05","2020-06"].every(m => `+
+		`document.querySelector('td[data-month="'+m+'"]')?.dataset.state === "succeeded") && `+cellState("2020-03")+` === "failed"`)
+	var cells map[string]string
+	eval(`Object.fromEntries([...document.querySelectorAll("td[data-month]")].map(td => [td.dataset.month, td.dataset.state]))`, &cells)
+	if want := "map[2020-01:succeeded 2020-02:succeeded 2020-03:failed 2020-04:succeeded 2020-05:succeeded 2020-06:succeeded " +
+		"2020-07:open 2020-08:future 2020-09:future 2020-10:future 2020-11:future 2020-12:future]"; fmt.Sprint(cells) != want {
+		t.Errorf("grid %v,\nwant %s", cells, want)
+	}
+	// The retry button follows the grid as it refreshes itself.
+	poll("the retry button to count the failed month", `(b => b && !b.disabled && b.textContent.trim() === "Retry all failed (1)")(`+
+		`document.querySelector('form[action$="/retry-failed"] button'))`)
+	shot("grid-failed")
+
+	// The failed month's page says why, with the log.
+	click("open the failed month", `td[data-month="2020-03"] a`)
+	if loc := location(); loc != "/pipelines/load_sales_data/partitions/2020-03" {
+		t.Errorf("the failed cell leads to %q", loc)
+	}
+	do("run page", chromedp.WaitVisible(chromedp.CSS(`#live > p.error`)), chromedp.WaitVisible(chromedp.CSS(`pre.log`)))
+	if msg := text(`#live > p.error`); !strings.Contains(msg, "source file sales/2020-03-01/sales.csv is missing") {
+		t.Errorf("the failed month's error: %q", msg)
+	}
+	if log := text(`pre.log`); !strings.Contains(log, "run started") || !strings.Contains(log, "run failed") {
+		t.Errorf("the failed attempt's log: %q", log)
+	}
+	shot("run-failed")
+
+	// Back to the grid and backfill the failed months, preview first.
+	do("go back", chromedp.NavigateBack(), chromedp.WaitVisible(chromedp.CSS(`#backfill-form`)))
+	if loc := location(); loc != "/pipelines/load_sales_data" {
+		t.Errorf("back from the month's page the browser is at %q", loc)
+	}
+	do("fill the backfill form",
+		chromedp.SetValue(chromedp.CSS(`#backfill-form input[name="from"]`), "2020-01"),
+		chromedp.SetValue(chromedp.CSS(`#backfill-form input[name="to"]`), "2020-06"),
+		chromedp.SetValue(chromedp.CSS(`#backfill-form select[name="only"]`), "failed"),
+		chromedp.Click(chromedp.CSS(`#backfill-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#preview-result`)))
+	var planned []string
+	eval(`[...document.querySelectorAll("#preview-result tr.run td:first-child")].map(td => td.textContent)`, &planned)
+	if fmt.Sprint(planned) != "[2020-03]" {
+		t.Errorf("the preview runs %v, want [2020-03]", planned)
+	}
+	if summary := text(`#preview-result p`); !strings.Contains(summary, "1 of 6 months would run (2020-01 to 2020-06, failed)") {
+		t.Errorf("preview summary: %q", summary)
+	}
+	var st string
+	if eval(cellState("2020-03"), &st); st != "failed" {
+		t.Errorf("after the preview 2020-03 is %q: a preview must not run anything", st)
+	}
+	shot("backfill-preview")
+
+	// The file is back; confirm, and watch the month turn green.
+	b.restore(t, "2020-03")
+	click("confirm the backfill", `#confirm-backfill`)
+	if loc := location(); loc != "/pipelines/load_sales_data" {
+		t.Errorf("after the confirmation the browser is at %q", loc)
+	}
+	if flash := text(`.flash`); !strings.Contains(flash, "Backfill queued 1 of 6 months") {
+		t.Errorf("flash after the confirmation: %q", flash)
+	}
+	shot("backfill-confirmed")
+	// A reload would drop the marker, and Poll fails on a navigation.
+	do("mark the page", chromedp.Evaluate[chromedp.Void](`window.millraceNoReload = true`))
+	poll("2020-03 to turn succeeded without a reload", `window.millraceNoReload === true && `+cellState("2020-03")+` === "succeeded"`)
+	if counts := text(`#live p.counts`); !strings.Contains(counts, "6 succeeded") || strings.Contains(counts, "failed") {
+		t.Errorf("counts after the backfill: %q", counts)
+	}
+	shot("grid-succeeded")
+
+	// The data page: the tables with their rows and the chart.
+	click("open the data page", `header.top nav a[href="/data"]`)
+	do("chart", chromedp.WaitVisible(chromedp.CSS(`#chart canvas`)))
+	var tables map[string]string
+	eval(`Object.fromEntries([...document.querySelectorAll("table.tables tbody tr")].map(tr => [tr.cells[0].textContent, tr.cells[1].textContent]))`, &tables)
+	if tables["monthly_sales"] != "30" || tables["customer_profiles"] != "500" {
+		t.Errorf("data page tables %v: want monthly_sales 30 (6 months of 5 stores), customer_profiles 500", tables)
+	}
+	shot("data")
+
+	if errs := pe.list(); len(errs) > 0 {
+		t.Errorf("the pages logged errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
