@@ -40,6 +40,10 @@ type runWorker struct {
 	o *Orchestrator
 }
 
+// Timeout lets a run take as long as it needs: River neither cancels nor
+// rescues it; the scheduler rescues the runs of dead processes (rescueDead).
+func (wk *runWorker) Timeout(*river.Job[runArgs]) time.Duration { return -1 }
+
 // Work runs the partition through the ledger. The job's completion, the
 // follow-up jobs and the data commit in one transaction. A permanent
 // failure cancels the job (no retries); a transient one returns the error

@@ -124,8 +124,10 @@ func New(ctx context.Context, w *warehouse.Warehouse, set *pipelines.Set, cfg Co
 		MaxAttempts:          cfg.MaxAttempts,
 		RetryPolicy:          backoff{base: cfg.RetryBackoff, max: time.Hour},
 		RescueStuckJobsAfter: cfg.RescueAfter,
-		// A run may take long (a large month); River must not cancel it.
-		JobTimeout: -1,
+		// Scheduler passes time out and are rescued after RescueAfter; runs
+		// never time out (runWorker.Timeout) and are rescued by the
+		// scheduler only when their process is dead (rescueDead).
+		JobTimeout: cfg.RescueAfter,
 	}
 	if cfg.Workers {
 		workers := river.NewWorkers()

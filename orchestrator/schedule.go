@@ -97,6 +97,9 @@ func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 3)", lockSpace); err != nil {
 			return fmt.Errorf("lock scheduler pass: %w", err)
 		}
+		if err := o.rescueDead(ctx, tx); err != nil {
+			return err
+		}
 		if err := o.closeLost(ctx, tx); err != nil {
 			return err
 		}
@@ -188,6 +191,36 @@ func (o *Orchestrator) closeLost(ctx context.Context, tx pgx.Tx) error {
 			  AND j.args->>'pipeline' = p.pipeline AND j.args->>'partition' = p.partition)`)
 	if err != nil {
 		return fmt.Errorf("close lost runs: %w", err)
+	}
+	return nil
+}
+
+// rescueDead hands back to the queue the run jobs that River shows running
+// for longer than RescueAfter while no process holds their partition's
+// lock: their process died (kill -9, a lost machine). A live run holds the
+// lock however long it takes, so it is never taken over. A job with no
+// attempt left is discarded, and closeLost then marks its partition failed.
+func (o *Orchestrator) rescueDead(ctx context.Context, tx pgx.Tx) error {
+	tag, err := tx.Exec(ctx, `
+		WITH stuck AS (
+			SELECT id FROM millrace.river_job
+			WHERE kind = 'millrace_run' AND state = 'running'
+			  AND attempted_at < now() - make_interval(secs => $2)
+			  AND pg_try_advisory_xact_lock($1, hashtext((args->>'pipeline') || '/' || (args->>'partition')))
+			FOR UPDATE SKIP LOCKED
+		)
+		UPDATE millrace.river_job j SET
+			state = CASE WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::millrace.river_job_state,
+			finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
+			scheduled_at = now(),
+			errors = array_append(j.errors, jsonb_build_object('at', now(), 'attempt', j.attempt,
+				'error', 'rescued: the process running it stopped', 'trace', ''))
+		FROM stuck WHERE j.id = stuck.id`, lockSpace, o.cfg.RescueAfter.Seconds())
+	if err != nil {
+		return fmt.Errorf("rescue runs of dead processes: %w", err)
+	}
+	if n := tag.RowsAffected(); n > 0 {
+		o.cfg.Logger.Warn("rescued runs whose process stopped", "jobs", n)
 	}
 	return nil
 }

@@ -58,6 +58,9 @@ func New(src millrace.Source) *Set {
 // List returns the pipelines in the order the specification gives them.
 func (s *Set) List() []Pipeline { return s.list }
 
+// ErrUnknown is returned, wrapped, for a pipeline name that is not one of the four.
+var ErrUnknown = errors.New("no such pipeline")
+
 // Get returns the pipeline called name.
 func (s *Set) Get(name string) (Pipeline, error) {
 	for _, p := range s.list {
@@ -69,7 +72,7 @@ func (s *Set) Get(name string) (Pipeline, error) {
 	for i, p := range s.list {
 		names[i] = p.Name
 	}
-	return Pipeline{}, millrace.Permanent(fmt.Errorf("no pipeline %q: the pipelines are %v", name, names))
+	return Pipeline{}, millrace.Permanent(fmt.Errorf("%w %q: the pipelines are %v", ErrUnknown, name, names))
 }
 
 // CheckPartition checks that partition is a valid partition of p that may
@@ -116,7 +119,7 @@ func open(ctx context.Context, src millrace.Source, key string, log *slog.Logger
 	obj, err := src.Open(ctx, key)
 	if err != nil {
 		if errors.Is(err, millrace.ErrNotFound) {
-			return nil, nil, millrace.Permanent(fmt.Errorf("source file %s is missing from %s: %w", key, src, err))
+			return nil, nil, millrace.Permanent(fmt.Errorf("source file %s is missing: %w", key, err))
 		}
 		return nil, nil, fmt.Errorf("open %s in %s: %w", key, src, err)
 	}

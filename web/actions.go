@@ -63,7 +63,7 @@ func (s *Server) handleRetryFailed(w http.ResponseWriter, r *http.Request) {
 	case len(failed) == 0:
 		setFlash(w, "Nothing failed: nothing to retry.")
 	default:
-		setFlash(w, fmt.Sprintf("Queued %d failed partitions again.", queuedCount(res)))
+		setFlash(w, fmt.Sprintf("Queued %s again.", plural(queuedCount(res), "failed partition")))
 	}
 	http.Redirect(w, r, back(r), http.StatusSeeOther)
 }
@@ -134,7 +134,7 @@ func (s *Server) handleBackfill(w http.ResponseWriter, r *http.Request) {
 				n++
 			}
 		}
-		setFlash(w, fmt.Sprintf("Backfill queued %d of %d months (%s to %s, %s).", n, len(plan), req.From, req.To, req.Only))
+		setFlash(w, fmt.Sprintf("Backfill queued %d of %s (%s to %s, %s).", n, plural(len(plan), "month"), req.From, req.To, req.Only))
 	}
 	http.Redirect(w, r, back(r), http.StatusSeeOther)
 }

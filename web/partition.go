@@ -16,6 +16,9 @@ type partitionView struct {
 	Path      string
 	State     millrace.Partition
 	Runs      []millrace.Run
+	// CSRF is the session's token, for the form of the part of the page
+	// that refreshes itself.
+	CSRF string
 	// CanRun is false for a month that has not ended.
 	CanRun bool
 	Why    string
@@ -31,7 +34,7 @@ func (s *Server) partitionView(r *http.Request) (partitionView, int, error) {
 	if part == "-" {
 		part = ""
 	}
-	v := partitionView{Pipeline: p.Name, Partition: part, Path: partitionPath(p.Name, part), CanRun: true}
+	v := partitionView{Pipeline: p.Name, Partition: part, Path: partitionPath(p.Name, part), CSRF: sessionOf(r).CSRF, CanRun: true}
 	if _, err := p.CheckPartition(part, s.cfg.Orchestrator.Now()); err != nil {
 		if _, perr := millrace.ParseMonth(part); p.Monthly && perr != nil {
 			return v, http.StatusNotFound, err

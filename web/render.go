@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -36,6 +38,7 @@ func parsePages() (*pages, error) {
 		"since":   formatDuration,
 		"json":    toJSON,
 		"symbol":  stateSymbol,
+		"plural":  plural,
 	}
 	p := &pages{byName: map[string]*template.Template{}}
 	for _, name := range pageNames {
@@ -120,7 +123,7 @@ func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) 
 // shown; anything else is internal (500) and is not.
 func errorStatus(err error) (int, string) {
 	switch {
-	case errors.Is(err, warehouse.ErrRunNotFound):
+	case errors.Is(err, warehouse.ErrRunNotFound), errors.Is(err, pipelines.ErrUnknown):
 		return http.StatusNotFound, err.Error()
 	case millrace.IsPermanent(err):
 		return http.StatusUnprocessableEntity, err.Error()
@@ -213,4 +216,12 @@ func decodeFlash(v string) string {
 		return ""
 	}
 	return string(b)
+}
+
+// plural writes a count with its noun: "1 month", "3 months".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

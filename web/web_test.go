@@ -718,7 +718,7 @@ func TestAPI(t *testing.T) {
 		if loc := r.header.Get("Location"); loc != "/pipelines/load_sales_data" {
 			t.Errorf("retry went to %q", loc)
 		}
-		if page := br.get("/pipelines/load_sales_data"); !strings.Contains(page.body, "Queued 1 failed partitions again.") || !strings.Contains(page.body, "Retry all failed (0)") {
+		if page := br.get("/pipelines/load_sales_data"); !strings.Contains(page.body, "Queued 1 failed partition again.") || !strings.Contains(page.body, "Retry all failed (0)") {
 			t.Errorf("after the retry the page should say so and count no failure:\n%s", page.body)
 		}
 		if got := b.ledger(t, millrace.LoadSalesData)["2020-02"]; got != "queued" {
@@ -792,7 +792,7 @@ func TestGridAndBackfill(t *testing.T) {
 
 	failed := br.get("/pipelines/load_sales_data/partitions/2020-03").expect(t, "page of the failed month", http.StatusOK)
 	for _, s := range []string{
-		`<p class="error">source file sales/2020-03-01/sales.csv is missing from `, // the partition's error
+		`<p class="error">source file sales/2020-03-01/sales.csv is missing: `, // the attempt's error
 		`<pre class="log">`, `run started`, `run failed`, // the attempt's log
 		"✗ failed</span> attempt 1", "Re-run 2020-03",
 	} {
@@ -827,7 +827,7 @@ func TestGridAndBackfill(t *testing.T) {
 	preview.expect(t, "backfill preview", http.StatusOK)
 	for _, s := range []string{
 		`<tr class="run"><td>2020-03</td>`, "<td>run</td><td>failed</td>",
-		`<tr class="skip"><td>2020-01</td>`, "<strong>1</strong> of 6 months would run", "Confirm: run 1 months",
+		`<tr class="skip"><td>2020-01</td>`, "<strong>1</strong> of 6 months would run", "Confirm: run 1 month",
 	} {
 		if !strings.Contains(preview.body, s) {
 			t.Errorf("the preview lacks %q:\n%s", s, preview.body)

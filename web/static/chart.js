@@ -9,7 +9,10 @@
     width: Math.min(el.clientWidth || 1000, 1100),
     height: 360,
     scales: { x: { time: true } },
-    axes: [{}, { label: "value", size: 70 }],
+    axes: [
+      { space: 70, values: (u, vals) => vals.map(v => new Date(v * 1000).toISOString().slice(0, 7)) },
+      { label: "monthly sales (sum of value)", size: 80 },
+    ],
     series: [{ label: "month", value: (u, v) => v == null ? "" : new Date(v * 1000).toISOString().slice(0, 7) }]
       .concat(data.series.map((s, i) => ({ label: s.label, stroke: colors[i % colors.length], width: 2, spanGaps: false }))),
   };
