@@ -10,7 +10,11 @@
     height: 360,
     scales: { x: { time: true } },
     axes: [
-      { space: 70, values: (u, vals) => vals.map(v => new Date(v * 1000).toISOString().slice(0, 7)) },
+      {
+        // One tick per month, thinned to fit: the data is monthly.
+        splits: u => { const k = Math.max(1, Math.ceil(data.x.length / (u.width / 70))); return data.x.filter((_, i) => i % k === 0); },
+        values: (u, vals) => vals.map(v => new Date(v * 1000).toISOString().slice(0, 7)),
+      },
       { label: "monthly sales (sum of value)", size: 80 },
     ],
     series: [{ label: "month", value: (u, v) => v == null ? "" : new Date(v * 1000).toISOString().slice(0, 7) }]
