@@ -425,3 +425,14 @@ func readFrom(path string, offset int64) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// Reachable reports, as an error saying why not, whether the account that
+// runs the server (the OS user postgres when this process is root) can
+// reach a data directory at dir.
+func Reachable(dir string) error {
+	account, err := serverAccount()
+	if err != nil {
+		return err
+	}
+	return account.checkReachable(dir)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -80,7 +81,22 @@ func (m *Main) demo(ctx context.Context, d demoSettings) error {
 	if port == 0 {
 		m.logger.Warn("port 5432 is taken: PostgreSQL gets a free port (set MILLRACE_DEMO_PG_PORT to choose one)")
 	}
-	cluster, err := localpg.Start(ctx, localpg.Config{BinDir: binDir, DataDir: filepath.Join(dir, "pg"), Port: port,
+	pgDir := filepath.Join(dir, "pg")
+	if err := localpg.Reachable(pgDir); err != nil {
+		// Root runs PostgreSQL as the OS user postgres, who may not enter,
+		// say, /root: keep the cluster where it can, the same one each time.
+		pgDir = filepath.Join(os.TempDir(), fmt.Sprintf("millrace-demo-%x", sha256.Sum256([]byte(dir)))[:len("millrace-demo-")+12], "pg")
+		m.logger.Warn("PostgreSQL cannot reach the demo directory: its data goes elsewhere", "reason", err, "data", pgDir)
+		if d.reset {
+			if err := os.RemoveAll(filepath.Dir(pgDir)); err != nil {
+				return fmt.Errorf("reset %s: %w", pgDir, err)
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(pgDir), 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", filepath.Dir(pgDir), err)
+		}
+	}
+	cluster, err := localpg.Start(ctx, localpg.Config{BinDir: binDir, DataDir: pgDir, Port: port,
 		Superuser: warehouse.AdminUser, Password: "admin", Logger: m.logger})
 	if err != nil {
 		return err
