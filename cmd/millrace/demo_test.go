@@ -236,4 +236,3 @@ func tail(path string) string {
 	}
 	return string(b)
 }
-
