@@ -46,3 +46,12 @@ type Run struct {
 	Error      string     `json:"error"`
 	Log        string     `json:"log,omitempty"`
 }
+
+// PartitionLabel names a partition for people: the month, or
+// "(unpartitioned)" for the single partition "" of the other pipelines.
+func PartitionLabel(partition string) string {
+	if partition == "" {
+		return "(unpartitioned)"
+	}
+	return partition
+}

@@ -72,7 +72,7 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) ([]Bac
 	if !p.Monthly {
 		return nil, millrace.Permanent(fmt.Errorf("%s has no months to backfill: run it instead", p.Name))
 	}
-	if _, err := ParseOnly(string(req.Only)); err != nil {
+	if req.Only, err = ParseOnly(string(req.Only)); err != nil {
 		return nil, err
 	}
 	from, err := millrace.ParseMonth(req.From)

@@ -52,13 +52,17 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	o := wk.o
 	p, err := o.set.Get(job.Args.Pipeline)
 	if err != nil {
-		return river.JobCancel(err)
+		return river.JobCancel(o.refuse(ctx, job.Args, err))
 	}
 	spec := warehouse.RunSpec{
 		Partition: job.Args.Partition,
 		Trigger:   job.Args.Trigger,
 		JobID:     job.ID,
-		WillRetry: job.Attempt < job.MaxAttempts,
+		// A run cut short by a stop goes back to the queue (JobSnooze
+		// below); a transient failure is retried while attempts remain.
+		Retried: func(err error) bool {
+			return ctx.Err() != nil || (job.Attempt < job.MaxAttempts && !millrace.IsPermanent(err))
+		},
 		OnSuccess: func(ctx context.Context, tx pgx.Tx) error {
 			if p.Name == millrace.LoadClientData {
 				if _, err := o.enqueueTx(ctx, tx, millrace.ProcessData, []string{""}, "after:"+millrace.LoadClientData); err != nil {
@@ -83,6 +87,9 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	case err != nil && ctx.Err() != nil:
 		// Shutting down: the run rolled back; run it again on the next start.
 		return river.JobSnooze(0)
+	case millrace.IsPermanent(err) && run.ID == 0:
+		// Refused before it started, e.g. a month not ended on this clock.
+		return river.JobCancel(o.refuse(ctx, job.Args, err))
 	case millrace.IsPermanent(err):
 		o.metrics.observe(p.Name, millrace.StateFailed, time.Since(started), 0)
 		return river.JobCancel(err)
@@ -136,4 +143,13 @@ func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
 		wait = b.max
 	}
 	return time.Now().Add(wait)
+}
+
+// refuse records in the ledger that a queued run was refused before it
+// started, and returns err.
+func (o *Orchestrator) refuse(ctx context.Context, args runArgs, err error) error {
+	if rerr := o.w.RecordRefusal(ctx, args.Pipeline, args.Partition, err); rerr != nil {
+		o.cfg.Logger.Error("record a refused run", "pipeline", args.Pipeline, "partition", args.Partition, "err", rerr)
+	}
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,9 +49,9 @@ type Config struct {
 	// the pass it schedules for the instant each month closes.
 	// Defaults to 1m.
 	PassInterval time.Duration
-	// RescueAfter is how long a job may stay running without finishing
-	// before River hands it to another worker, e.g. after its process was
-	// killed. A rescued job whose run is in fact alive waits for it.
+	// RescueAfter is how long a run job may stay running while nobody
+	// holds its partition's lock (its process died) before the scheduler
+	// hands it back to the queue; and how long a scheduler pass may take.
 	// Defaults to 5m.
 	RescueAfter time.Duration
 	// Workers makes the orchestrator execute runs; without it it only
@@ -103,6 +104,8 @@ type Orchestrator struct {
 	set     *pipelines.Set
 	client  *river.Client[pgx.Tx]
 	metrics *metrics
+	// passed is set once this process has made a scheduler pass.
+	passed atomic.Bool
 }
 
 // New migrates River's tables into the millrace schema and returns an
@@ -158,10 +161,10 @@ func (o *Orchestrator) migrate(ctx context.Context) error {
 		return fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, 2)", lockSpace); err != nil {
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, 2)", warehouse.LockSpace); err != nil {
 		return fmt.Errorf("lock job queue migrations: %w", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, 2)", lockSpace) //nolint:errcheck // the session ends the lock at worst
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, 2)", warehouse.LockSpace) //nolint:errcheck // the session ends the lock at worst
 	m, err := rivermigrate.New(riverpgxv5.New(o.w.Pool()), &rivermigrate.Config{Schema: warehouse.Schema, Logger: o.cfg.Logger})
 	if err != nil {
 		return fmt.Errorf("job queue migrations: %w", err)
@@ -171,9 +174,6 @@ func (o *Orchestrator) migrate(ctx context.Context) error {
 	}
 	return nil
 }
-
-// lockSpace is the first key of millrace's advisory locks ("mill").
-const lockSpace = 0x6d696c6c
 
 // Start starts the workers and, when configured, the scheduler. It returns
 // at once; Stop ends them.

@@ -351,3 +351,41 @@ func TestRetries(t *testing.T) {
 		t.Errorf("always failing: %+v, want failed after 3 attempts with the error", p)
 	}
 }
+
+// TestStartRetriesFailedMonths: a month that failed and never succeeded is
+// tried again by the first pass of the next start, and only then.
+func TestStartRetriesFailedMonths(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	key := filepath.Join(b.dir, "sales", "2020-02-01", "sales.csv")
+	data, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	first := b.orchestrator(t, b.src, true, nil)
+	want := append([]string{}, sixMonths...)
+	want[1] = "2020-02=failed"
+	waitFor(t, "catch-up with 2020-02 failed", func() bool { return reflect.DeepEqual(b.states(t, millrace.LoadSalesData), want) })
+	if err := os.WriteFile(key, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Later passes of the same process leave the failed month alone.
+	if res, err := first.Pass(b.ctx); err != nil || len(res.Queued) != 0 {
+		t.Fatalf("a later pass queued %v (%v), want nothing", res.Queued, err)
+	}
+	// A new process's first pass queues it.
+	second := b.orchestrator(t, b.src, false, nil)
+	res, err := second.Pass(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(res.Queued, []string{"load_sales_data 2020-02"}) {
+		t.Errorf("the first pass after a start queued %v, want the failed month", res.Queued)
+	}
+	waitFor(t, "2020-02 loaded by the running workers", func() bool {
+		return reflect.DeepEqual(b.states(t, millrace.LoadSalesData), sixMonths)
+	})
+}

@@ -85,16 +85,19 @@ type PassResult struct {
 // Pass looks for due work and queues it, in one transaction:
 //   - load_client_data when it has never run (a fresh installation);
 //   - every closed month since SalesStart that has never run, oldest first,
-//     once the client data has loaded (sales need the stores);
+//     once the client data has loaded (sales need the stores); on the
+//     first pass of this process also every month that failed and never
+//     succeeded (catch-up on start);
 //   - a pass at the instant the current month closes.
 //
 // It also closes ledger records whose job ended without a result.
 func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 	var res PassResult
 	now := o.cfg.Now()
+	onStart := !o.passed.Load()
 	err := pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
 		// One pass at a time, across processes.
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 3)", lockSpace); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 3)", warehouse.LockSpace); err != nil {
 			return fmt.Errorf("lock scheduler pass: %w", err)
 		}
 		if err := o.rescueDead(ctx, tx); err != nil {
@@ -117,7 +120,7 @@ func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 			res.add(millrace.LoadClientData, q)
 		}
 		if clientLoaded {
-			months, err := neverRun(ctx, tx, o.cfg.SalesStart, millrace.LastClosed(now))
+			months, err := dueMonths(ctx, tx, o.cfg.SalesStart, millrace.LastClosed(now), onStart)
 			if err != nil {
 				return err
 			}
@@ -136,6 +139,7 @@ func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("scheduler pass: %w", err)
 	}
+	o.passed.Store(true)
 	if len(res.Queued) > 0 {
 		o.cfg.Logger.Info("scheduler queued runs", "runs", len(res.Queued), "first", res.Queued[0])
 	}
@@ -151,10 +155,12 @@ func (r *PassResult) add(pipeline string, qs []Enqueued) {
 	}
 }
 
-// neverRun returns the months from first to last that have no ledger
-// record, oldest first.
-func neverRun(ctx context.Context, tx pgx.Tx, first, last millrace.Month) ([]string, error) {
-	rows, err := tx.Query(ctx, "SELECT partition FROM millrace.partitions WHERE pipeline = $1", millrace.LoadSalesData)
+// dueMonths returns the months from first to last that have no ledger
+// record, and with failedToo those that failed and never succeeded, oldest
+// first.
+func dueMonths(ctx context.Context, tx pgx.Tx, first, last millrace.Month, failedToo bool) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT partition FROM millrace.partitions WHERE pipeline = $1
+		AND NOT ($2 AND state = 'failed' AND succeeded_at IS NULL)`, millrace.LoadSalesData, failedToo)
 	if err != nil {
 		return nil, fmt.Errorf("read ledger: %w", err)
 	}
@@ -176,19 +182,21 @@ func neverRun(ctx context.Context, tx pgx.Tx, first, last millrace.Month) ([]str
 }
 
 // closeLost marks as failed the partitions the ledger says are queued or
-// running but that have no live job: River gave up on the job (a process
-// killed on its last attempt) without the run recording an outcome.
+// running but that have no live job and whose lock nobody holds: River
+// gave up on the job (a process killed on its last attempt) without the run
+// recording an outcome. A `millrace run` has no job but holds the lock.
 func (o *Orchestrator) closeLost(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `
 		UPDATE millrace.partitions p SET state = 'failed', updated_at = clock_timestamp(),
 			error = CASE WHEN p.error = '' THEN 'lost: its job ended without a result (the process running it stopped); run it again' ELSE p.error END
 		WHERE p.state IN ('queued', 'running')
 		  AND p.updated_at < clock_timestamp() - interval '1 minute'
+		  AND pg_try_advisory_xact_lock($1, hashtext(p.pipeline || '/' || p.partition))
 		  AND NOT EXISTS (
 			SELECT 1 FROM millrace.river_job j
 			WHERE j.kind = 'millrace_run'
 			  AND j.state IN ('available', 'pending', 'running', 'retryable', 'scheduled')
-			  AND j.args->>'pipeline' = p.pipeline AND j.args->>'partition' = p.partition)`)
+			  AND j.args->>'pipeline' = p.pipeline AND j.args->>'partition' = p.partition)`, warehouse.LockSpace)
 	if err != nil {
 		return fmt.Errorf("close lost runs: %w", err)
 	}
@@ -215,7 +223,7 @@ func (o *Orchestrator) rescueDead(ctx context.Context, tx pgx.Tx) error {
 			scheduled_at = now(),
 			errors = array_append(j.errors, jsonb_build_object('at', now(), 'attempt', j.attempt,
 				'error', 'rescued: the process running it stopped', 'trace', ''))
-		FROM stuck WHERE j.id = stuck.id`, lockSpace, o.cfg.RescueAfter.Seconds())
+		FROM stuck WHERE j.id = stuck.id`, warehouse.LockSpace, o.cfg.RescueAfter.Seconds())
 	if err != nil {
 		return fmt.Errorf("rescue runs of dead processes: %w", err)
 	}

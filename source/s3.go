@@ -108,6 +108,13 @@ func (s *S3) Open(ctx context.Context, key string) (*millrace.Object, error) {
 			}
 			return nil, fmt.Errorf("open %s: %w", name, millrace.ErrNotFound)
 		}
+		// Other client errors (403 AccessDenied, 400) need a person; 408,
+		// 429 and 5xx pass with time and are retried.
+		if errors.As(err, &resp) {
+			if c := resp.HTTPStatusCode(); c >= 400 && c < 500 && c != http.StatusRequestTimeout && c != http.StatusTooManyRequests {
+				return nil, millrace.Permanent(fmt.Errorf("open %s: %w", name, err))
+			}
+		}
 		return nil, fmt.Errorf("open %s: %w", name, err)
 	}
 	size := int64(-1)

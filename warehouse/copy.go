@@ -33,11 +33,16 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // CopyCSV returns the number of rows copied.
 func CopyCSV(ctx context.Context, tx pgx.Tx, key string, r io.Reader, t Table, dest string) (int64, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
-	header, err := br.ReadBytes('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
+	// The header must end within the buffer: a file without line breaks is
+	// never read into memory.
+	header, err := br.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return 0, &millrace.ContractError{Key: key, Line: 1, Reason: "no end of the header line in its first 64 KiB: is this a CSV file?"}
+	case err != nil && !errors.Is(err, io.EOF):
 		return 0, fmt.Errorf("read header of %s: %w", key, err)
 	}
-	header = bytes.TrimPrefix(header, utf8BOM)
+	header = bytes.TrimPrefix(bytes.Clone(header), utf8BOM)
 	columns, err := matchHeader(key, header, t)
 	if err != nil {
 		return 0, err

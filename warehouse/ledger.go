@@ -21,10 +21,10 @@ type RunSpec struct {
 	Trigger string
 	// JobID is the job queue's id of the run, 0 outside the queue.
 	JobID int64
-	// WillRetry says that the job queue tries again when this attempt fails
-	// with an error that is not permanent: the partition is then recorded
-	// as queued, not failed, with the attempt's error.
-	WillRetry bool
+	// Retried, when set, says whether the job queue will try the partition
+	// again after this attempt failed with err: the partition is then
+	// recorded as queued, not failed, with the attempt's error.
+	Retried func(err error) bool
 	// OnSuccess, when set, runs in the attempt's transaction after the work
 	// and before the commit: the job queue completes its job and enqueues
 	// follow-up runs there, so that they commit with the data or not at all.
@@ -54,14 +54,14 @@ func (w *Warehouse) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (mill
 	defer conn.Release()
 	lockKey := spec.Pipeline + "/" + spec.Partition
 	var locked bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, hashtext($2))", lockSpace, lockKey).Scan(&locked); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, hashtext($2))", LockSpace, lockKey).Scan(&locked); err != nil {
 		return millrace.Run{}, fmt.Errorf("lock %s: %w", lockKey, err)
 	}
 	if !locked {
-		return millrace.Run{}, fmt.Errorf("%s %s: %w", spec.Pipeline, partitionLabel(spec.Partition), millrace.ErrAlreadyRunning)
+		return millrace.Run{}, fmt.Errorf("%s %s: %w", spec.Pipeline, millrace.PartitionLabel(spec.Partition), millrace.ErrAlreadyRunning)
 	}
 	defer func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, hashtext($2))", lockSpace, lockKey); err != nil {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, hashtext($2))", LockSpace, lockKey); err != nil {
 			// A connection that may still hold the lock must not go back to the pool.
 			_ = conn.Conn().Close(context.WithoutCancel(ctx))
 		}
@@ -94,7 +94,7 @@ func (w *Warehouse) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (mill
 		return err
 	})
 	if err != nil {
-		return run, fmt.Errorf("start %s %s: %w", spec.Pipeline, partitionLabel(spec.Partition), err)
+		return run, fmt.Errorf("start %s %s: %w", spec.Pipeline, millrace.PartitionLabel(spec.Partition), err)
 	}
 
 	var rl runLog
@@ -121,7 +121,7 @@ func (w *Warehouse) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (mill
 	log.Error("run failed", "err", runErr, "seconds", time.Since(started).Seconds())
 	run.Rows = 0
 	ferr := pgx.BeginFunc(context.WithoutCancel(ctx), conn, func(tx pgx.Tx) error {
-		return finish(context.WithoutCancel(ctx), tx, &run, runErr, spec.WillRetry && !millrace.IsPermanent(runErr), rl.String())
+		return finish(context.WithoutCancel(ctx), tx, &run, runErr, spec.Retried != nil && spec.Retried(runErr), rl.String())
 	})
 	if ferr != nil {
 		return run, errors.Join(runErr, fmt.Errorf("record failure: %w", ferr))
@@ -156,17 +156,9 @@ func finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runErr error, ret
 			succeeded_at = CASE WHEN $3 = 'succeeded' THEN $4 ELSE succeeded_at END
 		WHERE pipeline = $1 AND partition = $2`,
 		run.Pipeline, run.Partition, state, finished, run.Error, run.Rows); err != nil {
-		return fmt.Errorf("record outcome of %s %s: %w", run.Pipeline, partitionLabel(run.Partition), err)
+		return fmt.Errorf("record outcome of %s %s: %w", run.Pipeline, millrace.PartitionLabel(run.Partition), err)
 	}
 	return nil
-}
-
-// partitionLabel names a partition in messages.
-func partitionLabel(p string) string {
-	if p == "" {
-		return "(unpartitioned)"
-	}
-	return "partition " + p
 }
 
 // Partitions returns the ledger's records of a pipeline, oldest partition first.
@@ -194,7 +186,7 @@ func (w *Warehouse) Runs(ctx context.Context, pipeline, partition string) ([]mil
 		SELECT id, pipeline, partition, attempt, state, trigger, started_at, finished_at, rows, error, log
 		FROM millrace.runs WHERE pipeline = $1 AND partition = $2 ORDER BY id DESC`, pipeline, partition)
 	if err != nil {
-		return nil, fmt.Errorf("read runs of %s %s: %w", pipeline, partitionLabel(partition), err)
+		return nil, fmt.Errorf("read runs of %s %s: %w", pipeline, millrace.PartitionLabel(partition), err)
 	}
 	runs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (millrace.Run, error) {
 		var x millrace.Run
@@ -202,7 +194,7 @@ func (w *Warehouse) Runs(ctx context.Context, pipeline, partition string) ([]mil
 		return x, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read runs of %s %s: %w", pipeline, partitionLabel(partition), err)
+		return nil, fmt.Errorf("read runs of %s %s: %w", pipeline, millrace.PartitionLabel(partition), err)
 	}
 	return runs, nil
 }
@@ -224,7 +216,7 @@ func MarkQueued(ctx context.Context, tx pgx.Tx, pipeline, partition string) (boo
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("record %s %s as queued: %w", pipeline, partitionLabel(partition), err)
+		return false, fmt.Errorf("record %s %s as queued: %w", pipeline, millrace.PartitionLabel(partition), err)
 	}
 	return queued, nil
 }
@@ -246,4 +238,16 @@ func (w *Warehouse) Run(ctx context.Context, id int64) (millrace.Run, error) {
 		return x, fmt.Errorf("read run %d: %w", id, err)
 	}
 	return x, nil
+}
+
+// RecordRefusal records that the queued run of a partition was refused
+// before it started, with why: the partition is failed with that error.
+func (w *Warehouse) RecordRefusal(ctx context.Context, pipeline, partition string, refusal error) error {
+	_, err := w.pool.Exec(ctx, `UPDATE millrace.partitions SET state = 'failed', error = $3,
+		finished_at = clock_timestamp(), updated_at = clock_timestamp()
+		WHERE pipeline = $1 AND partition = $2 AND state = 'queued'`, pipeline, partition, refusal.Error())
+	if err != nil {
+		return fmt.Errorf("record refusal of %s %s: %w", pipeline, millrace.PartitionLabel(partition), err)
+	}
+	return nil
 }

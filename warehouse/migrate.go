@@ -55,7 +55,7 @@ func (w *Warehouse) Migrate(ctx context.Context) error {
 		return err
 	}
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 0)", lockSpace); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 0)", LockSpace); err != nil {
 			return fmt.Errorf("lock migrations: %w", err)
 		}
 		for _, q := range []string{

@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/millrace/millrace"
 )
 
 // LoadingName returns the name under which the new version of table is built
@@ -31,7 +33,7 @@ func Replace(ctx context.Context, tx pgx.Tx, table string) error {
 	if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+ident(table)); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "2BP01" { // dependent_objects_still_exist
-			return fmt.Errorf("replace table %s: other objects depend on it (%s); drop them or make them independent, e.g. a view becomes a table: %w", table, pgErr.Detail, err)
+			return millrace.Permanent(fmt.Errorf("replace table %s: other objects depend on it (%s); drop them or make them independent, e.g. a view becomes a table: %w", table, pgErr.Detail, err))
 		}
 		return fmt.Errorf("drop old table %s: %w", table, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -16,9 +17,10 @@ import (
 // users can read or write.
 const Schema = "millrace"
 
-// lockSpace is the first key of every advisory lock millrace takes, so that
-// ours never collide with an application's.
-const lockSpace = 0x6d696c6c // "mill"
+// LockSpace is the first key of every advisory lock millrace takes, so that
+// ours never collide with an application's. The second key of a run's lock
+// is hashtext('PIPELINE/PARTITION').
+const LockSpace = 0x6d696c6c // "mill"
 
 // Warehouse is a connection pool to the companydata database as admin.
 type Warehouse struct {
@@ -32,6 +34,13 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*Warehouse, err
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	// Unqualified names mean public, whatever schemas the user names own.
+	cfg.ConnConfig.RuntimeParams["search_path"] = "public"
+	// A run holds a connection for its whole length (its lock and its
+	// transaction): leave room for them beside the job queue and the UI.
+	if !strings.Contains(url, "pool_max_conns") && cfg.MaxConns < 20 {
+		cfg.MaxConns = 20
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -3,7 +3,7 @@ package web
 import (
 	"fmt"
 	"net/http"
-	"strings"
+	"net/url"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/orchestrator"
@@ -12,10 +12,10 @@ import (
 // back returns where an action returns to: the form's "back" field when it
 // is a path of this site, else the pipeline's page.
 func back(r *http.Request) string {
-	if b := r.PostFormValue("back"); strings.HasPrefix(b, "/") && !strings.HasPrefix(b, "//") {
+	if b := r.PostFormValue("back"); b != "" && safeNext(b) == b {
 		return b
 	}
-	return "/pipelines/" + r.PathValue("name")
+	return "/pipelines/" + url.PathEscape(r.PathValue("name"))
 }
 
 // handleRunNow serves "POST /pipelines/{name}/run": queue a run of the
@@ -25,14 +25,14 @@ func (s *Server) handleRunNow(w http.ResponseWriter, r *http.Request) {
 	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, []string{part}, "ui")
 	switch {
 	case err != nil && millrace.IsPermanent(err):
-		setFlash(w, "Not queued: "+err.Error())
+		s.setFlash(w, "Not queued: "+err.Error())
 	case err != nil:
 		s.serverError(w, r, err)
 		return
 	case !res[0].Queued:
-		setFlash(w, fmt.Sprintf("%s %s is already queued or running.", name, label(part)))
+		s.setFlash(w, fmt.Sprintf("%s %s is already queued or running.", name, millrace.PartitionLabel(part)))
 	default:
-		setFlash(w, fmt.Sprintf("Queued %s %s.", name, label(part)))
+		s.setFlash(w, fmt.Sprintf("Queued %s %s.", name, millrace.PartitionLabel(part)))
 	}
 	http.Redirect(w, r, back(r), http.StatusSeeOther)
 }
@@ -43,7 +43,11 @@ func (s *Server) handleRetryFailed(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	parts, err := s.cfg.Orchestrator.Partitions(r.Context(), name)
 	if err != nil {
-		s.userError(w, r, http.StatusNotFound, err.Error())
+		if status, msg := errorStatus(err); status != http.StatusInternalServerError {
+			s.userError(w, r, status, msg)
+			return
+		}
+		s.serverError(w, r, err)
 		return
 	}
 	var failed []string
@@ -59,11 +63,11 @@ func (s *Server) handleRetryFailed(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case err != nil:
-		setFlash(w, "Not queued: "+err.Error())
+		s.setFlash(w, "Not queued: "+err.Error())
 	case len(failed) == 0:
-		setFlash(w, "Nothing failed: nothing to retry.")
+		s.setFlash(w, "Nothing failed: nothing to retry.")
 	default:
-		setFlash(w, fmt.Sprintf("Queued %s again.", plural(queuedCount(res), "failed partition")))
+		s.setFlash(w, fmt.Sprintf("Queued %s again.", plural(queuedCount(res), "failed partition")))
 	}
 	http.Redirect(w, r, back(r), http.StatusSeeOther)
 }
@@ -123,7 +127,7 @@ func (s *Server) handleBackfill(w http.ResponseWriter, r *http.Request) {
 	plan, err := s.cfg.Orchestrator.Backfill(r.Context(), req)
 	switch {
 	case err != nil && millrace.IsPermanent(err):
-		setFlash(w, "Backfill refused: "+err.Error())
+		s.setFlash(w, "Backfill refused: "+err.Error())
 	case err != nil:
 		s.serverError(w, r, err)
 		return
@@ -134,15 +138,7 @@ func (s *Server) handleBackfill(w http.ResponseWriter, r *http.Request) {
 				n++
 			}
 		}
-		setFlash(w, fmt.Sprintf("Backfill queued %d of %s (%s to %s, %s).", n, plural(len(plan), "month"), req.From, req.To, req.Only))
+		s.setFlash(w, fmt.Sprintf("Backfill queued %d of %s (%s to %s, %s).", n, plural(len(plan), "month"), req.From, req.To, req.Only))
 	}
 	http.Redirect(w, r, back(r), http.StatusSeeOther)
-}
-
-// label names a partition for people.
-func label(partition string) string {
-	if partition == "" {
-		return "(unpartitioned)"
-	}
-	return partition
 }

@@ -67,22 +67,15 @@ func countStates(parts []millrace.Partition) []stateCount {
 	return out
 }
 
-// handleHome serves "GET /": every pipeline at a glance.
-func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
-	sums, err := s.summaries(r)
-	if err != nil {
-		s.serverError(w, r, err)
-		return
+// handleHome serves "GET /" (block "layout": every pipeline at a glance)
+// and "GET /home/table" (block "live": the part that refreshes itself).
+func (s *Server) handleHome(block string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sums, err := s.summaries(r)
+		if err != nil {
+			s.serverError(w, r, err)
+			return
+		}
+		s.renderBlock(w, r, http.StatusOK, "home", block, homeView{Pipelines: sums})
 	}
-	s.render(w, r, http.StatusOK, "home", homeView{Pipelines: sums})
-}
-
-// handleHomeTable serves "GET /home/table": the live part of the home page.
-func (s *Server) handleHomeTable(w http.ResponseWriter, r *http.Request) {
-	sums, err := s.summaries(r)
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	s.renderBlock(w, r, http.StatusOK, "home", "live", homeView{Pipelines: sums})
 }

@@ -58,29 +58,19 @@ func (s *Server) partitionView(r *http.Request) (partitionView, int, error) {
 	return v, http.StatusOK, nil
 }
 
-// handlePartition serves "GET /pipelines/{name}/partitions/{partition}".
-func (s *Server) handlePartition(w http.ResponseWriter, r *http.Request) {
-	v, status, err := s.partitionView(r)
-	switch {
-	case status == http.StatusNotFound:
-		s.userError(w, r, status, err.Error())
-	case err != nil:
-		s.serverError(w, r, err)
-	default:
-		s.render(w, r, http.StatusOK, "partition", v)
-	}
-}
-
-// handlePartitionLive serves "GET /pipelines/{name}/partitions/{partition}/live".
-func (s *Server) handlePartitionLive(w http.ResponseWriter, r *http.Request) {
-	v, status, err := s.partitionView(r)
-	switch {
-	case status == http.StatusNotFound:
-		s.userError(w, r, status, err.Error())
-	case err != nil:
-		s.serverError(w, r, err)
-	default:
-		s.renderBlock(w, r, http.StatusOK, "partition", "live", v)
+// handlePartition serves "GET /pipelines/{name}/partitions/{partition}"
+// (block "layout") and its ".../live" part (block "live").
+func (s *Server) handlePartition(block string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, status, err := s.partitionView(r)
+		switch {
+		case status == http.StatusNotFound:
+			s.userError(w, r, status, err.Error())
+		case err != nil:
+			s.serverError(w, r, err)
+		default:
+			s.renderBlock(w, r, http.StatusOK, "partition", block, v)
+		}
 	}
 }
 

@@ -129,32 +129,21 @@ func partitionPath(pipeline, partition string) string {
 	return "/pipelines/" + url.PathEscape(pipeline) + "/partitions/" + url.PathEscape(partition)
 }
 
-// handlePipeline serves "GET /pipelines/{name}": the month grid of a
-// monthly pipeline, the runs of the others, and the actions.
-func (s *Server) handlePipeline(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.pipelineOr404(w, r)
-	if !ok {
-		return
+// handlePipeline serves "GET /pipelines/{name}" (block "layout": the
+// month grid of a monthly pipeline, the runs of the others, and the
+// actions) and "GET /pipelines/{name}/live" (block "live": the part that
+// refreshes itself).
+func (s *Server) handlePipeline(block string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := s.pipelineOr404(w, r)
+		if !ok {
+			return
+		}
+		v, err := s.pipelineView(r, p)
+		if err != nil {
+			s.serverError(w, r, err)
+			return
+		}
+		s.renderBlock(w, r, http.StatusOK, "pipeline", block, v)
 	}
-	v, err := s.pipelineView(r, p)
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	s.render(w, r, http.StatusOK, "pipeline", v)
-}
-
-// handlePipelineLive serves "GET /pipelines/{name}/live": the part of the
-// pipeline page that refreshes itself.
-func (s *Server) handlePipelineLive(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.pipelineOr404(w, r)
-	if !ok {
-		return
-	}
-	v, err := s.pipelineView(r, p)
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	s.renderBlock(w, r, http.StatusOK, "pipeline", "live", v)
 }

@@ -74,7 +74,7 @@ func (s *Server) renderBlock(w http.ResponseWriter, r *http.Request, status int,
 	sess := sessionOf(r)
 	data := any(page)
 	if block == "layout" {
-		data = layoutView{Title: titleOf(name), User: sess.Username, CSRF: sess.CSRF, Flash: takeFlash(w, r), Page: page, Template: name}
+		data = layoutView{Title: titleOf(name), User: sess.Username, CSRF: sess.CSRF, Flash: s.takeFlash(w, r), Page: page, Template: name}
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, block, data); err != nil {
@@ -135,18 +135,25 @@ func errorStatus(err error) (int, string) {
 const flashCookie = "millrace_flash"
 
 // setFlash stores a message for the next page.
-func setFlash(w http.ResponseWriter, msg string) {
-	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: encodeFlash(msg), Path: "/", MaxAge: 60, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+func (s *Server) setFlash(w http.ResponseWriter, msg string) {
+	http.SetCookie(w, s.cookie(flashCookie, encodeFlash(msg), 60))
 }
 
 // takeFlash returns the stored message, if any, and clears it.
-func takeFlash(w http.ResponseWriter, r *http.Request) string {
+func (s *Server) takeFlash(w http.ResponseWriter, r *http.Request) string {
 	c, err := r.Cookie(flashCookie)
 	if err != nil {
 		return ""
 	}
-	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, s.cookie(flashCookie, "", -1))
 	return decodeFlash(c.Value)
+}
+
+// cookie returns an HttpOnly, SameSite=Strict cookie for the whole site,
+// Secure when the server is configured for HTTPS; maxAge -1 deletes it.
+func (s *Server) cookie(name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.cfg.SecureCookies}
 }
 
 // writeJSON writes v as JSON with a status.

@@ -25,6 +25,7 @@ type Config struct {
 
 	HTTPAddr          string
 	UIUser            string
+	UISecureCookies   bool
 	UIPassword        string
 	MaxConcurrentRuns string
 	MaxAttempts       string
@@ -63,6 +64,7 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_HTTP_ADDR", flag: "http-addr", def: ":8082", usage: "address of the web UI, /healthz and /metrics", str: &c.HTTPAddr},
 		{env: "MILLRACE_UI_USER", flag: "ui-user", def: "admin", usage: "user name of the web UI login", str: &c.UIUser},
 		{env: "MILLRACE_UI_PASSWORD", flag: "ui-password", def: "admin", usage: "password of the web UI login (also HTTP Basic for /api)", secret: true, str: &c.UIPassword},
+		{env: "MILLRACE_UI_SECURE_COOKIES", flag: "ui-secure-cookies", def: "false", usage: "mark the UI's cookies Secure: set it when users reach the UI over HTTPS", boolean: &c.UISecureCookies},
 		{env: "MILLRACE_MAX_CONCURRENT_RUNS", flag: "max-concurrent-runs", def: "2", usage: "runs one process executes at once", str: &c.MaxConcurrentRuns},
 		{env: "MILLRACE_MAX_ATTEMPTS", flag: "max-attempts", def: "5", usage: "attempts of a run failing with transient errors before it stays failed", str: &c.MaxAttempts},
 		{env: "MILLRACE_RETRY_BACKOFF", flag: "retry-backoff", def: "30s", usage: "wait before the first retry; doubles each attempt, at most 1h", str: &c.RetryBackoff},

@@ -19,6 +19,7 @@ func (m *Main) runCommand() *cobra.Command {
 		Long: `Runs one pipeline, or one month of a monthly pipeline, to completion in
 this process and records the run in the ledger. Progress goes to stderr; a
 failure exits non-zero with the error. A month that has not ended is refused.
+As under serve, a successful load_client_data is followed by process_data.
 Pipelines: ` + pipelineNames() + `.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -39,26 +40,28 @@ Pipelines: ` + pipelineNames() + `.`,
 				return err
 			}
 			defer w.Close()
-			run, err := p.Run(ctx, w, warehouse.RunSpec{Partition: partition, Trigger: "cli"}, m.Now())
-			if errors.Is(err, millrace.ErrAlreadyRunning) {
-				return fmt.Errorf("%w: another millrace is running it now; wait for it, or see `millrace status %s`", err, p.Name)
+			trigger := "cli"
+			for {
+				run, err := p.Run(ctx, w, warehouse.RunSpec{Partition: partition, Trigger: trigger}, m.Now())
+				if errors.Is(err, millrace.ErrAlreadyRunning) {
+					return fmt.Errorf("%w: another millrace is running it now; wait for it, or see `millrace status %s`", err, p.Name)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s, %d rows (run %d, attempt %d)\n",
+					p.Name, millrace.PartitionLabel(partition), run.State, run.Rows, run.ID, run.Attempt)
+				if p.Name != millrace.LoadClientData {
+					return nil
+				}
+				// process_data runs after every successful client load.
+				if p, err = set.Get(millrace.ProcessData); err != nil {
+					return err
+				}
+				trigger = "after:" + millrace.LoadClientData
 			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s, %d rows (run %d, attempt %d)\n",
-				p.Name, label(partition), run.State, run.Rows, run.ID, run.Attempt)
-			return nil
 		},
 	}
 	cmd.Flags().StringVar(&partition, "partition", "", "month to run, YYYY-MM (monthly pipelines only)")
 	return cmd
-}
-
-// label names a partition for people.
-func label(partition string) string {
-	if partition == "" {
-		return "(unpartitioned)"
-	}
-	return partition
 }

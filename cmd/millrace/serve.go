@@ -78,7 +78,7 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 		m.logger.Warn("the web UI login is the default admin/admin: set MILLRACE_UI_USER and MILLRACE_UI_PASSWORD")
 	}
 	ui, err := web.New(web.Config{Warehouse: w, Orchestrator: o, Pipelines: set, Gatherer: reg,
-		Username: m.config.UIUser, Password: m.config.UIPassword, Logger: m.logger})
+		Username: m.config.UIUser, Password: m.config.UIPassword, SecureCookies: m.config.UISecureCookies, Logger: m.logger})
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,7 @@ func TestServeKill(t *testing.T) {
 		for _, r := range h.runs(t) {
 			if r.State == millrace.StateRunning && !known[r.ID] {
 				known[r.ID] = true
-				cut = append(cut, r.Pipeline+" "+label(r.Partition))
+				cut = append(cut, r.Pipeline+" "+millrace.PartitionLabel(r.Partition))
 			}
 		}
 		if len(cut) > 0 {
@@ -155,7 +155,7 @@ func TestServeKill(t *testing.T) {
 		if r.State == millrace.StateFailed {
 			failed++
 			if !strings.HasPrefix(r.Error, "interrupted:") {
-				t.Errorf("run %d of %s %s failed with %q, want only runs interrupted by a kill", r.ID, r.Pipeline, label(r.Partition), r.Error)
+				t.Errorf("run %d of %s %s failed with %q, want only runs interrupted by a kill", r.ID, r.Pipeline, millrace.PartitionLabel(r.Partition), r.Error)
 			}
 		}
 	}
@@ -618,7 +618,7 @@ func (h *serveHarness) cli(t *testing.T, args ...string) string {
 // partKey names a pipeline partition.
 type partKey struct{ pipeline, partition string }
 
-func (k partKey) String() string { return k.pipeline + " " + label(k.partition) }
+func (k partKey) String() string { return k.pipeline + " " + millrace.PartitionLabel(k.partition) }
 
 // expected returns the partitions serve must load: the client data, its
 // processing, and every month from 2020-01 to the last closed one.

@@ -58,7 +58,7 @@ func printStatus(w io.Writer, parts []millrace.Partition) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PIPELINE\tPARTITION\tSTATE\tATTEMPTS\tROWS\tSTARTED\tFINISHED\tERROR")
 	for _, p := range parts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Pipeline, label(p.Partition), p.State, p.Attempts, p.Rows,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Pipeline, millrace.PartitionLabel(p.Partition), p.State, p.Attempts, p.Rows,
 			timeText(p.StartedAt), timeText(p.FinishedAt), p.Error)
 	}
 	return tw.Flush()
