@@ -112,6 +112,12 @@ type Orchestrator struct {
 // orchestrator for the pipelines in set, keeping its state in w's database.
 func New(ctx context.Context, w *warehouse.Warehouse, set *pipelines.Set, cfg Config) (*Orchestrator, error) {
 	cfg = cfg.withDefaults()
+	// Each run holds a connection for its whole length; River, the
+	// scheduler and the UI need some more.
+	if need, have := int32(cfg.MaxConcurrentRuns+4), w.Pool().Config().MaxConns; cfg.Workers && have < need {
+		return nil, millrace.Permanent(fmt.Errorf("%d concurrent runs need %d database connections, the pool has %d: lower MILLRACE_MAX_CONCURRENT_RUNS or add pool_max_conns=%d to MILLRACE_DATABASE_URL",
+			cfg.MaxConcurrentRuns, need, have, need))
+	}
 	o := &Orchestrator{cfg: cfg, w: w, set: set, metrics: newMetrics(cfg.Registerer)}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newCollector(o)); err != nil {
