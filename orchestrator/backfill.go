@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/warehouse"
 )
 
 // Only selects the months a backfill runs, by their state in the ledger.
@@ -91,7 +92,7 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) ([]Bac
 	}
 	var plan []BackfillMonth
 	err = pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
-		states, err := ledgerStates(ctx, tx, p.Name, from.String(), to.String())
+		states, err := warehouse.States(ctx, tx, p.Name, from.String(), to.String())
 		if err != nil {
 			return err
 		}
@@ -152,23 +153,4 @@ func planMonth(partition string, state millrace.State, only Only) BackfillMonth 
 		bm.Reason = fmt.Sprintf("%s, not selected by --only %s", state, only)
 	}
 	return bm
-}
-
-// ledgerStates returns the ledger state of each month from..to that has one.
-func ledgerStates(ctx context.Context, tx pgx.Tx, pipeline, from, to string) (map[string]millrace.State, error) {
-	rows, err := tx.Query(ctx, `SELECT partition, state FROM millrace.partitions
-		WHERE pipeline = $1 AND partition BETWEEN $2 AND $3`, pipeline, from, to)
-	if err != nil {
-		return nil, fmt.Errorf("read ledger: %w", err)
-	}
-	states := map[string]millrace.State{}
-	for rows.Next() {
-		var part string
-		var st millrace.State
-		if err := rows.Scan(&part, &st); err != nil {
-			return nil, fmt.Errorf("read ledger: %w", err)
-		}
-		states[part] = st
-	}
-	return states, rows.Err()
 }

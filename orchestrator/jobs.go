@@ -64,11 +64,13 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 			return ctx.Err() != nil || (job.Attempt < job.MaxAttempts && !millrace.IsPermanent(err))
 		},
 		OnSuccess: func(ctx context.Context, tx pgx.Tx) error {
-			if p.Name == millrace.LoadClientData {
-				if _, err := o.enqueueTx(ctx, tx, millrace.ProcessData, []string{""}, "after:"+millrace.LoadClientData); err != nil {
+			for _, next := range p.Then {
+				if _, err := o.enqueueTx(ctx, tx, next, []string{""}, "after:"+p.Name); err != nil {
 					return err
 				}
-				// The stores are in: the months waiting for them can go.
+			}
+			// Runs waiting for this pipeline (sales for the stores) can go now.
+			if o.set.Needed(p.Name) {
 				if _, err := o.client.InsertTx(ctx, tx, passArgs{}, nil); err != nil {
 					return fmt.Errorf("queue a scheduler pass: %w", err)
 				}

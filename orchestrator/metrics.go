@@ -2,8 +2,10 @@ package orchestrator
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/millrace/millrace"
@@ -91,33 +93,25 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 // collect sends the series read from the database.
 func (c *collector) collect(ctx context.Context, ch chan<- prometheus.Metric) error {
-	pool := c.o.w.Pool()
-	rows, err := pool.Query(ctx, "SELECT pipeline, state, count(*) FROM millrace.partitions GROUP BY 1, 2")
+	counts, err := c.o.w.PartitionCounts(ctx)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var pipeline, state string
-		var n float64
-		if err := rows.Scan(&pipeline, &state, &n); err != nil {
-			return err
-		}
-		ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, n, pipeline, state)
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, float64(n), k[0], k[1])
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows, err = pool.Query(ctx, "SELECT state::text, count(*) FROM millrace.river_job WHERE kind = 'millrace_run' AND finalized_at IS NULL GROUP BY 1")
+	rows, err := c.o.w.Pool().Query(ctx, "SELECT state::text, count(*) FROM millrace.river_job WHERE kind = 'millrace_run' AND finalized_at IS NULL GROUP BY 1")
 	if err != nil {
-		return err
+		return fmt.Errorf("count queued jobs: %w", err)
 	}
-	for rows.Next() {
-		var state string
-		var n float64
-		if err := rows.Scan(&state, &n); err != nil {
-			return err
-		}
+	var state string
+	var n float64
+	_, err = pgx.ForEachRow(rows, []any{&state, &n}, func() error {
 		ch <- prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, n, state)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("count queued jobs: %w", err)
 	}
-	return rows.Err()
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/pipelines"
 )
 
 // Partitions returns every partition of the pipeline: for a monthly one,
@@ -50,19 +51,14 @@ func withMissing(pipeline string, expected []string, recorded []millrace.Partiti
 	return append(out, recorded[i:]...)
 }
 
-// Schedule says when a pipeline runs by itself, for people, and when it is
-// next due (nil when it does not run by itself).
-func (o *Orchestrator) Schedule(pipeline string) (string, *time.Time) {
-	switch pipeline {
-	case millrace.LoadSalesData:
-		next := millrace.MonthOf(o.cfg.Now()).End()
-		return "monthly, 00:00 UTC on the 1st, loading the month that just ended", &next
-	case millrace.LoadClientData:
-		return "once, on a fresh installation; then on demand", nil
-	case millrace.ProcessData:
-		return "after every successful load_client_data; on demand", nil
+// NextDue returns when a monthly pipeline's next month becomes due: the
+// end of the current month; nil for the others.
+func (o *Orchestrator) NextDue(p pipelines.Pipeline) *time.Time {
+	if !p.Monthly {
+		return nil
 	}
-	return "on demand", nil
+	next := millrace.MonthOf(o.cfg.Now()).End()
+	return &next
 }
 
 // SalesStart returns the first month of the sales schedule.

@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -83,11 +84,12 @@ type PassResult struct {
 }
 
 // Pass looks for due work and queues it, in one transaction:
-//   - load_client_data when it has never run (a fresh installation);
-//   - every closed month since SalesStart that has never run, oldest first,
-//     once the client data has loaded (sales need the stores); on the
-//     first pass of this process also every month that failed and never
-//     succeeded (catch-up on start);
+//   - a pipeline run on a fresh installation (load_client_data) when it
+//     has never run;
+//   - every closed month since SalesStart of a monthly pipeline that has
+//     never run, oldest first, once the pipelines it needs have succeeded
+//     (sales need the stores); on the first pass of this process also
+//     every month that failed and never succeeded (catch-up on start);
 //   - a pass at the instant the current month closes.
 //
 // It also closes ledger records whose job ended without a result.
@@ -106,29 +108,16 @@ func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 		if err := o.closeLost(ctx, tx); err != nil {
 			return err
 		}
-		var clientRan, clientLoaded bool
-		err := tx.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_or(succeeded_at IS NOT NULL), false)
-			FROM millrace.partitions WHERE pipeline = $1`, millrace.LoadClientData).Scan(&clientRan, &clientLoaded)
-		if err != nil {
-			return fmt.Errorf("read ledger: %w", err)
-		}
-		if !clientRan {
-			q, err := o.enqueueTx(ctx, tx, millrace.LoadClientData, []string{""}, "schedule")
+		for _, p := range o.set.List() {
+			parts, err := o.due(ctx, tx, p, now, onStart)
 			if err != nil {
 				return err
 			}
-			res.add(millrace.LoadClientData, q)
-		}
-		if clientLoaded {
-			months, err := dueMonths(ctx, tx, o.cfg.SalesStart, millrace.LastClosed(now), onStart)
+			q, err := o.enqueueTx(ctx, tx, p.Name, parts, "schedule")
 			if err != nil {
 				return err
 			}
-			q, err := o.enqueueTx(ctx, tx, millrace.LoadSalesData, months, "schedule")
-			if err != nil {
-				return err
-			}
-			res.add(millrace.LoadSalesData, q)
+			res.add(p.Name, q)
 		}
 		next := millrace.MonthOf(now).End()
 		if _, err := o.client.InsertTx(ctx, tx, passArgs{At: next}, &river.InsertOpts{ScheduledAt: next}); err != nil {
@@ -155,30 +144,32 @@ func (r *PassResult) add(pipeline string, qs []Enqueued) {
 	}
 }
 
-// dueMonths returns the months from first to last that have no ledger
-// record, and with failedToo those that failed and never succeeded, oldest
-// first.
-func dueMonths(ctx context.Context, tx pgx.Tx, first, last millrace.Month, failedToo bool) ([]string, error) {
-	rows, err := tx.Query(ctx, `SELECT partition FROM millrace.partitions WHERE pipeline = $1
-		AND NOT ($2 AND state = 'failed' AND succeeded_at IS NULL)`, millrace.LoadSalesData, failedToo)
-	if err != nil {
-		return nil, fmt.Errorf("read ledger: %w", err)
+// due returns the partitions of p that the scheduler runs now: a
+// pipeline run on a fresh installation when it never ran; the closed months
+// of a monthly pipeline that never ran (on start also those that failed and
+// never succeeded), once the pipelines it needs have succeeded.
+func (o *Orchestrator) due(ctx context.Context, tx pgx.Tx, p pipelines.Pipeline, now time.Time, onStart bool) ([]string, error) {
+	if p.OnFreshInstall {
+		ran, _, err := warehouse.History(ctx, tx, p.Name)
+		if err != nil || ran {
+			return nil, err
+		}
+		return []string{""}, nil
 	}
-	known, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("read ledger: %w", err)
+	if !p.Monthly {
+		return nil, nil
 	}
-	seen := make(map[string]bool, len(known))
-	for _, k := range known {
-		seen[k] = true
-	}
-	var months []string
-	for _, m := range millrace.Range(first, last) {
-		if !seen[m.String()] {
-			months = append(months, m.String())
+	for _, n := range p.Needs {
+		_, ok, err := warehouse.History(ctx, tx, n)
+		if err != nil || !ok {
+			return nil, err
 		}
 	}
-	return months, nil
+	var months []string
+	for _, m := range millrace.Range(o.cfg.SalesStart, millrace.LastClosed(now)) {
+		months = append(months, m.String())
+	}
+	return warehouse.Unrun(ctx, tx, p.Name, months, onStart)
 }
 
 // closeLost marks as failed the partitions the ledger says are queued or

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,9 +24,22 @@ type Pipeline struct {
 	// Description says in a line what the pipeline does.
 	Description string
 	// Monthly pipelines have one partition per month, YYYY-MM; the others
-	// have the single partition "".
+	// have the single partition "". The scheduler runs every closed month.
 	Monthly bool
-	run     func(ctx context.Context, tx pgx.Tx, m millrace.Month, log *slog.Logger) (int64, error)
+	// Schedule says in words when the pipeline runs by itself.
+	Schedule string
+	// OnFreshInstall makes the scheduler run the pipeline once, when it has
+	// never run.
+	OnFreshInstall bool
+	// Needs names the pipelines that must have succeeded once before the
+	// scheduler runs this one's months.
+	Needs []string
+	// Then names the pipelines that run after every success of this one.
+	Then []string
+	// Tables lists the tables of schema public that the pipeline writes.
+	Tables []string
+
+	run func(ctx context.Context, tx pgx.Tx, m millrace.Month, log *slog.Logger) (int64, error)
 }
 
 // Set is the list of pipelines, reading their files from one source.
@@ -37,18 +51,28 @@ type Set struct {
 func New(src millrace.Source) *Set {
 	return &Set{list: []Pipeline{
 		{Name: millrace.LoadClientData, Description: "loads customer_profiles, customer_activity, labels and stores (one-off)",
+			Schedule: "once, on a fresh installation; then on demand", OnFreshInstall: true,
+			Then:   []string{millrace.ProcessData},
+			Tables: []string{"customer_profiles", "customer_activity", "labels", "stores"},
 			run: func(ctx context.Context, tx pgx.Tx, _ millrace.Month, log *slog.Logger) (int64, error) {
 				return loadClientData(ctx, tx, src, log)
 			}},
 		{Name: millrace.LoadSalesData, Description: "loads a month of sales and its per-store totals into sales and monthly_sales", Monthly: true,
+			Schedule: "monthly, 00:00 UTC on the 1st, loading the month that just ended",
+			Needs:    []string{millrace.LoadClientData}, // every sale's store must be in stores
+			Tables:   []string{"sales", "monthly_sales"},
 			run: func(ctx context.Context, tx pgx.Tx, m millrace.Month, log *slog.Logger) (int64, error) {
 				return loadSalesMonth(ctx, tx, src, m, log)
 			}},
 		{Name: millrace.ProcessData, Description: "builds feature_store and customer_activity_ranked from the customer tables",
+			Schedule: "after every successful load_client_data; on demand",
+			Tables:   []string{"feature_store", "customer_activity_ranked"},
 			run: func(ctx context.Context, tx pgx.Tx, _ millrace.Month, log *slog.Logger) (int64, error) {
 				return processData(ctx, tx, log)
 			}},
 		{Name: millrace.SalesStatistics, Description: "computes the average sale and number of sales per store and month",
+			Schedule: "on demand",
+			Tables:   []string{"sales_statistics"},
 			run: func(ctx context.Context, tx pgx.Tx, _ millrace.Month, log *slog.Logger) (int64, error) {
 				return salesStatistics(ctx, tx, log)
 			}},
@@ -61,6 +85,25 @@ func (s *Set) List() []Pipeline { return s.list }
 // ErrUnknown is returned, wrapped, for a pipeline name that is not one of the four.
 var ErrUnknown = errors.New("no such pipeline")
 
+// Names returns the pipelines' names, in order.
+func (s *Set) Names() []string {
+	names := make([]string, len(s.list))
+	for i, p := range s.list {
+		names[i] = p.Name
+	}
+	return names
+}
+
+// Needed reports whether some pipeline needs the named one (see Needs).
+func (s *Set) Needed(name string) bool {
+	for _, p := range s.list {
+		if slices.Contains(p.Needs, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // Get returns the pipeline called name.
 func (s *Set) Get(name string) (Pipeline, error) {
 	for _, p := range s.list {
@@ -68,11 +111,7 @@ func (s *Set) Get(name string) (Pipeline, error) {
 			return p, nil
 		}
 	}
-	names := make([]string, len(s.list))
-	for i, p := range s.list {
-		names[i] = p.Name
-	}
-	return Pipeline{}, millrace.Permanent(fmt.Errorf("%w %q: the pipelines are %v", ErrUnknown, name, names))
+	return Pipeline{}, millrace.Permanent(fmt.Errorf("%w %q: the pipelines are %v", ErrUnknown, name, s.Names()))
 }
 
 // CheckPartition checks that partition is a valid partition of p that may

@@ -251,3 +251,72 @@ func (w *Warehouse) RecordRefusal(ctx context.Context, pipeline, partition strin
 	}
 	return nil
 }
+
+// History reports whether a pipeline has ever run (a ledger record exists)
+// and whether it has ever succeeded, read in tx.
+func History(ctx context.Context, tx pgx.Tx, pipeline string) (ran, succeeded bool, err error) {
+	err = tx.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_or(succeeded_at IS NOT NULL), false)
+		FROM millrace.partitions WHERE pipeline = $1`, pipeline).Scan(&ran, &succeeded)
+	if err != nil {
+		return false, false, fmt.Errorf("read history of %s: %w", pipeline, err)
+	}
+	return ran, succeeded, nil
+}
+
+// Unrun returns, in their order, the partitions among candidates that have
+// no ledger record, and with failedToo also those that failed and never
+// succeeded, read in tx.
+func Unrun(ctx context.Context, tx pgx.Tx, pipeline string, candidates []string, failedToo bool) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT c.partition FROM unnest($2::text[]) WITH ORDINALITY AS c(partition, n)
+		LEFT JOIN millrace.partitions p ON p.pipeline = $1 AND p.partition = c.partition
+		WHERE p.partition IS NULL OR ($3 AND p.state = 'failed' AND p.succeeded_at IS NULL)
+		ORDER BY c.n`, pipeline, candidates, failedToo)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", pipeline, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", pipeline, err)
+	}
+	return out, nil
+}
+
+// States returns the ledger state of each partition from..to (in string
+// order) that has one, read in tx.
+func States(ctx context.Context, tx pgx.Tx, pipeline, from, to string) (map[string]millrace.State, error) {
+	rows, err := tx.Query(ctx, `SELECT partition, state FROM millrace.partitions
+		WHERE pipeline = $1 AND partition BETWEEN $2 AND $3`, pipeline, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", pipeline, err)
+	}
+	states := map[string]millrace.State{}
+	var part string
+	var st millrace.State
+	_, err = pgx.ForEachRow(rows, []any{&part, &st}, func() error {
+		states[part] = st
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", pipeline, err)
+	}
+	return states, nil
+}
+
+// PartitionCounts returns how many partitions each pipeline has in each state.
+func (w *Warehouse) PartitionCounts(ctx context.Context) (map[[2]string]int, error) {
+	rows, err := w.pool.Query(ctx, "SELECT pipeline, state, count(*) FROM millrace.partitions GROUP BY 1, 2")
+	if err != nil {
+		return nil, fmt.Errorf("count partitions: %w", err)
+	}
+	counts := map[[2]string]int{}
+	var pipeline, state string
+	var n int
+	_, err = pgx.ForEachRow(rows, []any{&pipeline, &state, &n}, func() error {
+		counts[[2]string{pipeline, state}] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count partitions: %w", err)
+	}
+	return counts, nil
+}

@@ -5,18 +5,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/warehouse"
 )
-
-// writtenBy names the pipeline that writes each table of public.
-var writtenBy = map[string]string{
-	"customer_profiles": millrace.LoadClientData, "customer_activity": millrace.LoadClientData,
-	"labels": millrace.LoadClientData, "stores": millrace.LoadClientData,
-	"sales": millrace.LoadSalesData, "monthly_sales": millrace.LoadSalesData,
-	"feature_store": millrace.ProcessData, "customer_activity_ranked": millrace.ProcessData,
-	"sales_statistics": millrace.SalesStatistics,
-}
 
 // tableRow is a table on the data page.
 type tableRow struct {
@@ -57,6 +47,12 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.serverError(w, r, err)
 		return
+	}
+	writtenBy := map[string]string{}
+	for _, p := range s.cfg.Pipelines.List() {
+		for _, t := range p.Tables {
+			writtenBy[t] = p.Name
+		}
 	}
 	var v dataView
 	for _, t := range tables {

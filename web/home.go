@@ -38,8 +38,8 @@ func (s *Server) summaries(r *http.Request) ([]pipelineSummary, error) {
 		if err != nil {
 			return nil, err
 		}
-		sched, next := s.cfg.Orchestrator.Schedule(p.Name)
-		sum := pipelineSummary{Name: p.Name, Description: p.Description, Monthly: p.Monthly, Schedule: sched, NextDue: next, Counts: countStates(parts)}
+		sum := pipelineSummary{Name: p.Name, Description: p.Description, Monthly: p.Monthly, Schedule: p.Schedule,
+			NextDue: s.cfg.Orchestrator.NextDue(p), Counts: countStates(parts)}
 		for i := range parts {
 			if parts[i].StartedAt != nil && (sum.LastRun == nil || parts[i].StartedAt.After(*sum.LastRun.StartedAt)) {
 				sum.LastRun = &parts[i]

@@ -62,8 +62,7 @@ func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineVi
 	if err != nil {
 		return pipelineView{}, err
 	}
-	sched, next := o.Schedule(p.Name)
-	v := pipelineView{Name: p.Name, Description: p.Description, Schedule: sched, Monthly: p.Monthly, NextDue: next, Counts: countStates(parts),
+	v := pipelineView{Name: p.Name, Description: p.Description, Schedule: p.Schedule, Monthly: p.Monthly, NextDue: o.NextDue(p), Counts: countStates(parts),
 		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), CSRF: sessionOf(r).CSRF}
 	for _, pt := range parts {
 		if pt.State == millrace.StateFailed {

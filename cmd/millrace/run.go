@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -40,28 +41,33 @@ Pipelines: ` + pipelineNames() + `.`,
 				return err
 			}
 			defer w.Close()
-			trigger := "cli"
-			for {
-				run, err := p.Run(ctx, w, warehouse.RunSpec{Partition: partition, Trigger: trigger}, m.Now())
-				if errors.Is(err, millrace.ErrAlreadyRunning) {
-					return fmt.Errorf("%w: another millrace is running it now; wait for it, or see `millrace status %s`", err, p.Name)
-				}
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s, %d rows (run %d, attempt %d)\n",
-					p.Name, millrace.PartitionLabel(partition), run.State, run.Rows, run.ID, run.Attempt)
-				if p.Name != millrace.LoadClientData {
-					return nil
-				}
-				// process_data runs after every successful client load.
-				if p, err = set.Get(millrace.ProcessData); err != nil {
-					return err
-				}
-				trigger = "after:" + millrace.LoadClientData
-			}
+			return m.runWithFollowUps(cmd, w, set, p, partition, "cli")
 		},
 	}
 	cmd.Flags().StringVar(&partition, "partition", "", "month to run, YYYY-MM (monthly pipelines only)")
 	return cmd
+}
+
+// runWithFollowUps runs a pipeline partition in this process, then, as
+// serve would, the pipelines that follow its success (see Pipeline.Then).
+func (m *Main) runWithFollowUps(cmd *cobra.Command, w *warehouse.Warehouse, set *pipelines.Set, p pipelines.Pipeline, partition, trigger string) error {
+	run, err := p.Run(cmd.Context(), w, warehouse.RunSpec{Partition: partition, Trigger: trigger}, m.Now())
+	if errors.Is(err, millrace.ErrAlreadyRunning) {
+		return fmt.Errorf("%w: another millrace is running it now; wait for it, or see `millrace status %s`", err, p.Name)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s, %d rows (run %d, attempt %d)\n",
+		p.Name, millrace.PartitionLabel(partition), run.State, run.Rows, run.ID, run.Attempt)
+	for _, name := range p.Then {
+		next, err := set.Get(name)
+		if err != nil {
+			return err
+		}
+		if err := m.runWithFollowUps(cmd, w, set, next, "", "after:"+p.Name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
