@@ -35,28 +35,14 @@ func storesFill(_ context.Context, w *bufio.Writer) (int64, error) {
 func profilesFill(seed uint64, customers int) fillFunc {
 	return func(ctx context.Context, w *bufio.Writer) (int64, error) {
 		rng := newRand(seed, streamProfiles, 0)
-		if _, err := w.WriteString("idx,attr_a,attr_b,attr_c\n"); err != nil {
-			return 0, err
-		}
-		for i := range customers {
-			if i%ctxEvery == 0 {
-				if err := ctx.Err(); err != nil {
-					return int64(i), err
-				}
-			}
-			b := w.AvailableBuffer()
+		return writeRows(ctx, w, "idx,attr_a,attr_b,attr_c\n", customers, func(b []byte, i int) []byte {
 			b = strconv.AppendInt(b, int64(i), 10)
 			b = append(b, ',', fiveWeighted[rng.Uint64N(20)], ',', attrB[rng.Uint64N(10)], ',')
 			if rng.Uint64N(3) < 2 {
-				b = append(b, "yes\n"...)
-			} else {
-				b = append(b, "no\n"...)
+				return append(b, "yes\n"...)
 			}
-			if _, err := w.Write(b); err != nil {
-				return int64(i), err
-			}
-		}
-		return int64(customers), nil
+			return append(b, "no\n"...)
+		})
 	}
 }
 
@@ -65,26 +51,12 @@ func profilesFill(seed uint64, customers int) fillFunc {
 func labelsFill(seed uint64, customers int) fillFunc {
 	return func(ctx context.Context, w *bufio.Writer) (int64, error) {
 		rng := newRand(seed, streamLabels, 0)
-		if _, err := w.WriteString("idx,label\n"); err != nil {
-			return 0, err
-		}
-		for i := range customers {
-			if i%ctxEvery == 0 {
-				if err := ctx.Err(); err != nil {
-					return int64(i), err
-				}
-			}
-			b := w.AvailableBuffer()
+		return writeRows(ctx, w, "idx,label\n", customers, func(b []byte, i int) []byte {
 			b = strconv.AppendInt(b, int64(i), 10)
 			if rng.Float64() < labelShare {
-				b = append(b, ",1\n"...)
-			} else {
-				b = append(b, ",0\n"...)
+				return append(b, ",1\n"...)
 			}
-			if _, err := w.Write(b); err != nil {
-				return int64(i), err
-			}
-		}
-		return int64(customers), nil
+			return append(b, ",0\n"...)
+		})
 	}
 }

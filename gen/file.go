@@ -16,6 +16,26 @@ type fillFunc func(ctx context.Context, w *bufio.Writer) (int64, error)
 // ctxEvery is how many rows a fillFunc writes between looks at ctx.
 const ctxEvery = 1 << 14
 
+// writeRows writes header, then n rows, the i-th appended by row to the
+// writer's free buffer, looking at ctx every ctxEvery rows. It returns the
+// number of rows written.
+func writeRows(ctx context.Context, w *bufio.Writer, header string, n int, row func(b []byte, i int) []byte) (int64, error) {
+	if _, err := w.WriteString(header); err != nil {
+		return 0, err
+	}
+	for i := range n {
+		if i%ctxEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return int64(i), err
+			}
+		}
+		if _, err := w.Write(row(w.AvailableBuffer(), i)); err != nil {
+			return int64(i), err
+		}
+	}
+	return int64(n), nil
+}
+
 // writeAtomic writes the file at key below dir under a temporary name in the
 // same folder, syncs it and renames it into place. On error the temporary
 // file is removed and the real name is left as it was.

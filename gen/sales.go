@@ -61,32 +61,19 @@ func salesFill(seed uint64, m millrace.Month, mean int) fillFunc {
 
 		dates := dateTable(m.Start(), m.End().AddDate(0, 0, -1))
 		days := uint64(len(dates) / 10)
-		if _, err := w.WriteString("idx,value,date,store_idx\n"); err != nil {
-			return 0, err
-		}
-		for r := range rows {
-			if r%ctxEvery == 0 {
-				if err := ctx.Err(); err != nil {
-					return int64(r), err
-				}
-			}
+		return writeRows(ctx, w, "idx,value,date,store_idx\n", rows, func(b []byte, r int) []byte {
 			h := mix(idKey ^ uint64(r))
 			perm := (coprime120[h&31]*slot + (h>>8)%idBlockMonths) % idBlockMonths
 			id := base + int64(r)*idBlockMonths + int64(perm)
 			tenths := (rng.Uint64N(200) + 1) / 2 // 0..100; 0.0 and 10.0 half as likely, as when rounding
 			d := rng.Uint64N(days) * 10
 
-			b := w.AvailableBuffer()
 			b = strconv.AppendInt(b, id, 10)
 			b = append(b, ',')
 			b = strconv.AppendUint(b, tenths/10, 10)
 			b = append(b, '.', byte('0'+tenths%10), ',')
 			b = append(b, dates[d:d+10]...)
-			b = append(b, ',', fiveWeighted[rng.Uint64N(20)], '\n')
-			if _, err := w.Write(b); err != nil {
-				return int64(r), err
-			}
-		}
-		return int64(rows), nil
+			return append(b, ',', fiveWeighted[rng.Uint64N(20)], '\n')
+		})
 	}
 }
