@@ -42,14 +42,8 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	ctx := context.Background()
-	url := dbtest.NewDatabase(t)
+	url := dbtest.NewSetUpDatabase(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	unlock := dbtest.Lock(t)
-	err := warehouse.Setup(ctx, url, warehouse.Passwords{}, logger)
-	unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	jan, _ := millrace.ParseMonth("2020-01")
 	jun, _ := millrace.ParseMonth("2020-06")

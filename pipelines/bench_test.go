@@ -44,14 +44,8 @@ func BenchmarkSalesMonth(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	url := dbtest.NewDatabase(b)
+	url := dbtest.NewSetUpDatabase(b)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	unlock := dbtest.Lock(b)
-	err = warehouse.Setup(ctx, url, warehouse.Passwords{}, logger)
-	unlock()
-	if err != nil {
-		b.Fatal(err)
-	}
 	w, err := warehouse.Open(ctx, url, logger)
 	if err != nil {
 		b.Fatal(err)

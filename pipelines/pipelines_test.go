@@ -43,14 +43,8 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	ctx := context.Background()
-	url := dbtest.NewDatabase(t)
+	url := dbtest.NewSetUpDatabase(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	unlock := dbtest.Lock(t)
-	err := warehouse.Setup(ctx, url, warehouse.Passwords{}, logger)
-	unlock()
-	if err != nil {
-		t.Fatalf("setup: %v", err)
-	}
 	dir := t.TempDir()
 	if _, err := gen.Write(ctx, dir, gen.Config{Customers: 2000, From: month(t, "2020-01"), To: month(t, "2020-03")}); err != nil {
 		t.Fatalf("gen: %v", err)

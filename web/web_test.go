@@ -79,7 +79,7 @@ type testBundle struct {
 func setup(t testing.TB, opt options) *testBundle {
 	t.Helper()
 	ctx := context.Background()
-	dbURL := dbtest.NewDatabase(t)
+	dbURL := dbtest.NewSetUpDatabase(t)
 	logs := &lockedBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -88,12 +88,6 @@ func setup(t testing.TB, opt options) *testBundle {
 	})
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	unlock := dbtest.Lock(t)
-	err := warehouse.Setup(ctx, dbURL, warehouse.Passwords{}, logger)
-	unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	if _, err := gen.Write(ctx, dir, gen.Config{Customers: 500, From: month(t, "2020-01"), To: month(t, "2020-06")}); err != nil {
 		t.Fatal(err)
@@ -111,6 +105,7 @@ func setup(t testing.TB, opt options) *testBundle {
 		b.removed[m] = data
 	}
 
+	var err error
 	if b.w, err = warehouse.Open(ctx, dbURL, logger); err != nil {
 		t.Fatal(err)
 	}

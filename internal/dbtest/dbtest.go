@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/millrace/millrace/localpg"
+	"github.com/millrace/millrace/warehouse"
 )
 
 // The superuser of the cluster, who owns the databases NewDatabase creates.
@@ -131,6 +132,20 @@ func NewDatabase(t testing.TB) string {
 		}
 	})
 	return cluster.URL(AdminUser, AdminPassword, name)
+}
+
+// NewSetUpDatabase returns the admin URL of a fresh database on which
+// warehouse.Setup has run, as `millrace db setup` would. The set-up runs
+// under Lock, since the roles it creates belong to the whole cluster.
+func NewSetUpDatabase(t testing.TB) string {
+	t.Helper()
+	url := NewDatabase(t)
+	unlock := Lock(t)
+	defer unlock()
+	if err := warehouse.Setup(context.Background(), url, warehouse.Passwords{}, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("set up %s: %v", url, err)
+	}
+	return url
 }
 
 // URL returns the URL of database on the package's cluster for user with
