@@ -16,7 +16,7 @@ import (
 func loadClientData(ctx context.Context, tx pgx.Tx, src millrace.Source, log *slog.Logger) (int64, error) {
 	var total int64
 	for _, t := range clientTables {
-		n, err := loadFile(ctx, tx, src, t.Name+".csv", t, warehouse.LoadingName(t.Name), log)
+		n, err := loadFile(ctx, tx, src, t.Name+".csv", t, warehouse.Staging(t.Name), log)
 		if err != nil {
 			return 0, err
 		}
@@ -31,7 +31,7 @@ func loadClientData(ctx context.Context, tx pgx.Tx, src millrace.Source, log *sl
 }
 
 // loadFile streams one source object into a new table dest under contract t.
-func loadFile(ctx context.Context, tx pgx.Tx, src millrace.Source, key string, t warehouse.Table, dest string, log *slog.Logger) (int64, error) {
+func loadFile(ctx context.Context, tx pgx.Tx, src millrace.Source, key string, t warehouse.Table, dest pgx.Identifier, log *slog.Logger) (int64, error) {
 	obj, r, err := open(ctx, src, key, log)
 	if err != nil {
 		return 0, err

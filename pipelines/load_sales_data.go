@@ -17,11 +17,11 @@ import (
 // run's transaction. Other months are not touched, and the work grows with
 // the month, not with the table.
 func loadSalesMonth(ctx context.Context, tx pgx.Tx, src millrace.Source, m millrace.Month, log *slog.Logger) (int64, error) {
-	if err := requireTables(ctx, tx, "stores"); err != nil {
+	if err := requireTables(ctx, tx, "stores", "sales", "monthly_sales"); err != nil {
 		return 0, err
 	}
 	t := salesTable(m)
-	loading := warehouse.LoadingName(t.Name)
+	loading := warehouse.Staging(t.Name)
 	rows, err := loadFile(ctx, tx, src, m.SalesKey(), t, loading, log)
 	if err != nil {
 		return 0, err
@@ -30,19 +30,14 @@ func loadSalesMonth(ctx context.Context, tx pgx.Tx, src millrace.Source, m millr
 	if err != nil {
 		return 0, err
 	}
-	if err := warehouse.Replace(ctx, tx, t.Name); err != nil {
+	if err := warehouse.ReplacePartition(ctx, tx, "sales", t.Name, m.Start(), m.End()); err != nil {
 		return 0, err
 	}
-	attach := fmt.Sprintf("ALTER TABLE sales ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
-		pgx.Identifier{t.Name}.Sanitize(), m.Start().Format("2006-01-02"), m.End().Format("2006-01-02"))
-	if _, err := tx.Exec(ctx, attach); err != nil {
-		return 0, fmt.Errorf("attach %s to sales: %w", t.Name, err)
-	}
-	if _, err := tx.Exec(ctx, "DELETE FROM monthly_sales WHERE sale_month = $1", m.Start()); err != nil {
+	if _, err := tx.Exec(ctx, "DELETE FROM public.monthly_sales WHERE sale_month = $1", m.Start()); err != nil {
 		return 0, fmt.Errorf("clear monthly_sales for %s: %w", m, err)
 	}
 	for _, s := range totals {
-		if _, err := tx.Exec(ctx, "INSERT INTO monthly_sales (store_idx, location, sale_month, value) VALUES ($1, $2, $3, $4::numeric)",
+		if _, err := tx.Exec(ctx, "INSERT INTO public.monthly_sales (store_idx, location, sale_month, value) VALUES ($1, $2, $3, $4::numeric)",
 			s.store, s.location, m.Start(), s.value); err != nil {
 			return 0, fmt.Errorf("write monthly_sales for %s: %w", m, err)
 		}
@@ -61,7 +56,7 @@ type storeTotal struct {
 
 // monthTotals sums the loaded month per store, and refuses sales whose
 // store is not in stores, naming the first such line.
-func monthTotals(ctx context.Context, tx pgx.Tx, m millrace.Month, loading string) ([]storeTotal, error) {
+func monthTotals(ctx context.Context, tx pgx.Tx, m millrace.Month, loading pgx.Identifier) ([]storeTotal, error) {
 	// The table is new and has no statistics: tell the planner that a
 	// parallel scan pays, which halves the time of a large month's sum.
 	for _, q := range []string{"SET LOCAL parallel_setup_cost = 0", "SET LOCAL min_parallel_table_scan_size = 0"} {
@@ -72,8 +67,8 @@ func monthTotals(ctx context.Context, tx pgx.Tx, m millrace.Month, loading strin
 	rows, err := tx.Query(ctx, fmt.Sprintf(`
 		SELECT t.store_idx, st.location, t.value::text, t.n
 		FROM (SELECT store_idx, sum(value) AS value, count(*) AS n FROM %s GROUP BY store_idx) t
-		LEFT JOIN stores st ON st.idx = t.store_idx
-		ORDER BY t.store_idx`, pgx.Identifier{loading}.Sanitize()))
+		LEFT JOIN public.stores st ON st.idx = t.store_idx
+		ORDER BY t.store_idx`, loading.Sanitize()))
 	if err != nil {
 		return nil, fmt.Errorf("sum sales of %s: %w", m, err)
 	}
@@ -104,7 +99,7 @@ func monthTotals(ctx context.Context, tx pgx.Tx, m millrace.Month, loading strin
 	var line int64
 	err = tx.QueryRow(ctx, fmt.Sprintf(`
 		SELECT line FROM (SELECT row_number() OVER (ORDER BY ctid) + 1 AS line, store_idx FROM %s) x
-		WHERE store_idx = $1 ORDER BY line LIMIT 1`, pgx.Identifier{loading}.Sanitize()), *unknown).Scan(&line)
+		WHERE store_idx = $1 ORDER BY line LIMIT 1`, loading.Sanitize()), *unknown).Scan(&line)
 	if err != nil {
 		return nil, fmt.Errorf("locate unknown store in %s: %w", m.SalesKey(), err)
 	}
@@ -113,14 +108,16 @@ func monthTotals(ctx context.Context, tx pgx.Tx, m millrace.Month, loading strin
 }
 
 // requireTables fails permanently, saying what to run, when a table the
-// pipeline reads has not been loaded.
+// pipeline reads or writes has not been created yet, and when the name is
+// held by an object that millrace did not create: a user's table or view
+// is never read or written in its place.
 func requireTables(ctx context.Context, tx pgx.Tx, tables ...string) error {
 	for _, t := range tables {
-		var exists bool
-		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", "public."+t).Scan(&exists); err != nil {
-			return fmt.Errorf("look up table %s: %w", t, err)
+		ours, err := warehouse.Ours(ctx, tx, t)
+		if err != nil {
+			return err
 		}
-		if !exists {
+		if !ours {
 			return millrace.Permanent(fmt.Errorf("table %s does not exist yet: run %s first", t, millrace.LoadClientData))
 		}
 	}

@@ -10,11 +10,13 @@ import (
 	"github.com/millrace/millrace/warehouse"
 )
 
-// The SQL of process_data. Each table is built under its loading name and
-// then published with warehouse.Replace.
+// The SQL of process_data. Each table is built under its staging name
+// (warehouse.Staging, in schema millrace_data) and then published with
+// warehouse.Replace. Every name is schema-qualified: millrace's sessions do
+// not search public.
 const (
 	createFeatureStore = `
-		CREATE TABLE feature_store__loading (
+		CREATE TABLE millrace_data.feature_store__loading (
 			idx    bigint           NOT NULL,
 			attr_a integer          NOT NULL,
 			attr_b text             NOT NULL,
@@ -27,21 +29,21 @@ const (
 	// the newest valid_from, which (idx, valid_from) being unique makes
 	// deterministic.
 	fillFeatureStore = `
-		INSERT INTO feature_store__loading (idx, attr_a, attr_b, scd_a, scd_b, label)
+		INSERT INTO millrace_data.feature_store__loading (idx, attr_a, attr_b, scd_a, scd_b, label)
 		SELECT p.idx, p.attr_a, p.attr_b, a.scd_a, a.scd_b, l.label
-		FROM customer_profiles p
+		FROM public.customer_profiles p
 		JOIN (SELECT DISTINCT ON (idx) idx, scd_a, scd_b
-		      FROM customer_activity ORDER BY idx, valid_from DESC) a ON a.idx = p.idx
-		JOIN labels l ON l.idx = p.idx
+		      FROM public.customer_activity ORDER BY idx, valid_from DESC) a ON a.idx = p.idx
+		JOIN public.labels l ON l.idx = p.idx
 		ORDER BY p.idx`
 	// countUnmatched counts the clients left out of feature_store because
 	// a part of them is missing.
 	countUnmatched = `
 		SELECT
-			(SELECT count(*) FROM customer_profiles p WHERE NOT EXISTS (SELECT 1 FROM customer_activity a WHERE a.idx = p.idx)),
-			(SELECT count(*) FROM customer_profiles p WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.idx = p.idx))`
+			(SELECT count(*) FROM public.customer_profiles p WHERE NOT EXISTS (SELECT 1 FROM public.customer_activity a WHERE a.idx = p.idx)),
+			(SELECT count(*) FROM public.customer_profiles p WHERE NOT EXISTS (SELECT 1 FROM public.labels l WHERE l.idx = p.idx))`
 	createActivityRanked = `
-		CREATE TABLE customer_activity_ranked__loading (
+		CREATE TABLE millrace_data.customer_activity_ranked__loading (
 			idx           bigint           NOT NULL,
 			valid_from    date             NOT NULL,
 			valid_to      date,
@@ -53,10 +55,10 @@ const (
 	// fillActivityRanked numbers each client's activities 1, 2, 3...
 	// from the newest valid_from; row_number, unlike rank, never repeats.
 	fillActivityRanked = `
-		INSERT INTO customer_activity_ranked__loading (idx, valid_from, valid_to, scd_a, scd_b, activity_rank)
+		INSERT INTO millrace_data.customer_activity_ranked__loading (idx, valid_from, valid_to, scd_a, scd_b, activity_rank)
 		SELECT idx, valid_from, valid_to, scd_a, scd_b,
 		       row_number() OVER (PARTITION BY idx ORDER BY valid_from DESC)
-		FROM customer_activity
+		FROM public.customer_activity
 		ORDER BY idx, valid_from DESC`
 )
 

@@ -14,7 +14,7 @@ import (
 // The SQL of sales_statistics.
 const (
 	createSalesStatistics = `
-		CREATE TABLE sales_statistics__loading (
+		CREATE TABLE millrace_data.sales_statistics__loading (
 			store_idx   integer NOT NULL,
 			location    text    NOT NULL,
 			sale_month  date    NOT NULL,
@@ -25,21 +25,21 @@ const (
 	// fillSalesStatistics averages exactly (numeric) and rounds to four
 	// decimals, more than the one decimal of the values.
 	fillSalesStatistics = `
-		INSERT INTO sales_statistics__loading (store_idx, location, sale_month, avg_value, sales_count)
+		INSERT INTO millrace_data.sales_statistics__loading (store_idx, location, sale_month, avg_value, sales_count)
 		SELECT s.store_idx, st.location, date_trunc('month', s.date)::date, round(avg(s.value), 4), count(*)
-		FROM sales s JOIN stores st ON st.idx = s.store_idx
+		FROM public.sales s JOIN public.stores st ON st.idx = s.store_idx
 		GROUP BY 1, 2, 3
 		ORDER BY 3, 1`
 	readSalesStatistics = `
 		SELECT sale_month, store_idx, location, avg_value::text, sales_count
-		FROM sales_statistics__loading ORDER BY sale_month, store_idx`
+		FROM millrace_data.sales_statistics__loading ORDER BY sale_month, store_idx`
 )
 
 // salesStatistics computes the average sale value and the number of sales
 // for each store and month into sales_statistics, and prints every figure in
 // the run's log.
 func salesStatistics(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
-	if err := requireTables(ctx, tx, "stores"); err != nil {
+	if err := requireTables(ctx, tx, "stores", "sales"); err != nil {
 		return 0, err
 	}
 	n, err := build(ctx, tx, "sales_statistics", createSalesStatistics, fillSalesStatistics)

@@ -31,7 +31,7 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // transaction then holds nothing of the file and must be rolled back.
 //
 // CopyCSV returns the number of rows copied.
-func CopyCSV(ctx context.Context, tx pgx.Tx, key string, r io.Reader, t Table, dest string) (int64, error) {
+func CopyCSV(ctx context.Context, tx pgx.Tx, key string, r io.Reader, t Table, dest pgx.Identifier) (int64, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	// The header must end within the buffer: a file without line breaks is
 	// never read into memory.
@@ -48,7 +48,7 @@ func CopyCSV(ctx context.Context, tx pgx.Tx, key string, r io.Reader, t Table, d
 		return 0, err
 	}
 	if _, err := tx.Exec(ctx, t.createSQL(dest)); err != nil {
-		return 0, fmt.Errorf("create table %s: %w", dest, err)
+		return 0, fmt.Errorf("create table %s: %w", dest.Sanitize(), err)
 	}
 	// A quoted empty field ("") is NULL too where NULL is allowed, so that
 	// files that quote every field can leave a value out.
@@ -62,7 +62,7 @@ func CopyCSV(ctx context.Context, tx pgx.Tx, key string, r io.Reader, t Table, d
 	if len(nullable) > 0 {
 		options += ", FORCE_NULL (" + identList(nullable) + ")"
 	}
-	stmt := fmt.Sprintf("COPY %s (%s) FROM STDIN WITH (%s)", pgx.Identifier{dest}.Sanitize(), identList(columns), options)
+	stmt := fmt.Sprintf("COPY %s (%s) FROM STDIN WITH (%s)", dest.Sanitize(), identList(columns), options)
 	tag, err := tx.Conn().PgConn().CopyFrom(ctx, io.MultiReader(bytes.NewReader(header), br), stmt)
 	if err != nil {
 		return 0, copyError(key, t, err)
@@ -112,23 +112,23 @@ func matchHeader(key string, line []byte, t Table) ([]string, error) {
 
 // addKey makes the contract's key the table's primary key. A duplicate is
 // reported with the lines of both copies.
-func addKey(ctx context.Context, tx pgx.Tx, key string, t Table, dest string) error {
+func addKey(ctx context.Context, tx pgx.Tx, key string, t Table, dest pgx.Identifier) error {
 	if len(t.Key) == 0 {
 		return nil
 	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("savepoint before key of %s: %w", dest, err)
+		return fmt.Errorf("savepoint before key of %s: %w", t.Name, err)
 	}
 	_, err = sp.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY (%s)",
-		pgx.Identifier{dest}.Sanitize(), pgx.Identifier{dest + "_pkey"}.Sanitize(), identList(t.Key)))
+		dest.Sanitize(), pgx.Identifier{dest[len(dest)-1] + "_pkey"}.Sanitize(), identList(t.Key)))
 	if err == nil {
 		return sp.Commit(ctx)
 	}
 	_ = sp.Rollback(ctx)
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
-		return fmt.Errorf("add primary key to %s: %w", dest, err)
+		return fmt.Errorf("add primary key to %s: %w", t.Name, err)
 	}
 	line, first, value, err := findDuplicate(ctx, tx, t, dest)
 	if err != nil {
@@ -142,7 +142,7 @@ func addKey(ctx context.Context, tx pgx.Tx, key string, t Table, dest string) er
 // earlier row's, that earlier row's line, and the key as text. Rows of a
 // table filled by one COPY in this transaction lie in file order, so the
 // row number in ctid order plus one (the header) is the line.
-func findDuplicate(ctx context.Context, tx pgx.Tx, t Table, dest string) (line, first int64, value string, err error) {
+func findDuplicate(ctx context.Context, tx pgx.Tx, t Table, dest pgx.Identifier) (line, first int64, value string, err error) {
 	keys := identList(t.Key)
 	texts := make([]string, len(t.Key))
 	for i, k := range t.Key {
@@ -155,9 +155,9 @@ func findDuplicate(ctx context.Context, tx pgx.Tx, t Table, dest string) (line, 
 			SELECT line, min(line) OVER (PARTITION BY %[1]s) AS first, concat_ws(',', %[3]s) AS value FROM numbered
 		)
 		SELECT line, first, value FROM firsts WHERE line > first ORDER BY line LIMIT 1`,
-		keys, pgx.Identifier{dest}.Sanitize(), strings.Join(texts, ", "))
+		keys, dest.Sanitize(), strings.Join(texts, ", "))
 	if err := tx.QueryRow(ctx, q).Scan(&line, &first, &value); err != nil {
-		return 0, 0, "", fmt.Errorf("locate duplicate key in %s: %w", dest, err)
+		return 0, 0, "", fmt.Errorf("locate duplicate key in %s: %w", t.Name, err)
 	}
 	return line, first, value, nil
 }

@@ -159,7 +159,7 @@ func TestCopyCSV(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
 			conn := connect(t, url)
-			dest := fmt.Sprintf("loaded_%02d", i)
+			dest := pgx.Identifier{"public", fmt.Sprintf("loaded_%02d", i)}
 			tx, err := conn.Begin(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -175,8 +175,8 @@ func TestCopyCSV(t *testing.T) {
 				t.Errorf("CopyCSV returned %d rows, want %d", n, wantRows)
 			}
 			var inTable int64
-			if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{dest}.Sanitize()).Scan(&inTable); err != nil || inTable != wantRows {
-				t.Errorf("table %s has %d rows, %v; want %d", dest, inTable, err, wantRows)
+			if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+dest.Sanitize()).Scan(&inTable); err != nil || inTable != wantRows {
+				t.Errorf("table %s has %d rows, %v; want %d", dest.Sanitize(), inTable, err, wantRows)
 			}
 			if tt.want == nil {
 				return
@@ -185,7 +185,7 @@ func TestCopyCSV(t *testing.T) {
 			for i, c := range tt.contract.Columns {
 				cols[i] = "coalesce(" + pgx.Identifier{c.Name}.Sanitize() + "::text, 'NULL')"
 			}
-			rows, err := tx.Query(ctx, "SELECT concat_ws('|', "+strings.Join(cols, ", ")+") FROM "+pgx.Identifier{dest}.Sanitize()+" ORDER BY 1")
+			rows, err := tx.Query(ctx, "SELECT concat_ws('|', "+strings.Join(cols, ", ")+") FROM "+dest.Sanitize()+" ORDER BY 1")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -211,15 +211,15 @@ func TestCopyCSVPrimaryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	dest := warehouse.LoadingName("sales_2020_01")
+	dest := pgx.Identifier{"public", "sales_2020_01__loading"}
 	if _, err := warehouse.CopyCSV(ctx, tx, salesKey, strings.NewReader(manySales(3)), salesContract, dest); err != nil {
 		t.Fatal(err)
 	}
 	var def string
 	err = tx.QueryRow(ctx, `SELECT pg_get_constraintdef(oid) FROM pg_constraint
-		WHERE conrelid = $1::regclass AND contype = 'p' AND conname = $2`, dest, dest+"_pkey").Scan(&def)
+		WHERE conrelid = $1::regclass AND contype = 'p' AND conname = $2`, dest.Sanitize(), dest[1]+"_pkey").Scan(&def)
 	if err != nil || def != "PRIMARY KEY (idx)" {
-		t.Errorf("primary key %s_pkey = %q, %v; want PRIMARY KEY (idx)", dest, def, err)
+		t.Errorf("primary key %s_pkey = %q, %v; want PRIMARY KEY (idx)", dest[1], def, err)
 	}
 }
 
@@ -406,7 +406,7 @@ func TestCopyCSVContractError(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
 			conn := connect(t, url)
-			dest := fmt.Sprintf("broken_%02d", i)
+			dest := pgx.Identifier{"public", fmt.Sprintf("broken_%02d", i)}
 			tx, err := conn.Begin(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -445,7 +445,7 @@ func TestCopyCSVContractError(t *testing.T) {
 			}
 
 			if tableExists(t, conn, dest) {
-				t.Errorf("table %s exists after the rollback", dest)
+				t.Errorf("table %s exists after the rollback", dest.Sanitize())
 			}
 		})
 	}

@@ -34,7 +34,7 @@ func newLedger(t *testing.T) *ledgerBundle {
 		t.Fatalf("migrate: %v", err)
 	}
 	admin := connect(t, url)
-	exec(t, admin, "CREATE TABLE items (id integer PRIMARY KEY, note text NOT NULL)")
+	exec(t, admin, "CREATE TABLE public.items (id integer PRIMARY KEY, note text NOT NULL)")
 	return &ledgerBundle{url: url, w: w, admin: admin}
 }
 
@@ -55,7 +55,7 @@ func insertItems(msg string, err error, ids ...int) warehouse.RunFunc {
 	return func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
 		var rows int64
 		for _, id := range ids {
-			tag, e := tx.Exec(ctx, "INSERT INTO items VALUES ($1, $2)", id, msg)
+			tag, e := tx.Exec(ctx, "INSERT INTO public.items VALUES ($1, $2)", id, msg)
 			if e != nil {
 				return 0, e
 			}
@@ -306,7 +306,7 @@ func TestExecuteInterrupted(t *testing.T) {
 		spec := warehouse.RunSpec{Pipeline: millrace.LoadClientData}
 		var pid uint32
 		_, err := b.w.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
-			if _, err := tx.Exec(ctx, "INSERT INTO items VALUES (1, 'lost')"); err != nil {
+			if _, err := tx.Exec(ctx, "INSERT INTO public.items VALUES (1, 'lost')"); err != nil {
 				return 0, err
 			}
 			pid = tx.Conn().PgConn().PID()

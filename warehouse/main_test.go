@@ -103,11 +103,11 @@ func sqlState(err error) string {
 }
 
 // tableExists reports whether public.name exists, as conn sees it.
-func tableExists(t *testing.T, conn *pgx.Conn, name string) bool {
+func tableExists(t *testing.T, conn *pgx.Conn, name pgx.Identifier) bool {
 	t.Helper()
 	var exists bool
-	if err := conn.QueryRow(t.Context(), "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{"public", name}.Sanitize()).Scan(&exists); err != nil {
-		t.Fatalf("look up table %s: %v", name, err)
+	if err := conn.QueryRow(t.Context(), "SELECT to_regclass($1) IS NOT NULL", name.Sanitize()).Scan(&exists); err != nil {
+		t.Fatalf("look up table %s: %v", name.Sanitize(), err)
 	}
 	return exists
 }

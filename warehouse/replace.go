@@ -2,8 +2,12 @@ package warehouse
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -11,38 +15,201 @@ import (
 	"github.com/millrace/millrace"
 )
 
-// LoadingName returns the name under which the new version of table is built
-// before Replace publishes it.
-func LoadingName(table string) string { return table + "__loading" }
+// lockTimeout bounds how long a publish waits for readers' locks: waiting for
+// a long query is fine, waiting forever is not.
+const lockTimeout = "5min"
 
-// Replace publishes the table built under LoadingName(table) as table,
-// dropping the old one, inside the caller's transaction: readers see the old
-// table until the transaction commits and the new one after, never an empty
-// one. The new table is created by the admin, so the default privileges
-// make it readable by ds_user, mle_user and analytics at once.
+// Replace publishes the table built under Staging(table) as public.table
+// inside the caller's transaction: readers see the old table until the
+// transaction commits and the new one after, never an empty one.
+//
+// An old table that millrace did not create is never touched: the run fails
+// with a *ForeignObjectError. When other objects depend on the old table (a
+// user's view on feature_store), its rows are replaced in place, so that the
+// views keep working and see the new data; otherwise the new table takes the
+// old one's place, which costs no copy, and gets the default privileges of
+// schema public, which make it readable by ds_user, mle_user and analytics at
+// once.
 func Replace(ctx context.Context, tx pgx.Tx, table string) error {
-	loading := LoadingName(table)
-	// Fresh statistics, so that the readers' first queries plan well.
-	if _, err := tx.Exec(ctx, "ANALYZE "+ident(loading)); err != nil {
-		return fmt.Errorf("analyze %s: %w", loading, err)
+	exists, err := Ours(ctx, tx, table)
+	if err != nil {
+		return err
 	}
-	// Waiting for a long query of a reader is fine; waiting forever is not.
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '5min'"); err != nil {
+	staging := Staging(table)
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+lockTimeout+"'"); err != nil {
 		return fmt.Errorf("set lock timeout: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+ident(table)); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "2BP01" { // dependent_objects_still_exist
-			return millrace.Permanent(fmt.Errorf("replace table %s: other objects depend on it (%s); drop them or make them independent, e.g. a view becomes a table: %w", table, pgErr.Detail, err))
+	public := pgx.Identifier{"public", table}
+	if exists {
+		dependents, err := dependents(ctx, tx, table)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("drop old table %s: %w", table, err)
+		if len(dependents) > 0 {
+			return replaceRows(ctx, tx, table, dependents)
+		}
+		if _, err := tx.Exec(ctx, "DROP TABLE "+public.Sanitize()); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "2BP01" { // dependent_objects_still_exist
+				return millrace.Permanent(fmt.Errorf("replace table %s: other objects depend on it (%s): %w", table, pgErr.Detail, err))
+			}
+			return fmt.Errorf("drop old table %s: %w", table, err)
+		}
 	}
-	for _, q := range []string{
-		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", ident(loading), ident(table)),
-		fmt.Sprintf("ALTER INDEX IF EXISTS %s RENAME TO %s", ident(loading+"_pkey"), ident(table+"_pkey")),
-	} {
+	if _, err := tx.Exec(ctx, "ANALYZE "+staging.Sanitize()); err != nil {
+		return fmt.Errorf("analyze %s: %w", table, err)
+	}
+	if err := moveToPublic(ctx, tx, staging, table); err != nil {
+		return err
+	}
+	return record(ctx, tx, table)
+}
+
+// dependents names the objects that depend on millrace's table public.table
+// or on its row type, other than the table's own parts: users' views,
+// materialized views, foreign keys, columns and functions of its type.
+func dependents(ctx context.Context, tx pgx.Tx, table string) ([]string, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT DISTINCT pg_catalog.pg_describe_object(
+			CASE WHEN d.classid = 'pg_catalog.pg_rewrite'::regclass THEN 'pg_catalog.pg_class'::regclass ELSE d.classid END,
+			CASE WHEN d.classid = 'pg_catalog.pg_rewrite'::regclass THEN r.ev_class ELSE d.objid END, 0)
+		FROM pg_catalog.pg_depend d
+		LEFT JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND r.oid = d.objid
+		JOIN pg_catalog.pg_class t ON t.oid = (SELECT relid FROM millrace.relations WHERE name = $1)
+		WHERE ((d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = t.oid)
+		    OR (d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid = t.reltype))
+		  AND d.deptype = 'n'
+		  AND (r.ev_class IS NULL OR r.ev_class <> t.oid)
+		ORDER BY 1`, table)
+	if err != nil {
+		return nil, fmt.Errorf("look up objects that depend on %s: %w", table, err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("look up objects that depend on %s: %w", table, err)
+	}
+	return names, nil
+}
+
+// replaceRows replaces the rows of public.table with those of its staging
+// table, keeping the table itself, so that the objects that depend on it
+// keep working.
+func replaceRows(ctx context.Context, tx pgx.Tx, table string, dependents []string) error {
+	public, staging := pgx.Identifier{"public", table}, Staging(table)
+	if _, err := tx.Exec(ctx, "TRUNCATE "+public.Sanitize()); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "0A000" { // feature_not_supported: referenced by a foreign key
+			return millrace.Permanent(fmt.Errorf("replace the rows of %s: a foreign key of another table refers to it (%s): drop that constraint, as the table's rows are replaced on every load: %w",
+				table, strings.Join(dependents, ", "), err))
+		}
+		return fmt.Errorf("empty %s: %w", table, err)
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf("INSERT INTO %s SELECT * FROM %s", public.Sanitize(), staging.Sanitize())); err != nil {
+		return fmt.Errorf("replace the rows of %s, kept for %s: %w", table, strings.Join(dependents, ", "), err)
+	}
+	for _, q := range []string{"DROP TABLE " + staging.Sanitize(), "ANALYZE " + public.Sanitize()} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("replace the rows of %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+// moveToPublic moves the staging table into schema public as table, whose
+// name must be free. A table's row type and its array type, and its
+// indexes, take names in the schema too: the indexes get free ones, and the
+// table travels under a random name that no user can have taken, so that
+// PostgreSQL picks a free name for the array type when it gets its own.
+func moveToPublic(ctx context.Context, tx pgx.Tx, staging pgx.Identifier, table string) error {
+	rows, err := tx.Query(ctx, `SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+		WHERE i.indrelid = $1::regclass ORDER BY 1`, staging.Sanitize())
+	if err != nil {
+		return fmt.Errorf("list indexes of %s: %w", table, err)
+	}
+	indexes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list indexes of %s: %w", table, err)
+	}
+	var stmts []string
+	for _, index := range indexes {
+		name, err := freeName(ctx, tx, strings.Replace(index, staging[1], table, 1))
+		if err != nil {
+			return err
+		}
+		stmts = append(stmts, fmt.Sprintf("ALTER INDEX %s RENAME TO %s", pgx.Identifier{DataSchema, index}.Sanitize(), ident(name)))
+	}
+	var random [6]byte
+	_, _ = rand.Read(random[:])
+	travel := fmt.Sprintf("%s__%s", table, hex.EncodeToString(random[:]))
+	stmts = append(stmts,
+		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", staging.Sanitize(), ident(travel)),
+		fmt.Sprintf("ALTER TABLE %s SET SCHEMA public", pgx.Identifier{DataSchema, travel}.Sanitize()),
+		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", pgx.Identifier{"public", travel}.Sanitize(), ident(table)),
+	)
+	for _, q := range stmts {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			return fmt.Errorf("publish table %s: %w", table, err)
+		}
+	}
+	return grantDefaults(ctx, tx, table)
+}
+
+// grantDefaults gives public.table the privileges that the default
+// privileges of schema public give the tables that the current user creates
+// there: the table was created in DataSchema, where they did not apply.
+func grantDefaults(ctx context.Context, tx pgx.Tx, table string) error {
+	rows, err := tx.Query(ctx, `
+		SELECT pg_catalog.format('GRANT %s ON public.%I TO %s%s', a.privilege_type, $1::text,
+			CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END,
+			CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+		FROM pg_catalog.pg_default_acl d, pg_catalog.aclexplode(d.defaclacl) a
+		WHERE d.defaclrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+		  AND d.defaclnamespace = 'public'::regnamespace AND d.defaclobjtype = 'r'`, table)
+	if err != nil {
+		return fmt.Errorf("read the default privileges of public: %w", err)
+	}
+	grants, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("read the default privileges of public: %w", err)
+	}
+	for _, q := range grants {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("grant the default privileges on %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+// ReplacePartition makes the table built under Staging(partition) the
+// partition of public.parent for [from, to) inside the caller's transaction,
+// in place of the partition of that name. The partitions live in
+// DataSchema, where no user can create anything; parent must be millrace's.
+// The staging table must carry a CHECK constraint that matches the bounds,
+// so that attaching it does not scan it again.
+func ReplacePartition(ctx context.Context, tx pgx.Tx, parent, partition string, from, to time.Time) error {
+	exists, err := Ours(ctx, tx, parent)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return fmt.Errorf("table %s is missing: run `millrace db setup`", parent)
+	}
+	staging, target := Staging(partition), pgx.Identifier{DataSchema, partition}
+	if _, err := tx.Exec(ctx, "ANALYZE "+staging.Sanitize()); err != nil {
+		return fmt.Errorf("analyze %s: %w", partition, err)
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+lockTimeout+"'"); err != nil {
+		return fmt.Errorf("set lock timeout: %w", err)
+	}
+	for _, q := range []string{
+		"DROP TABLE IF EXISTS " + target.Sanitize(),
+		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", staging.Sanitize(), ident(partition)),
+		fmt.Sprintf("ALTER INDEX IF EXISTS %s RENAME TO %s", pgx.Identifier{DataSchema, staging[1] + "_pkey"}.Sanitize(), ident(partition+"_pkey")),
+		fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')", pgx.Identifier{"public", parent}.Sanitize(),
+			target.Sanitize(), from.Format(time.DateOnly), to.Format(time.DateOnly)),
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("publish %s as a partition of %s: %w", partition, parent, err)
 		}
 	}
 	return nil

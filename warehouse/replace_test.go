@@ -1,6 +1,7 @@
 package warehouse_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -21,11 +23,11 @@ var storesContract = warehouse.Table{
 	Key: []string{"idx"},
 }
 
-// loadStores builds LoadingName("stores") from file in tx and publishes it.
+// loadStores builds Staging("stores") from file in tx and publishes it.
 func loadStores(t *testing.T, tx pgx.Tx, file string) error {
 	t.Helper()
 	ctx := t.Context()
-	if _, err := warehouse.CopyCSV(ctx, tx, "stores.csv", strings.NewReader(file), storesContract, warehouse.LoadingName("stores")); err != nil {
+	if _, err := warehouse.CopyCSV(ctx, tx, "stores.csv", strings.NewReader(file), storesContract, warehouse.Staging("stores")); err != nil {
 		t.Fatalf("CopyCSV: %v", err)
 	}
 	return warehouse.Replace(ctx, tx, "stores")
@@ -35,7 +37,7 @@ func loadStores(t *testing.T, tx pgx.Tx, file string) error {
 func locations(t *testing.T, conn *pgx.Conn) string {
 	t.Helper()
 	var s string
-	if err := conn.QueryRow(t.Context(), "SELECT string_agg(location, ',' ORDER BY idx) FROM stores").Scan(&s); err != nil {
+	if err := conn.QueryRow(t.Context(), "SELECT string_agg(location, ',' ORDER BY idx) FROM public.stores").Scan(&s); err != nil {
 		t.Fatalf("read stores: %v", err)
 	}
 	return s
@@ -83,8 +85,8 @@ func TestReplace(t *testing.T) {
 	if _, err := b.analytics.Exec(ctx, "UPDATE stores SET location = 'Porto' WHERE idx = 1"); err != nil {
 		t.Errorf("analytics cannot write the reloaded table: %v", err)
 	}
-	if tableExists(t, b.admin, warehouse.LoadingName("stores")) {
-		t.Errorf("%s is left after Replace", warehouse.LoadingName("stores"))
+	if tableExists(t, b.admin, warehouse.Staging("stores")) {
+		t.Errorf("%s is left after Replace", warehouse.Staging("stores").Sanitize())
 	}
 	// The key is the table's own, under the table's name, so that the next
 	// reload can build its key under the loading name again.
@@ -111,27 +113,80 @@ func TestReplace(t *testing.T) {
 	}
 }
 
-// TestReplaceDependentView checks that a view on the table stops a reload
-// with an error that says so, and that the table stays as it was.
+// TestReplaceDependentView checks that a user's view on the table survives
+// a reload and shows the new rows, as does a materialized view once
+// refreshed.
 func TestReplaceDependentView(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	b := setupDatabase(t)
-	exec(t, b.admin, `CREATE TABLE stores (idx integer PRIMARY KEY, location text NOT NULL);
-		INSERT INTO stores VALUES (1, 'Berlin');
-		CREATE VIEW berlin AS SELECT * FROM stores WHERE location = 'Berlin'`)
+	publish(t, b, "idx,location\n1,Berlin\n2,Paris\n")
+	exec(t, b.mle, `CREATE VIEW public.berlin AS SELECT * FROM public.stores WHERE location = 'Berlin'`)
+	exec(t, b.mle, `CREATE MATERIALIZED VIEW public.store_count AS SELECT count(*) AS n FROM public.stores`)
 
+	publish(t, b, "idx,location\n1,Berlin\n2,Berlin\n3,Rome\n")
+	var n int64
+	if err := b.mle.QueryRow(ctx, "SELECT count(*) FROM public.berlin").Scan(&n); err != nil || n != 2 {
+		t.Errorf("mle_user's view after the reload counts %d rows, %v; want the 2 of the new table", n, err)
+	}
+	if got := locations(t, b.ds); got != "Berlin,Berlin,Rome" {
+		t.Errorf("ds_user after the reload reads %q, want Berlin,Berlin,Rome", got)
+	}
+	exec(t, b.mle, "REFRESH MATERIALIZED VIEW public.store_count")
+	if err := b.mle.QueryRow(ctx, "SELECT n FROM public.store_count").Scan(&n); err != nil || n != 3 {
+		t.Errorf("mle_user's materialized view, refreshed after the reload, says %d, %v; want 3", n, err)
+	}
+
+	// Without dependents the next reload swaps the table again.
+	exec(t, b.mle, "DROP VIEW public.berlin; DROP MATERIALIZED VIEW public.store_count")
+	publish(t, b, "idx,location\n7,Oslo\n")
+	if got := locations(t, b.ds); got != "Oslo" {
+		t.Errorf("ds_user after the last reload reads %q, want Oslo", got)
+	}
+}
+
+// TestReplaceForeignObject checks that a table or type that millrace did
+// not create, holding a name it publishes, fails the load with an error that
+// names it, and is left as it was; and that names a table's parts take
+// (its indexes, its array type) never get in the way.
+func TestReplaceForeignObject(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := setupDatabase(t)
+	exec(t, b.mle, `CREATE TABLE public.stores (idx integer, location text); INSERT INTO public.stores VALUES (42, 'mine');
+		CREATE TABLE public.stores_pkey (x int); CREATE TYPE public._stores AS (x int)`)
 	tx, err := b.admin.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = loadStores(t, tx, "idx,location\n1,Paris\n")
 	_ = tx.Rollback(ctx)
-	if err == nil || !strings.Contains(err.Error(), "depend") || !strings.Contains(err.Error(), "berlin") {
-		t.Errorf("Replace with a view on the table = %v, want an error naming the dependent view", err)
+	var foreign *warehouse.ForeignObjectError
+	if !errors.As(err, &foreign) || !millrace.IsPermanent(err) || foreign.Owner != "mle_user" || !strings.Contains(err.Error(), "public.stores") {
+		t.Fatalf("Replace over mle_user's table = %v, want a permanent *ForeignObjectError naming it and its owner", err)
 	}
-	if got := locations(t, b.ds); got != "Berlin" {
-		t.Errorf("ds_user after the failed reload reads %q, want Berlin", got)
+	if got := locations(t, b.mle); got != "mine" {
+		t.Errorf("mle_user's table after the refused load holds %q, want mine", got)
+	}
+
+	// Once the user's table is gone, the first load publishes beside the
+	// user's stores_pkey and _stores.
+	exec(t, b.mle, "DROP TABLE public.stores")
+	publish(t, b, "idx,location\n1,Paris\n")
+	if got := locations(t, b.ds); got != "Paris" {
+		t.Errorf("ds_user after the load reads %q, want Paris", got)
+	}
+	if n := count(t, b.mle, "stores_pkey"); n != 0 {
+		t.Errorf("mle_user's stores_pkey has %d rows, want its 0", n)
+	}
+	exec(t, b.mle, "SELECT ROW(1)::public._stores")
+}
+
+// publish loads file as the stores table and commits.
+func publish(t *testing.T, b *setupBundle, file string) {
+	t.Helper()
+	if err := pgx.BeginFunc(t.Context(), b.admin, func(tx pgx.Tx) error { return loadStores(t, tx, file) }); err != nil {
+		t.Fatalf("load stores: %v", err)
 	}
 }
 
@@ -144,7 +199,18 @@ func TestReplaceConcurrentReader(t *testing.T) {
 	b := setupDatabase(t)
 
 	const first, generations = 100, 10
-	exec(t, b.admin, fmt.Sprintf("CREATE TABLE counted AS SELECT g AS idx FROM generate_series(1, %d) g", first))
+	build := func(rows int) error {
+		return pgx.BeginFunc(ctx, b.admin, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE %s AS SELECT g AS idx FROM generate_series(1, %d) g", warehouse.Staging("counted").Sanitize(), rows))
+			if err != nil {
+				return err
+			}
+			return warehouse.Replace(ctx, tx, "counted")
+		})
+	}
+	if err := build(first); err != nil {
+		t.Fatal(err)
+	}
 
 	type reading struct {
 		n   int64
@@ -162,7 +228,7 @@ func TestReplaceConcurrentReader(t *testing.T) {
 			default:
 			}
 			var n int64
-			err := b.ds.QueryRow(ctx, "SELECT count(*) FROM counted").Scan(&n)
+			err := b.ds.QueryRow(ctx, "SELECT count(*) FROM public.counted").Scan(&n)
 			rs = append(rs, reading{n, err})
 			if err != nil && ctx.Err() != nil {
 				return
@@ -172,7 +238,7 @@ func TestReplaceConcurrentReader(t *testing.T) {
 
 	for g := 1; g <= generations; g++ {
 		err := pgx.BeginFunc(ctx, b.admin, func(tx pgx.Tx) error {
-			loading := pgx.Identifier{warehouse.LoadingName("counted")}.Sanitize()
+			loading := warehouse.Staging("counted").Sanitize()
 			if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE %s AS SELECT g AS idx FROM generate_series(1, %d) g", loading, first+g)); err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -34,6 +35,10 @@ const (
 	AnalyticsUser = "analytics"
 	AnalyticsRole = "analytics_role"
 )
+
+// mleTableRights are mle_user's rights on the tables that millrace (or
+// another superuser) creates in public.
+const mleTableRights = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE"
 
 // or returns s, or def when s is empty.
 func or(s, def string) string {
@@ -146,7 +151,10 @@ func (w *Warehouse) setupRoles(ctx context.Context, pw Passwords) error {
 			"GRANT ALL ON SCHEMA public TO " + mle,
 			"GRANT SELECT ON ALL TABLES IN SCHEMA public TO " + ds,
 			"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO " + ds,
-			"GRANT ALL ON ALL TABLES IN SCHEMA public TO " + mle,
+			// Not TRIGGER or REFERENCES: a trigger on a table millrace
+			// writes would run as the superuser, and a foreign key to a
+			// table that every load replaces would block it.
+			"GRANT " + mleTableRights + " ON ALL TABLES IN SCHEMA public TO " + mle,
 			"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO " + mle,
 			"GRANT ALL ON ALL FUNCTIONS IN SCHEMA public TO " + mle,
 			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO " + an,
@@ -154,17 +162,39 @@ func (w *Warehouse) setupRoles(ctx context.Context, pw Passwords) error {
 		}
 		// Default privileges apply to the objects a given role creates, so
 		// they are set for every role that can create tables in public.
+		// mle_user gets all rights on the tables of its peers, and all but
+		// TRIGGER and REFERENCES on the superusers' (millrace's).
+		superusers := unique(me, AdminUser)
 		for _, creator := range unique(me, AdminUser, MLEUser, MLERole, AnalyticsUser, AnalyticsRole) {
-			dp := "ALTER DEFAULT PRIVILEGES FOR ROLE " + ident(creator) + " IN SCHEMA public GRANT "
+			dp := "ALTER DEFAULT PRIVILEGES FOR ROLE " + ident(creator) + " IN SCHEMA public "
+			mleTables := "GRANT ALL ON TABLES TO " + mle
+			if slices.Contains(superusers, creator) {
+				mleTables = "GRANT " + mleTableRights + " ON TABLES TO " + mle
+				stmts = append(stmts, dp+"REVOKE TRIGGER, REFERENCES ON TABLES FROM "+mle)
+			}
 			stmts = append(stmts,
-				dp+"SELECT ON TABLES TO "+ds,
-				dp+"SELECT ON SEQUENCES TO "+ds,
-				dp+"ALL ON TABLES TO "+mle,
-				dp+"ALL ON SEQUENCES TO "+mle,
-				dp+"ALL ON FUNCTIONS TO "+mle,
-				dp+"SELECT, INSERT, UPDATE, DELETE ON TABLES TO "+an,
-				dp+"USAGE, SELECT ON SEQUENCES TO "+an,
+				dp+"GRANT SELECT ON TABLES TO "+ds,
+				dp+"GRANT SELECT ON SEQUENCES TO "+ds,
+				dp+mleTables,
+				dp+"GRANT ALL ON SEQUENCES TO "+mle,
+				dp+"GRANT ALL ON FUNCTIONS TO "+mle,
+				dp+"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "+an,
+				dp+"GRANT USAGE, SELECT ON SEQUENCES TO "+an,
 			)
+		}
+		// Tables that the superusers created before, with all rights.
+		rows, err := tx.Query(ctx, `SELECT pg_catalog.format('%I', c.relname) FROM pg_catalog.pg_class c
+			WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+			  AND pg_catalog.pg_get_userbyid(c.relowner) = ANY($1)`, superusers)
+		if err != nil {
+			return fmt.Errorf("list the superusers' tables: %w", err)
+		}
+		owned, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("list the superusers' tables: %w", err)
+		}
+		for _, t := range owned {
+			stmts = append(stmts, "REVOKE TRIGGER, REFERENCES ON public."+t+" FROM "+mle)
 		}
 		for _, q := range stmts {
 			if _, err := tx.Exec(ctx, q); err != nil {

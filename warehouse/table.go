@@ -54,9 +54,9 @@ func (t Table) column(name string) (Column, bool) {
 
 // createSQL returns the CREATE TABLE statement for the contract under the
 // table name given.
-func (t Table) createSQL(name string) string {
+func (t Table) createSQL(name pgx.Identifier) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE TABLE %s (", pgx.Identifier{name}.Sanitize())
+	fmt.Fprintf(&b, "CREATE TABLE %s (", name.Sanitize())
 	for i, c := range t.Columns {
 		if i > 0 {
 			b.WriteString(", ")

@@ -17,6 +17,11 @@ import (
 // users can read or write.
 const Schema = "millrace"
 
+// SearchPath is the search_path of every millrace session: the built-ins,
+// then the session's own temporary schema, and never public, where users
+// can create functions and operators that would shadow the built-ins.
+const SearchPath = "pg_catalog, pg_temp"
+
 // LockSpace is the first key of every advisory lock millrace takes, so that
 // ours never collide with an application's. The second key of a run's lock
 // is hashtext('PIPELINE/PARTITION').
@@ -35,8 +40,10 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*Warehouse, err
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
-	// Unqualified names mean public, whatever schemas the user names own.
-	cfg.ConnConfig.RuntimeParams["search_path"] = "public"
+	// Nothing that a database user creates may resolve a name in our
+	// sessions (CVE-2018-1058): functions and operators come from pg_catalog
+	// only, and every table is named with its schema.
+	cfg.ConnConfig.RuntimeParams["search_path"] = SearchPath
 	// A run holds a connection for its whole length (its lock and its
 	// transaction): leave room for them beside the job queue and the UI.
 	if !strings.Contains(url, "pool_max_conns") && cfg.MaxConns < 20 {

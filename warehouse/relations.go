@@ -1,0 +1,106 @@
+package warehouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/millrace/millrace"
+)
+
+// DataSchema holds what only millrace may create beside the tables it
+// publishes: the tables of loads in progress (see Staging) and the monthly
+// partitions of sales. No other user can create there, so no user's object
+// can take a name millrace needs; readers reach the partitions through their
+// parent in public.
+const DataSchema = "millrace_data"
+
+// Staging returns the table under which a new version of the public table
+// is built before Replace publishes it.
+func Staging(table string) pgx.Identifier {
+	return pgx.Identifier{DataSchema, table + "__loading"}
+}
+
+// ForeignObjectError reports that an object millrace did not create holds
+// the name of a table millrace publishes or reads in schema public. millrace
+// never drops, changes or reads another user's object, so the run fails
+// until a person renames or drops it.
+type ForeignObjectError struct {
+	Name  string // the name in schema public
+	Kind  string // "table", "view", "type"...
+	Owner string
+}
+
+// Error says which object is in the way, whose it is, and what to do.
+func (e *ForeignObjectError) Error() string {
+	return fmt.Sprintf("public.%s is a %s owned by %s that millrace did not create: millrace never drops, changes or reads another user's object; rename or drop it (as its owner), then run again",
+		e.Name, e.Kind, e.Owner)
+}
+
+// Ours reports whether the table public.name exists and millrace created
+// it, read in tx. It returns false when nothing holds the name, and a
+// permanent error wrapping a *ForeignObjectError when another object does: a
+// table or view of a user, or a type whose name the table's row type needs.
+func Ours(ctx context.Context, tx pgx.Tx, name string) (bool, error) {
+	var kind, owner *string
+	var ours bool
+	err := tx.QueryRow(ctx, `
+		SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view'
+		           WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence'
+		           WHEN 'i' THEN 'index' WHEN 'I' THEN 'index' ELSE 'relation' END,
+		       pg_catalog.pg_get_userbyid(c.relowner),
+		       EXISTS (SELECT 1 FROM millrace.relations r WHERE r.name = c.relname AND r.relid = c.oid)
+		FROM pg_catalog.pg_class c
+		WHERE c.relnamespace = 'public'::regnamespace AND c.relname = $1`, name).Scan(&kind, &owner, &ours)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// A stand-alone type holds the name a new table's row type needs.
+		err = tx.QueryRow(ctx, `
+			SELECT 'type', pg_catalog.pg_get_userbyid(t.typowner) FROM pg_catalog.pg_type t
+			WHERE t.typnamespace = 'public'::regnamespace AND t.typname = $1`, name).Scan(&kind, &owner)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return false, nil
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up public.%s: %w", name, err)
+	}
+	if ours {
+		return true, nil
+	}
+	return false, millrace.Permanent(&ForeignObjectError{Name: name, Kind: *kind, Owner: *owner})
+}
+
+// record notes in tx that the table public.name, as it is now, is millrace's.
+func record(ctx context.Context, tx pgx.Tx, name string) error {
+	_, err := tx.Exec(ctx, `
+		INSERT INTO millrace.relations (name, relid) VALUES ($1::text, (SELECT c.oid FROM pg_catalog.pg_class c
+			WHERE c.relnamespace = 'public'::regnamespace AND c.relname = $1::text))
+		ON CONFLICT (name) DO UPDATE SET relid = excluded.relid`, name)
+	if err != nil {
+		return fmt.Errorf("record public.%s as millrace's: %w", name, err)
+	}
+	return nil
+}
+
+// freeName returns base, or base with the smallest number appended, that no
+// relation or type of schema public is called, read in tx.
+func freeName(ctx context.Context, tx pgx.Tx, base string) (string, error) {
+	for i := 0; ; i++ {
+		name := base
+		if i > 0 {
+			name = fmt.Sprintf("%s%d", base, i)
+		}
+		var taken bool
+		err := tx.QueryRow(ctx, `SELECT
+			EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace = 'public'::regnamespace AND relname = $1) OR
+			EXISTS (SELECT 1 FROM pg_catalog.pg_type WHERE typnamespace = 'public'::regnamespace AND typname = $1)`, name).Scan(&taken)
+		if err != nil {
+			return "", fmt.Errorf("look for a free name like %s: %w", base, err)
+		}
+		if !taken {
+			return name, nil
+		}
+	}
+}
