@@ -80,16 +80,25 @@ type StoreMonth struct {
 	Value    float64   `json:"value"`
 }
 
-// MonthlySales returns monthly_sales, oldest month first.
+// MonthlySales returns monthly_sales, oldest month first: nothing when the
+// name is held by an object millrace did not create, whose reading could run
+// a user's code.
 func (w *Warehouse) MonthlySales(ctx context.Context) ([]StoreMonth, error) {
-	rows, err := w.pool.Query(ctx, "SELECT sale_month, store_idx, location, value::float8 FROM public.monthly_sales ORDER BY sale_month, store_idx")
-	if err != nil {
-		return nil, fmt.Errorf("read monthly_sales: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StoreMonth, error) {
-		var s StoreMonth
-		err := r.Scan(&s.Month, &s.StoreIdx, &s.Location, &s.Value)
-		return s, err
+	var out []StoreMonth
+	err := pgx.BeginTxFunc(ctx, w.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if ours, err := Ours(ctx, tx, "monthly_sales"); err != nil || !ours {
+			return err
+		}
+		rows, err := tx.Query(ctx, "SELECT sale_month, store_idx, location, value::float8 FROM public.monthly_sales ORDER BY sale_month, store_idx")
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (StoreMonth, error) {
+			var s StoreMonth
+			err := r.Scan(&s.Month, &s.StoreIdx, &s.Location, &s.Value)
+			return s, err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read monthly_sales: %w", err)

@@ -31,9 +31,11 @@ func TestSetup(t *testing.T) {
 		t.Fatalf("first setup: %v", err)
 	}
 
-	// Data between the runs: a table in public and a ledger record.
+	// Data between the runs: a table in public, with all rights for
+	// mle_user as an older set-up gave them, and a ledger record.
 	exec(t, admin, `CREATE TABLE kept (id integer PRIMARY KEY, name text);
-		INSERT INTO kept VALUES (1, 'a'), (2, 'b'), (3, 'c')`)
+		INSERT INTO kept VALUES (1, 'a'), (2, 'b'), (3, 'c');
+		GRANT ALL ON kept TO mle_user_role`)
 	exec(t, admin, `INSERT INTO millrace.partitions (pipeline, partition, state, attempts, rows)
 		VALUES ('load_sales_data', '2020-01', 'succeeded', 1, 42)`)
 
@@ -85,6 +87,16 @@ func TestSetup(t *testing.T) {
 		"INSERT INTO kept VALUES (4, 'd')",
 	}
 	create := []string{"CREATE TABLE public.made_by_me (id integer)"}
+	// No code or foreign key on the superuser's tables (millrace's): a
+	// trigger would run as the superuser, a key would block reloads.
+	hooks := []string{
+		"CREATE TRIGGER zz AFTER INSERT ON public.after_setup EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger()",
+		"CREATE TRIGGER zz AFTER INSERT ON public.kept EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger()",
+		"CREATE TABLE public.refers (id integer REFERENCES public.after_setup (id))",
+	}
+	truncate := []string{"TRUNCATE public.after_setup"}
+	// Where only millrace may create: load tables and sales partitions.
+	data := []string{"CREATE TABLE millrace_data.sales_2020_01 (id integer)"}
 	ledger := []string{
 		"SELECT count(*) FROM millrace.runs",
 		"SELECT count(*) FROM millrace.partitions",
@@ -108,9 +120,9 @@ func TestSetup(t *testing.T) {
 		conn  *pgx.Conn
 		rules []rule
 	}{
-		{"ds_user", ds, slices.Concat(rules(true, readAll), rules(false, writeAll, create, ledger))},
-		{"mle_user", mle, slices.Concat(rules(true, readAll, writeAll, create), rules(false, ledger))},
-		{"analytics", analytics, slices.Concat(rules(true, readAll, writeAll), rules(false, create, ledger))},
+		{"ds_user", ds, slices.Concat(rules(true, readAll), rules(false, writeAll, create, ledger, hooks, truncate, data))},
+		{"mle_user", mle, slices.Concat(rules(true, readAll, writeAll, create, truncate), rules(false, ledger, hooks, data))},
+		{"analytics", analytics, slices.Concat(rules(true, readAll, writeAll), rules(false, create, ledger, hooks, truncate, data))},
 	} {
 		t.Run(u.user, func(t *testing.T) {
 			for _, r := range u.rules {
