@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/millrace/millrace/internal/dbtest"
 )
 
