@@ -18,13 +18,31 @@ func MonthOf(t time.Time) Month {
 	return Month{Year: t.Year(), Month: t.Month()}
 }
 
-// ParseMonth parses a partition key of the form YYYY-MM.
+// The years ParseMonth accepts: no sales data is older than MinYear, and
+// the bounds keep a range of months, and every page that lists one, small.
+const (
+	MinYear = 1900
+	MaxYear = 9999
+)
+
+// ParseMonth parses a partition key of the form YYYY-MM, with a year from
+// MinYear to MaxYear.
 func ParseMonth(s string) (Month, error) {
 	t, err := time.Parse("2006-01", s)
 	if err != nil || len(s) != 7 {
 		return Month{}, fmt.Errorf("month %q: want YYYY-MM, e.g. 2020-01", s)
 	}
+	if y := t.Year(); y < MinYear || y > MaxYear {
+		return Month{}, fmt.Errorf("month %q: the year must be from %d to %d", s, MinYear, MaxYear)
+	}
 	return MonthOf(t), nil
+}
+
+// MonthsBetween returns how many months Range(first, last) holds: 0 when
+// last is before first.
+func MonthsBetween(first, last Month) int {
+	n := (last.Year-first.Year)*12 + int(last.Month) - int(first.Month) + 1
+	return max(n, 0)
 }
 
 // String returns the partition key, YYYY-MM.

@@ -21,6 +21,11 @@ func TestParseMonth(t *testing.T) {
 		{"2020-01-01", "", false},
 		{"", "", false},
 		{"january", "", false},
+		{"0000-01", "", false},
+		{"0001-01", "", false},
+		{"1899-12", "", false},
+		{"1900-01", "1900-01", true},
+		{"9999-12", "9999-12", true},
 	} {
 		m, err := millrace.ParseMonth(c.in)
 		if (err == nil) != c.ok || (c.ok && m.String() != c.want) {
@@ -72,6 +77,12 @@ func TestMonthSchedule(t *testing.T) {
 	}
 	if got := millrace.Range(last, first); len(got) != 0 {
 		t.Errorf("empty Range = %v", got)
+	}
+	if got := millrace.MonthsBetween(first, last); got != 4 {
+		t.Errorf("MonthsBetween(2019-11, 2020-02) = %d, want 4", got)
+	}
+	if got := millrace.MonthsBetween(last, first); got != 0 {
+		t.Errorf("MonthsBetween(2020-02, 2019-11) = %d, want 0", got)
 	}
 }
 

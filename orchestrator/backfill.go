@@ -38,6 +38,9 @@ func ParseOnly(s string) (Only, error) {
 	return "", millrace.Permanent(fmt.Errorf("--only %q: want missing, failed, missing,failed or all", s))
 }
 
+// MaxBackfillMonths is the most months one backfill covers.
+const MaxBackfillMonths = 600
+
 // BackfillRequest asks to run a range of months of a monthly pipeline.
 type BackfillRequest struct {
 	Pipeline string `json:"pipeline"`
@@ -64,7 +67,8 @@ type BackfillMonth struct {
 // the plan runs, in one transaction. The plan covers every month of the
 // range with its state and why it runs or not. Months already queued or
 // running are never queued twice. A range reaching past the last closed
-// month is refused with a permanent error.
+// month or before the start of the sales schedule, or longer than
+// MaxBackfillMonths, is refused with a permanent error, before the plan.
 func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) ([]BackfillMonth, error) {
 	p, err := o.set.Get(req.Pipeline)
 	if err != nil {
@@ -89,6 +93,13 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) ([]Bac
 	}
 	if last := millrace.LastClosed(o.cfg.Now()); last.Before(to) {
 		return nil, millrace.Permanent(fmt.Errorf("month %s has not ended yet: a backfill can reach %s at most", last.Next(), last))
+	}
+	// from is closed now, as to is: only the schedule's start can refuse it.
+	if _, err := p.CheckPartition(from.String(), o.cfg.Now()); err != nil {
+		return nil, err
+	}
+	if n := millrace.MonthsBetween(from, to); n > MaxBackfillMonths {
+		return nil, millrace.Permanent(fmt.Errorf("%s..%s is %d months: a backfill covers %d at most; split the range", from, to, n, MaxBackfillMonths))
 	}
 	var plan []BackfillMonth
 	err = pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {

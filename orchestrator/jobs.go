@@ -40,9 +40,18 @@ type runWorker struct {
 	o *Orchestrator
 }
 
-// Timeout lets a run take as long as it needs: River neither cancels nor
-// rescues it; the scheduler rescues the runs of dead processes (rescueDead).
-func (wk *runWorker) Timeout(*river.Job[runArgs]) time.Duration { return -1 }
+// riverTimeoutGrace is how much longer than the pipelines' RunTimeout
+// River lets a run job take before it cancels the job's context.
+const riverTimeoutGrace = time.Minute
+
+// Timeout is River's limit on a run: the pipelines' RunTimeout and a
+// minute. The run enforces RunTimeout itself, so that it rolls back and is
+// recorded as failed with that reason (pipelines.ErrRunTimeout); River's
+// limit is a backstop for a run that does not stop. River does not rescue
+// runs; the scheduler rescues those of dead processes (rescueDead).
+func (wk *runWorker) Timeout(*river.Job[runArgs]) time.Duration {
+	return wk.o.set.RunTimeout() + riverTimeoutGrace
+}
 
 // Work runs the partition through the ledger. The job's completion, the
 // follow-up jobs and the data commit in one transaction. A permanent
@@ -59,9 +68,10 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 		Trigger:   job.Args.Trigger,
 		JobID:     job.ID,
 		// A run cut short by a stop goes back to the queue (JobSnooze
-		// below); a transient failure is retried while attempts remain.
+		// below); a transient failure, a timeout included, is retried
+		// while attempts remain.
 		Retried: func(err error) bool {
-			return ctx.Err() != nil || (job.Attempt < job.MaxAttempts && !millrace.IsPermanent(err))
+			return stopped(ctx) || (job.Attempt < job.MaxAttempts && !millrace.IsPermanent(err))
 		},
 		OnSuccess: func(ctx context.Context, tx pgx.Tx) error {
 			for _, next := range p.Then {
@@ -86,7 +96,12 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	switch {
 	case errors.Is(err, millrace.ErrAlreadyRunning):
 		return river.JobSnooze(snoozeBusy)
-	case err != nil && ctx.Err() != nil:
+	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		// River's backstop (Timeout) ended a run that did not stop at
+		// RunTimeout: retried like a transient failure.
+		o.metrics.observe(p.Name, millrace.StateFailed, time.Since(started), 0)
+		return fmt.Errorf("run still going %s after MILLRACE_RUN_TIMEOUT (%s): cancelled: %w", riverTimeoutGrace, o.set.RunTimeout(), err)
+	case err != nil && stopped(ctx):
 		// Shutting down: the run rolled back; run it again on the next start.
 		return river.JobSnooze(0)
 	case millrace.IsPermanent(err) && run.ID == 0:
@@ -101,6 +116,12 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	}
 	o.metrics.observe(p.Name, run.State, time.Since(started), run.Rows)
 	return nil
+}
+
+// stopped reports whether a run's context ended because the workers stop,
+// rather than by River's timeout.
+func stopped(ctx context.Context) bool {
+	return ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded)
 }
 
 // passArgs is the job of one scheduler pass. A pass scheduled for the

@@ -33,8 +33,9 @@ const (
 
 // Config tunes the orchestrator. Zero values mean the defaults.
 type Config struct {
-	// SalesStart is the first month of the monthly sales schedule.
-	// Defaults to 2020-01.
+	// SalesStart is the first month of the monthly sales schedule; months
+	// before it are refused. Defaults to the pipelines' start
+	// (pipelines.Config.SalesStart).
 	SalesStart millrace.Month
 	// MaxConcurrentRuns bounds the runs this process executes at once.
 	// Defaults to 2.
@@ -111,7 +112,12 @@ type Orchestrator struct {
 // New migrates River's tables into the millrace schema and returns an
 // orchestrator for the pipelines in set, keeping its state in w's database.
 func New(ctx context.Context, w *warehouse.Warehouse, set *pipelines.Set, cfg Config) (*Orchestrator, error) {
+	if cfg.SalesStart == (millrace.Month{}) {
+		cfg.SalesStart = set.SalesStart()
+	}
 	cfg = cfg.withDefaults()
+	// The pipelines refuse the months before the orchestrator's start.
+	set = set.WithSalesStart(cfg.SalesStart)
 	// Each run holds a connection for its whole length; River, the
 	// scheduler and the UI need some more.
 	if need, have := int32(cfg.MaxConcurrentRuns+4), w.Pool().Config().MaxConns; cfg.Workers && have < need {
@@ -134,8 +140,9 @@ func New(ctx context.Context, w *warehouse.Warehouse, set *pipelines.Set, cfg Co
 		RetryPolicy:          backoff{base: cfg.RetryBackoff, max: time.Hour},
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		// Scheduler passes time out and are rescued after RescueAfter; runs
-		// never time out (runWorker.Timeout) and are rescued by the
-		// scheduler only when their process is dead (rescueDead).
+		// time out after the pipelines' RunTimeout, which they enforce
+		// themselves (runWorker.Timeout), and are rescued by the scheduler
+		// only when their process is dead (rescueDead).
 		JobTimeout: cfg.RescueAfter,
 	}
 	if cfg.Workers {

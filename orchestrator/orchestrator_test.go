@@ -71,6 +71,12 @@ func setup(t *testing.T) *testBundle {
 // workers it is started and stopped at the end of the test.
 func (b *testBundle) orchestrator(t *testing.T, src millrace.Source, workers bool, mut func(*orchestrator.Config)) *orchestrator.Orchestrator {
 	t.Helper()
+	return b.orchestratorOf(t, pipelines.New(src), workers, mut)
+}
+
+// orchestratorOf is orchestrator over the pipelines of set.
+func (b *testBundle) orchestratorOf(t *testing.T, set *pipelines.Set, workers bool, mut func(*orchestrator.Config)) *orchestrator.Orchestrator {
+	t.Helper()
 	cfg := orchestrator.Config{
 		Workers: workers, Scheduler: workers, Now: func() time.Time { return now },
 		RetryBackoff: 50 * time.Millisecond, PassInterval: 200 * time.Millisecond, MaxAttempts: 3,
@@ -79,7 +85,7 @@ func (b *testBundle) orchestrator(t *testing.T, src millrace.Source, workers boo
 	if mut != nil {
 		mut(&cfg)
 	}
-	o, err := orchestrator.New(b.ctx, b.w, pipelines.New(src), cfg)
+	o, err := orchestrator.New(b.ctx, b.w, set, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,17 +39,50 @@ type Pipeline struct {
 	// Tables lists the tables of schema public that the pipeline writes.
 	Tables []string
 
-	run func(ctx context.Context, tx pgx.Tx, m millrace.Month, log *slog.Logger) (int64, error)
+	// start is the first month of a monthly pipeline (Config.SalesStart).
+	start millrace.Month
+	// timeout is the longest a run may take (Config.RunTimeout).
+	timeout time.Duration
+	run     func(ctx context.Context, tx pgx.Tx, m millrace.Month, log *slog.Logger) (int64, error)
+}
+
+// Config tunes the pipelines. Zero values mean the defaults.
+type Config struct {
+	// SalesStart is the first month of the monthly pipelines: earlier
+	// months are refused. Defaults to 2020-01.
+	SalesStart millrace.Month
+	// RunTimeout is the longest a run may take: then it is cancelled,
+	// rolled back and recorded as failed with an error wrapping
+	// ErrRunTimeout. Defaults to 6h.
+	RunTimeout time.Duration
+}
+
+// withDefaults returns the config with every zero value set to its default.
+func (c Config) withDefaults() Config {
+	if c.SalesStart == (millrace.Month{}) {
+		c.SalesStart = millrace.Month{Year: 2020, Month: time.January}
+	}
+	if c.RunTimeout <= 0 {
+		c.RunTimeout = 6 * time.Hour
+	}
+	return c
 }
 
 // Set is the list of pipelines, reading their files from one source.
 type Set struct {
 	list []Pipeline
+	cfg  Config
 }
 
-// New returns the four pipelines of the specification, reading from src.
-func New(src millrace.Source) *Set {
-	return &Set{list: []Pipeline{
+// New returns the four pipelines of the specification, reading from src,
+// with the default Config.
+func New(src millrace.Source) *Set { return NewWithConfig(src, Config{}) }
+
+// NewWithConfig returns the four pipelines of the specification, reading
+// from src, tuned by cfg.
+func NewWithConfig(src millrace.Source, cfg Config) *Set {
+	cfg = cfg.withDefaults()
+	s := &Set{cfg: cfg, list: []Pipeline{
 		{Name: millrace.LoadClientData, Description: "loads customer_profiles, customer_activity, labels and stores (one-off)",
 			Schedule: "once, on a fresh installation; then on demand", OnFreshInstall: true,
 			Then:   []string{millrace.ProcessData},
@@ -77,6 +110,27 @@ func New(src millrace.Source) *Set {
 				return salesStatistics(ctx, tx, log)
 			}},
 	}}
+	for i := range s.list {
+		s.list[i].start, s.list[i].timeout = cfg.SalesStart, cfg.RunTimeout
+	}
+	return s
+}
+
+// SalesStart returns the first month of the monthly pipelines.
+func (s *Set) SalesStart() millrace.Month { return s.cfg.SalesStart }
+
+// RunTimeout returns the longest a run may take.
+func (s *Set) RunTimeout() time.Duration { return s.cfg.RunTimeout }
+
+// WithSalesStart returns a copy of the set whose monthly pipelines start at
+// m, for an orchestrator configured with its own start.
+func (s *Set) WithSalesStart(m millrace.Month) *Set {
+	c := &Set{list: slices.Clone(s.list), cfg: s.cfg}
+	c.cfg.SalesStart = m
+	for i := range c.list {
+		c.list[i].start = m
+	}
+	return c
 }
 
 // List returns the pipelines in the order the specification gives them.
@@ -115,7 +169,8 @@ func (s *Set) Get(name string) (Pipeline, error) {
 }
 
 // CheckPartition checks that partition is a valid partition of p that may
-// run at now: a closed month for a monthly pipeline, "" for the others.
+// run at now: a closed month from the start of the sales schedule on for a
+// monthly pipeline, "" for the others. A refusal is permanent and says why.
 func (p Pipeline) CheckPartition(partition string, now time.Time) (millrace.Month, error) {
 	if !p.Monthly {
 		if partition != "" {
@@ -130,6 +185,9 @@ func (p Pipeline) CheckPartition(partition string, now time.Time) (millrace.Mont
 	if err != nil {
 		return millrace.Month{}, millrace.Permanent(err)
 	}
+	if m.Before(p.start) {
+		return millrace.Month{}, millrace.Permanent(fmt.Errorf("month %s is before the start of the sales schedule, %s (MILLRACE_SALES_START)", m, p.start))
+	}
 	if !m.Closed(now) {
 		return millrace.Month{}, millrace.Permanent(fmt.Errorf("month %s has not ended yet: it can run from %s, when its sales are complete; the newest month that can run is %s",
 			m, m.End().Format(time.RFC3339), millrace.LastClosed(now)))
@@ -140,7 +198,8 @@ func (p Pipeline) CheckPartition(partition string, now time.Time) (millrace.Mont
 // Run executes one attempt of the pipeline's partition named in spec
 // through the ledger of w: it refuses a partition that may not run at now,
 // and otherwise returns the attempt as recorded, with the pipeline's error
-// if it failed.
+// if it failed. An attempt that takes longer than Config.RunTimeout is
+// cancelled, rolled back and recorded as failed (see runWithin).
 func (p Pipeline) Run(ctx context.Context, w *warehouse.Warehouse, spec warehouse.RunSpec, now time.Time) (millrace.Run, error) {
 	m, err := p.CheckPartition(spec.Partition, now)
 	if err != nil {
@@ -148,13 +207,15 @@ func (p Pipeline) Run(ctx context.Context, w *warehouse.Warehouse, spec warehous
 	}
 	spec.Pipeline = p.Name
 	return w.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
-		return p.run(ctx, tx, m, log)
+		return p.runWithin(ctx, tx, m, log)
 	})
 }
 
 // open opens a source object and reports its reading progress to log.
-// A missing object is a permanent failure.
+// A missing object is a permanent failure. Opening and reading stop when
+// the run's time is up (see sourceContext).
 func open(ctx context.Context, src millrace.Source, key string, log *slog.Logger) (*millrace.Object, io.Reader, error) {
+	ctx = sourceContext(ctx)
 	obj, err := src.Open(ctx, key)
 	if err != nil {
 		if errors.Is(err, millrace.ErrNotFound) {
@@ -163,14 +224,16 @@ func open(ctx context.Context, src millrace.Source, key string, log *slog.Logger
 		return nil, nil, fmt.Errorf("open %s in %s: %w", key, src, err)
 	}
 	log.Info("reading", "key", key, "bytes", obj.Size)
-	return obj, &progress{r: obj, key: key, size: obj.Size, log: log, next: time.Now().Add(progressEvery)}, nil
+	return obj, &progress{ctx: ctx, r: obj, key: key, size: obj.Size, log: log, next: time.Now().Add(progressEvery)}, nil
 }
 
 // progressEvery is how often a long read reports how far it got.
 const progressEvery = 5 * time.Second
 
-// progress logs how much of an object has been read, every progressEvery.
+// progress logs how much of an object has been read, every progressEvery,
+// and stops reading when ctx ends, whether or not the source heeds it.
 type progress struct {
+	ctx  context.Context
 	r    io.Reader
 	key  string
 	size int64
@@ -181,6 +244,9 @@ type progress struct {
 
 // Read reads from the object and logs progress when it is time.
 func (p *progress) Read(b []byte) (int, error) {
+	if p.ctx.Err() != nil {
+		return 0, fmt.Errorf("read %s: %w", p.key, context.Cause(p.ctx))
+	}
 	n, err := p.r.Read(b)
 	p.read += int64(n)
 	if now := time.Now(); now.After(p.next) {

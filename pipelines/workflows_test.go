@@ -233,6 +233,8 @@ func TestRefusals(t *testing.T) {
 		{millrace.LoadSalesData, "2031-01", "has not ended"},
 		{millrace.LoadSalesData, "", "--partition"},
 		{millrace.LoadSalesData, "2020-1", "YYYY-MM"},
+		{millrace.LoadSalesData, "2019-12", "month 2019-12 is before the start of the sales schedule, 2020-01 (MILLRACE_SALES_START)"},
+		{millrace.LoadSalesData, "0000-01", "the year must be from 1900"},
 		{millrace.ProcessData, "2020-01", "no partitions"},
 		{millrace.LoadSalesData, "2020-01", "run load_client_data first"},
 		{millrace.ProcessData, "", "run load_client_data first"},
