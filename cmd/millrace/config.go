@@ -9,6 +9,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/orchestrator"
+	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/source"
 	"github.com/millrace/millrace/warehouse"
 )
@@ -32,6 +33,8 @@ type Config struct {
 	RetryBackoff      string
 	PassInterval      string
 	RescueAfter       string
+	RunTimeout        string
+	SourceIdleTimeout string
 }
 
 // setting ties one configuration field to its environment variable, its
@@ -40,6 +43,8 @@ type setting struct {
 	env, flag, def, usage string
 	// secret settings never show their value in --help.
 	secret bool
+	// databaseURL settings show their value in --help without its password.
+	databaseURL bool
 	// str or boolean points at the field the setting fills.
 	str     *string
 	boolean *bool
@@ -49,7 +54,7 @@ type setting struct {
 // configuration table come from it, so that they cannot drift apart.
 func (c *Config) settings() []setting {
 	return []setting{
-		{env: "MILLRACE_DATABASE_URL", flag: "database-url", def: "postgres://admin:admin@localhost:5432/companydata", usage: "admin connection to the companydata database", str: &c.DatabaseURL},
+		{env: "MILLRACE_DATABASE_URL", flag: "database-url", def: "postgres://admin:admin@localhost:5432/companydata", usage: "admin connection to the companydata database", databaseURL: true, str: &c.DatabaseURL},
 		{env: "MILLRACE_SOURCE", flag: "source", def: "s3://daredata-technical-challenge-data", usage: "where the files are: s3://bucket[/prefix], a directory or a file:// URL", str: &c.Source},
 		{env: "MILLRACE_S3_REGION", flag: "s3-region", def: source.DefaultRegion, usage: "S3 region", str: &c.S3.Region},
 		{env: "MILLRACE_S3_ENDPOINT", flag: "s3-endpoint", def: "", usage: "S3-compatible endpoint URL (MinIO, LocalStack); empty for AWS", str: &c.S3.Endpoint},
@@ -70,6 +75,8 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_RETRY_BACKOFF", flag: "retry-backoff", def: "30s", usage: "wait before the first retry; doubles each attempt, at most 1h", str: &c.RetryBackoff},
 		{env: "MILLRACE_SCHEDULE_INTERVAL", flag: "schedule-interval", def: "1m", usage: "how often the scheduler looks for due work (it also wakes when a month closes)", str: &c.PassInterval},
 		{env: "MILLRACE_RESCUE_AFTER", flag: "rescue-after", def: "5m", usage: "how long a job may look stuck (its process died) before another worker takes it", str: &c.RescueAfter},
+		{env: "MILLRACE_RUN_TIMEOUT", flag: "run-timeout", def: "6h", usage: "longest a run may take: then it is cancelled, rolled back, recorded as failed and retried like a transient failure", str: &c.RunTimeout},
+		{env: "MILLRACE_SOURCE_IDLE_TIMEOUT", flag: "source-idle-timeout", def: "2m", usage: "how long opening or reading a source file may go without progress before the run fails (transient)", str: &c.SourceIdleTimeout},
 	}
 }
 
@@ -94,6 +101,9 @@ func (c *Config) bindFlags(fs *pflag.FlagSet, getenv func(string) string) error 
 		if s.secret && def != s.def {
 			fs.Lookup(s.flag).DefValue = "set by " + s.env
 		}
+		if s.databaseURL {
+			fs.Lookup(s.flag).DefValue = warehouse.RedactURL(def)
+		}
 	}
 	return nil
 }
@@ -105,6 +115,30 @@ func (c *Config) salesStart() (millrace.Month, error) {
 		return millrace.Month{}, fmt.Errorf("MILLRACE_SALES_START: %w", err)
 	}
 	return m, nil
+}
+
+// pipelinesConfig parses the pipelines' settings and the source's idle
+// timeout.
+func (c *Config) pipelinesConfig() (pipelines.Config, time.Duration, error) {
+	var pc pipelines.Config
+	var err error
+	if pc.SalesStart, err = c.salesStart(); err != nil {
+		return pc, 0, err
+	}
+	if pc.RunTimeout, err = positiveDuration("MILLRACE_RUN_TIMEOUT", c.RunTimeout); err != nil {
+		return pc, 0, err
+	}
+	idle, err := positiveDuration("MILLRACE_SOURCE_IDLE_TIMEOUT", c.SourceIdleTimeout)
+	return pc, idle, err
+}
+
+// positiveDuration parses the value s of the setting env.
+func positiveDuration(env, s string) (time.Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a duration such as 30s or 5m", env, s)
+	}
+	return v, nil
 }
 
 // orchestratorConfig parses the orchestrator's settings.

@@ -152,6 +152,10 @@ func printDemoBanner(w io.Writer, addr string, pgPort int, c Config, took time.D
 		host = "localhost"
 	}
 	ui := "http://" + net.JoinHostPort(host, port)
+	// The passwords (the UI's above too) are printed on purpose: the
+	// cluster is the demo's own, private one, listening on 127.0.0.1 only,
+	// with the default passwords that serve warns about. Nothing else in
+	// millrace prints a password.
 	pg := func(user, password string) string {
 		return fmt.Sprintf("    psql \"postgres://%s:%s@127.0.0.1:%d/companydata\"\n", user, password, pgPort)
 	}

@@ -108,13 +108,18 @@ func (m *Main) orchestrator(ctx context.Context, set *pipelines.Set, workers boo
 	return o, w, nil
 }
 
-// pipelines returns the pipelines reading from the configured source.
+// pipelines returns the pipelines reading from the configured source,
+// whose reads time out without progress.
 func (m *Main) pipelines(ctx context.Context) (*pipelines.Set, error) {
+	pc, idle, err := m.config.pipelinesConfig()
+	if err != nil {
+		return nil, err
+	}
 	src, err := source.New(ctx, m.config.Source, m.config.S3)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", m.config.Source, err)
 	}
-	return pipelines.New(src), nil
+	return pipelines.NewWithConfig(source.WithIdleTimeout(src, idle), pc), nil
 }
 
 // pipelineNames lists the pipelines for help texts.

@@ -74,9 +74,7 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.config.HTTPAddr, err)
 	}
-	if m.config.UIUser == "admin" && m.config.UIPassword == "admin" {
-		m.logger.Warn("the web UI login is the default admin/admin: set MILLRACE_UI_USER and MILLRACE_UI_PASSWORD")
-	}
+	m.warnDefaultCredentials(ctx, w)
 	ui, err := web.New(web.Config{Warehouse: w, Orchestrator: o, Pipelines: set, Gatherer: reg,
 		Username: m.config.UIUser, Password: m.config.UIPassword, SecureCookies: m.config.UISecureCookies, Logger: m.logger})
 	if err != nil {
