@@ -3,11 +3,15 @@ package warehouse
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -45,19 +49,34 @@ func loadMigrations() ([]migration, error) {
 	return ms, nil
 }
 
+// ErrDatabaseNewer is returned, wrapped, when the database has migrations
+// that this millrace does not know: a newer millrace set it up, and an older
+// one must not run on it.
+var ErrDatabaseNewer = errors.New("the database is newer than this millrace")
+
+// MigrationStatus is one embedded migration and whether the database has it.
+type MigrationStatus struct {
+	Version int    `json:"version"`
+	Name    string `json:"name"`
+	// AppliedAt is when it was applied; nil when it is pending.
+	AppliedAt *time.Time `json:"applied_at"`
+	// Known is false for a migration of a newer millrace.
+	Known bool `json:"known"`
+}
+
 // Migrate creates the orchestrator's schema if it is missing and applies the
-// embedded migrations that have not been applied yet, in one transaction
-// under an advisory lock, so that several processes starting at once apply
-// each migration exactly once.
+// embedded migrations that have not been applied yet, in version order, each
+// in a transaction of its own under an advisory lock, so that several
+// processes starting at once apply each migration exactly once and a failure
+// keeps the ones before it. Migrations only go forward. A database that has
+// a migration this millrace does not know is refused with ErrDatabaseNewer,
+// before anything changes.
 func (w *Warehouse) Migrate(ctx context.Context) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 0)", LockSpace); err != nil {
-			return fmt.Errorf("lock migrations: %w", err)
-		}
+	err = w.migrateTx(ctx, func(tx pgx.Tx) error {
 		for _, q := range []string{
 			"CREATE SCHEMA IF NOT EXISTS " + Schema,
 			"REVOKE ALL ON SCHEMA " + Schema + " FROM PUBLIC",
@@ -70,13 +89,22 @@ func (w *Warehouse) Migrate(ctx context.Context) error {
 				return fmt.Errorf("create schema %s: %w", Schema, err)
 			}
 		}
-		for _, m := range ms {
-			var done bool
-			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+Schema+".schema_migrations WHERE version = $1)", m.version).Scan(&done); err != nil {
-				return fmt.Errorf("read applied migrations: %w", err)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		err := w.migrateTx(ctx, func(tx pgx.Tx) error {
+			applied, err := appliedVersions(ctx, tx)
+			if err != nil {
+				return err
 			}
-			if done {
-				continue
+			if newest := ms[len(ms)-1].version; len(applied) > 0 && applied[len(applied)-1] > newest {
+				return fmt.Errorf("%w: it is at migration %d, this millrace knows %d: upgrade millrace", ErrDatabaseNewer, applied[len(applied)-1], newest)
+			}
+			if slices.Contains(applied, m.version) {
+				return nil
 			}
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return fmt.Errorf("apply migration %s: %w", m.name, err)
@@ -85,7 +113,80 @@ func (w *Warehouse) Migrate(ctx context.Context) error {
 				return fmt.Errorf("record migration %s: %w", m.name, err)
 			}
 			w.logger.Info("applied migration", "migration", m.name)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return nil
+	}
+	return nil
+}
+
+// migrateTx runs fn in a transaction that holds the migrations' lock.
+func (w *Warehouse) migrateTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 0)", LockSpace); err != nil {
+			return fmt.Errorf("lock migrations: %w", err)
+		}
+		return fn(tx)
 	})
+}
+
+// appliedVersions returns the versions of the applied migrations, in order.
+func appliedVersions(ctx context.Context, tx pgx.Tx) ([]int, error) {
+	rows, err := tx.Query(ctx, "SELECT version FROM "+Schema+".schema_migrations ORDER BY version")
+	if err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	return vs, nil
+}
+
+// Migrations returns every migration this millrace knows, oldest first, with
+// when the database applied it, and after them any the database has that
+// this millrace does not know. It changes nothing: a database never set up
+// has every migration pending.
+func (w *Warehouse) Migrations(ctx context.Context) ([]MigrationStatus, error) {
+	ms, err := loadMigrations()
+	if err != nil {
+		return nil, err
+	}
+	var exists bool
+	if err := w.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", Schema+".schema_migrations").Scan(&exists); err != nil {
+		return nil, fmt.Errorf("look up migrations: %w", err)
+	}
+	applied := map[int]MigrationStatus{}
+	if exists {
+		rows, err := w.pool.Query(ctx, "SELECT version, name, applied_at FROM "+Schema+".schema_migrations ORDER BY version")
+		if err != nil {
+			return nil, fmt.Errorf("read applied migrations: %w", err)
+		}
+		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (MigrationStatus, error) {
+			var m MigrationStatus
+			err := r.Scan(&m.Version, &m.Name, &m.AppliedAt)
+			return m, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read applied migrations: %w", err)
+		}
+		for _, m := range list {
+			applied[m.Version] = m
+		}
+	}
+	var out []MigrationStatus
+	for _, m := range ms {
+		st := MigrationStatus{Version: m.version, Name: m.name, Known: true}
+		if a, ok := applied[m.version]; ok {
+			st.AppliedAt = a.AppliedAt
+			delete(applied, m.version)
+		}
+		out = append(out, st)
+	}
+	for _, v := range slices.Sorted(maps.Keys(applied)) {
+		out = append(out, applied[v])
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package warehouse_test
 
 import (
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -79,4 +80,40 @@ func migrationFiles(t *testing.T) []string {
 		out = append(out, strconv.Itoa(v)+" "+e.Name())
 	}
 	return out
+}
+
+// TestMigrateNewerDatabase checks that a database with a migration this
+// millrace does not know is refused, changing nothing, and that
+// Migrations lists it.
+func TestMigrateNewerDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := dbtest.NewDatabase(t)
+	w := openWarehouse(t, url)
+	pending, err := w.Migrations(ctx)
+	if err != nil || len(pending) != len(migrationFiles(t)) || pending[0].AppliedAt != nil {
+		t.Fatalf("Migrations on a new database = %+v, %v; want every migration pending", pending, err)
+	}
+	if err := w.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, url)
+	exec(t, conn, "INSERT INTO millrace.schema_migrations (version, name) VALUES (9999, '9999_future.sql')")
+	err = w.Migrate(ctx)
+	if !errors.Is(err, warehouse.ErrDatabaseNewer) || !strings.Contains(err.Error(), "9999") || !strings.Contains(err.Error(), "upgrade millrace") {
+		t.Errorf("Migrate on a newer database = %v, want ErrDatabaseNewer naming 9999 and the fix", err)
+	}
+	ms, err := w.Migrations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := ms[len(ms)-1]
+	if len(ms) != len(migrationFiles(t))+1 || last.Version != 9999 || last.Known || last.AppliedAt == nil {
+		t.Errorf("Migrations = %+v, want the known ones then 9999, unknown", ms)
+	}
+	for _, m := range ms[:len(ms)-1] {
+		if !m.Known || m.AppliedAt == nil {
+			t.Errorf("migration %+v: want known and applied", m)
+		}
+	}
 }

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/warehouse"
@@ -8,7 +13,13 @@ import (
 
 // dbCommand returns "millrace db", which groups the database commands.
 func (m *Main) dbCommand() *cobra.Command {
-	db := &cobra.Command{Use: "db", Short: "Manage the companydata database"}
+	db := &cobra.Command{Use: "db", Short: "Manage the companydata database", Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return fmt.Errorf("unknown command %q for %q: see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())
+		}}
 	db.AddCommand(&cobra.Command{
 		Use:   "setup",
 		Short: "Create the database, users, rights and millrace's schema (idempotent)",
@@ -26,5 +37,52 @@ and never loses data. Connects as a superuser (MILLRACE_DATABASE_URL).`,
 			return nil
 		},
 	})
+	db.AddCommand(m.dbStatusCommand())
 	return db
 }
+
+// dbStatusCommand returns "millrace db status".
+func (m *Main) dbStatusCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "List millrace's migrations and whether the database has applied each",
+		Long: `Lists every migration of millrace's schema that this millrace knows, with
+when the database applied it or "pending", then any migration the database
+has that this millrace does not know (a newer millrace set it up: upgrade).
+Reads only: it applies nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w, err := warehouse.Open(cmd.Context(), m.config.DatabaseURL, m.logger)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			ms, err := w.Migrations(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(m.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(ms)
+			}
+			tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tNAME\tAPPLIED")
+			for _, mig := range ms {
+				applied := "pending"
+				if mig.AppliedAt != nil {
+					applied = mig.AppliedAt.UTC().Format(time.RFC3339)
+				}
+				if !mig.Known {
+					applied += " (unknown to this millrace: upgrade it)"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\n", mig.Version, mig.Name, applied)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
