@@ -85,4 +85,3 @@ Reads only: it applies nothing.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
-
