@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -73,7 +74,7 @@ type runRequest struct {
 func (s *Server) handleAPIRunCreate(w http.ResponseWriter, r *http.Request) {
 	var req runRequest
 	if err := decodeBody(r, &req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		badBody(w, err)
 		return
 	}
 	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), r.PathValue("name"), []string{req.Partition}, "api")
@@ -93,7 +94,7 @@ func (s *Server) handleAPIRunCreate(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleAPIBackfill(w http.ResponseWriter, r *http.Request) {
 	var req orchestrator.BackfillRequest
 	if err := decodeBody(r, &req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		badBody(w, err)
 		return
 	}
 	req.Pipeline, req.Trigger = r.PathValue("name"), "api"
@@ -108,12 +109,23 @@ func (s *Server) handleAPIBackfill(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, plan)
 }
 
-// decodeBody reads a JSON body; an empty body leaves v as it is.
+// decodeBody reads a JSON body, which limitBodies caps; an empty body
+// leaves v as it is.
 func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return errors.New("bad JSON body: " + err.Error())
+		return fmt.Errorf("bad JSON body: %w", err)
 	}
 	return nil
+}
+
+// badBody answers a body that decodeBody refused: 413 when it is too
+// large, 408 when it came too slowly, else 400.
+func badBody(w http.ResponseWriter, err error) {
+	status, msg := bodyError(err)
+	if status == 0 {
+		status, msg = http.StatusBadRequest, err.Error()
+	}
+	writeJSON(w, status, map[string]string{"error": msg})
 }

@@ -8,11 +8,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/millrace/millrace/warehouse"
@@ -32,8 +30,8 @@ func sessionOf(r *http.Request) warehouse.Session {
 }
 
 // authenticated lets a request through with a valid session cookie, or
-// HTTP Basic credentials under /api/; it checks the CSRF token of
-// state-changing requests. Others go to the login page (or get a 401 from
+// HTTP Basic credentials under /api/; it checks the CSRF token of the
+// requests that a form on another site could send (see needsToken). Others go to the login page (or get a 401 from
 // the API).
 func (s *Server) authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +39,10 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 		if c, err := r.Cookie(sessionCookie); err == nil {
 			sess, err := s.cfg.Warehouse.Session(r.Context(), hashToken(c.Value))
 			if err == nil {
-				if unsafeMethod(r.Method) && !csrfOK(r, sess.CSRF) {
+				if needsToken(r) && !readForm(w, r) {
+					return
+				}
+				if needsToken(r) && !csrfOK(r, sess.CSRF) {
 					http.Error(w, "the form is stale or came from another site (CSRF check failed): reload the page and try again", http.StatusForbidden)
 					return
 				}
@@ -54,19 +55,21 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 			}
 		}
 		if user, pass, ok := r.BasicAuth(); ok && api {
-			if !s.limiter.allow(clientIP(r)) {
+			client := s.clientKey(r)
+			if !s.limiter.allowClient(client) || !s.limiter.allowUser(client, user) {
 				http.Error(w, "too many failed logins: wait a few minutes", http.StatusTooManyRequests)
 				return
 			}
 			if !s.credentialsOK(user, pass) {
-				s.limiter.fail(clientIP(r))
+				s.failedLogin(r, client, user)
 				w.Header().Set("WWW-Authenticate", `Basic realm="millrace"`)
 				http.Error(w, "wrong username or password", http.StatusUnauthorized)
 				return
 			}
+			s.limiter.succeed(client, user)
 			// Browsers may replay cached Basic credentials cross-site: only
 			// JSON bodies, which a form cannot send, may change state.
-			if unsafeMethod(r.Method) && !isJSON(r) {
+			if needsToken(r) {
 				http.Error(w, "send a JSON body (Content-Type: application/json)", http.StatusUnsupportedMediaType)
 				return
 			}
@@ -82,16 +85,22 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 	})
 }
 
-// csrfOK checks the token of a state-changing request: the X-CSRF-Token
-// header (htmx), the csrf form field, or, for JSON bodies, which a
-// cross-site form cannot send and whose cookie is SameSite, nothing.
+// needsToken reports whether a request could come from a form or a
+// simple request on another site, and so must carry the session's CSRF
+// token: a POST whose body is not JSON. Forms send only GET and POST, and
+// browsers send PUT, PATCH, DELETE or a JSON POST to another origin only
+// after a CORS preflight, which millrace never approves (River's UI pauses
+// a queue with a bodiless PUT).
+func needsToken(r *http.Request) bool {
+	return r.Method == http.MethodPost && !isJSON(r)
+}
+
+// csrfOK checks the token of a request that needs one: the X-CSRF-Token
+// header (htmx) or the csrf field of the form, which readForm parsed.
 func csrfOK(r *http.Request, want string) bool {
-	if isJSON(r) {
-		return true
-	}
 	got := r.Header.Get("X-CSRF-Token")
 	if got == "" {
-		got = r.PostFormValue("csrf")
+		got = r.PostForm.Get("csrf")
 	}
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
@@ -100,11 +109,6 @@ func csrfOK(r *http.Request, want string) bool {
 func isJSON(r *http.Request) bool {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	return mt == "application/json"
-}
-
-// unsafeMethod reports whether the method may change state.
-func unsafeMethod(m string) bool {
-	return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions
 }
 
 // credentialsOK compares in constant time.
@@ -125,19 +129,29 @@ func (s *Server) handleLoginView(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleLogin serves "POST /login": a form with username and password.
+// The limiter looks at the client before the body is read, and at the
+// user name once the body, at most maxLoginBytes, is.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
-	next := safeNext(r.PostFormValue("next"))
-	ip := clientIP(r)
-	if !s.limiter.allow(ip) {
+	client := s.clientKey(r)
+	if !s.limiter.allowClient(client) {
+		s.render(w, r, http.StatusTooManyRequests, "login", loginView{Next: "/", Error: "Too many failed logins. Wait a few minutes and try again."})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBytes)
+	if !readForm(w, r) {
+		return
+	}
+	user, next := r.PostForm.Get("username"), safeNext(r.PostForm.Get("next"))
+	if !s.limiter.allowUser(client, user) {
 		s.render(w, r, http.StatusTooManyRequests, "login", loginView{Next: next, Error: "Too many failed logins. Wait a few minutes and try again."})
 		return
 	}
-	if !s.credentialsOK(r.PostFormValue("username"), r.PostFormValue("password")) {
-		s.limiter.fail(ip)
-		s.cfg.Logger.Warn("failed login", "username", r.PostFormValue("username"), "remote", ip)
+	if !s.credentialsOK(user, r.PostForm.Get("password")) {
+		s.failedLogin(r, client, user)
 		s.render(w, r, http.StatusUnauthorized, "login", loginView{Next: next, Error: "Wrong username or password."})
 		return
 	}
+	s.limiter.succeed(client, user)
 	token, csrf := randomToken(), randomToken()
 	expires := time.Now().Add(s.cfg.SessionTTL)
 	if err := s.cfg.Warehouse.CreateSession(r.Context(), hashToken(token), warehouse.Session{Username: s.cfg.Username, CSRF: csrf}, expires); err != nil {
@@ -146,6 +160,21 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, s.cookie(sessionCookie, token, int(s.cfg.SessionTTL.Seconds())))
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// failedLogin counts and logs a failed login; the user name is cut short,
+// since anyone can send any.
+func (s *Server) failedLogin(r *http.Request, client, user string) {
+	s.limiter.fail(client, user)
+	if len(user) > 64 {
+		user = user[:64] + "…"
+	}
+	s.cfg.Logger.Warn("failed login", "username", user, "client", client, "remote", r.RemoteAddr)
+}
+
+// clientKey is the key of the request's client for the login limiter.
+func (s *Server) clientKey(r *http.Request) string {
+	return clientKey(r, s.cfg.TrustedProxies)
 }
 
 // handleLogout serves "POST /logout": it ends the session.
@@ -185,56 +214,4 @@ func randomToken() string {
 func hashToken(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
-}
-
-// clientIP returns the request's remote address without the port.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// limiter counts failed logins per client and refuses a client that
-// failed max times within window, until the window has passed.
-type limiter struct {
-	mu     sync.Mutex
-	max    int
-	window time.Duration
-	fails  map[string][]time.Time
-}
-
-// newLimiter returns a limiter of max failures per window.
-func newLimiter(max int, window time.Duration) *limiter {
-	return &limiter{max: max, window: window, fails: map[string][]time.Time{}}
-}
-
-// allow reports whether the client may try to log in.
-func (l *limiter) allow(client string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.recent(client)) < l.max
-}
-
-// fail records a failed login.
-func (l *limiter) fail(client string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.fails[client] = append(l.recent(client), time.Now())
-}
-
-// recent returns the client's failures within the window, forgetting older ones.
-func (l *limiter) recent(client string) []time.Time {
-	cutoff := time.Now().Add(-l.window)
-	ts := l.fails[client]
-	i := 0
-	for i < len(ts) && ts[i].Before(cutoff) {
-		i++
-	}
-	if i == len(ts) {
-		delete(l.fails, client)
-		return nil
-	}
-	return ts[i:]
 }

@@ -2,15 +2,19 @@ package web_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -97,16 +101,29 @@ func startBrowser(t *testing.T, exe string) context.Context {
 }
 
 // pageErrors collects the uncaught exceptions and console errors of the
-// tab's pages.
+// tab's pages, and apart the Content-Security-Policy violations that
+// Chromium reports in its log.
 type pageErrors struct {
 	mu   sync.Mutex
 	errs []string
+	csp  []string
 }
 
-// watch subscribes to the tab's exceptions and console errors.
+// watch subscribes to the tab's exceptions, console errors and log.
 func (pe *pageErrors) watch(ctx context.Context) {
 	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
 	console := chromedp.Events(ctx, runtime.ConsoleAPICalled)
+	entries := chromedp.Events(ctx, cdplog.EntryAdded)
+	go func() {
+		for ev, err := range entries {
+			if err != nil {
+				return
+			}
+			if e := ev.Entry; e != nil && strings.Contains(e.Text, "Content Security Policy") {
+				pe.addCSP(fmt.Sprintf("%s (%s)", e.Text, e.URL))
+			}
+		}
+	}()
 	go func() {
 		for ev, err := range exceptions {
 			if err != nil {
@@ -147,11 +164,25 @@ func (pe *pageErrors) list() []string {
 	return append([]string(nil), pe.errs...)
 }
 
+func (pe *pageErrors) addCSP(s string) {
+	pe.mu.Lock()
+	defer pe.mu.Unlock()
+	pe.csp = append(pe.csp, s)
+}
+
+// violations returns the CSP violations seen so far.
+func (pe *pageErrors) violations() []string {
+	pe.mu.Lock()
+	defer pe.mu.Unlock()
+	return append([]string(nil), pe.csp...)
+}
+
 // TestBrowser drives Chromium through what a data engineer who has never
 // seen millrace does: log in, find the failed month on the grid, read why
 // it failed, backfill the failed months from the form and watch the month
-// turn green without reloading, then look at the data. It saves a
-// full-page screenshot of each step.
+// turn green without reloading, then look at the data and River's UI. It
+// saves a full-page screenshot of each step, and fails on any error or
+// Content-Security-Policy violation that Chromium reports on any page.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 	exe := chromiumPath(t)
@@ -363,6 +394,49 @@ func TestBrowser(t *testing.T) {
 	}
 	shot("data")
 
+	// River's UI, which has a Content-Security-Policy of its own: its
+	// pages render with data from its API, and its actions work (a queue
+	// paused and resumed: a bodiless PUT through the CSRF and cross-origin
+	// checks).
+	do("open River's UI", chromedp.Navigate(b.ts.URL+"/riverui/"), chromedp.WaitVisible(chromedp.CSS(`#root a[href="/riverui/jobs?state=completed"]`)))
+	poll("River's UI to count the completed jobs", `/^Completed[1-9]/.test(document.querySelector('#root a[href="/riverui/jobs?state=completed"]')?.textContent.trim())`)
+	shot("riverui-jobs")
+	do("open River's queues", chromedp.Navigate(b.ts.URL+"/riverui/queues"), chromedp.WaitVisible(chromedp.CSS(`#root a[href="/riverui/queues/runs"]`)))
+	// The row of the runs queue, and a click on its pause/resume button.
+	const runsRow = `[...document.querySelectorAll("#root tr")].find(tr => tr.querySelector('a[href="/riverui/queues/runs"]'))`
+	for _, st := range []struct{ button, state string }{{"Pause", "Paused"}, {"Resume", "Active"}} {
+		var clicked bool
+		eval(fmt.Sprintf(`(b => b ? (b.click(), true) : false)(%s?.querySelector('button[title=%q]'))`, runsRow, st.button), &clicked)
+		if !clicked {
+			fail("River's queues page has no %s button for the runs queue", st.button)
+		}
+		poll("River's UI to show the runs queue "+st.state, runsRow+`?.textContent.includes("`+st.state+`")`)
+		if st.state == "Paused" {
+			shot("riverui-queue-paused")
+		}
+	}
+
+	// An inline style, which the policy refuses, as the last violation:
+	// once Chromium's log has reported it, it has reported every earlier
+	// one (the log's events arrive in order), and the watch is shown to
+	// see violations.
+	const probe = "body { --millrace-csp-probe: 1; }"
+	sum := sha256.Sum256([]byte(probe))
+	probeHash := "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
+	do("break the policy on purpose", chromedp.Navigate(b.ts.URL+"/data"), chromedp.WaitVisible(chromedp.CSS(`#chart canvas`)),
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.head.insertAdjacentHTML("beforeend", "<style>%s</style>")`, probe)))
+	waitFor(t, "Chromium to report the deliberate CSP violation", 10*time.Second, func() bool {
+		return slices.ContainsFunc(pe.violations(), func(v string) bool { return strings.Contains(v, probeHash) })
+	})
+	var violations []string
+	for _, v := range pe.violations() {
+		if !strings.Contains(v, probeHash) {
+			violations = append(violations, v)
+		}
+	}
+	if len(violations) > 0 {
+		t.Errorf("Chromium reported Content-Security-Policy violations:\n%s", strings.Join(violations, "\n"))
+	}
 	if errs := pe.list(); len(errs) > 0 {
 		t.Errorf("the pages logged errors:\n%s", strings.Join(errs, "\n"))
 	}

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,16 +37,26 @@ type Config struct {
 	Username, Password string
 	// SessionTTL is how long a login lasts. Defaults to 12h.
 	SessionTTL time.Duration
-	// SecureCookies marks cookies Secure, for a server behind HTTPS.
+	// SecureCookies marks cookies Secure and sends HSTS, for a server
+	// behind HTTPS.
 	SecureCookies bool
-	Logger        *slog.Logger
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client, for the login limiter and the log. Defaults to none: the
+	// client is the connection's peer.
+	TrustedProxies []netip.Prefix
+	// Timeouts are HTTPServer's limits on slow clients.
+	Timeouts Timeouts
+	// Logger receives the server's errors. Defaults to discarding them.
+	Logger *slog.Logger
+	// Now is the login limiter's clock. Defaults to time.Now.
+	Now func() time.Time
 }
 
 // Server is millrace's HTTP server.
 type Server struct {
 	cfg     Config
 	pages   *pages
-	limiter *limiter
+	limiter *loginLimiter
 	riverUI *riverui.Handler
 }
 
@@ -61,6 +72,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.Timeouts = cfg.Timeouts.withDefaults()
 	pg, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -73,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("river ui: %w", err)
 	}
-	return &Server{cfg: cfg, pages: pg, limiter: newLimiter(5, 5*time.Minute), riverUI: rui}, nil
+	return &Server{cfg: cfg, pages: pg, limiter: newLoginLimiter(cfg.Now), riverUI: rui}, nil
 }
 
 // Start starts the background work of River's UI; it stops with ctx.
@@ -84,7 +102,8 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// Handler returns every route of the server.
+// Handler returns every route of the server, behind the security headers,
+// the cross-origin check and the body limit.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
@@ -117,23 +136,13 @@ func (s *Server) Handler() http.Handler {
 	ui.Handle("/riverui/", s.riverUI)
 
 	mux.Handle("/", s.authenticated(ui))
-	return securityHeaders(mux)
+	return securityHeaders(crossOriginProtection(limitBodies(mux)), s.cfg.SecureCookies)
 }
 
 // cacheFor lets browsers keep the embedded assets.
 func cacheFor(d time.Duration, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
-		h.ServeHTTP(w, r)
-	})
-}
-
-// securityHeaders sets the headers every response carries.
-func securityHeaders(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Referrer-Policy", "same-origin")
-		w.Header().Set("X-Frame-Options", "DENY")
 		h.ServeHTTP(w, r)
 	})
 }

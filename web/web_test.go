@@ -154,7 +154,17 @@ func setup(t testing.TB, opt options) *testBundle {
 // login limiter.
 func (b *testBundle) serve(t testing.TB) *httptest.Server {
 	t.Helper()
-	srv, err := web.New(b.cfg)
+	return b.serveWith(t, func(*web.Config) {})
+}
+
+// serveWith starts another web server of the bundle's config as change
+// alters it, on the http.Server that millrace serve uses (its timeouts
+// and header limit).
+func (b *testBundle) serveWith(t testing.TB, change func(*web.Config)) *httptest.Server {
+	t.Helper()
+	cfg := b.cfg
+	change(&cfg)
+	srv, err := web.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +173,9 @@ func (b *testBundle) serve(t testing.TB) *httptest.Server {
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewUnstartedServer(nil)
+	ts.Config = srv.HTTPServer()
+	ts.Start()
 	t.Cleanup(ts.Close)
 	return ts
 }
