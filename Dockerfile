@@ -8,13 +8,16 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/millrace ./cmd/millrace
+ARG COMMIT=unknown
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" -o /out/millrace ./cmd/millrace
 
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
+ARG COMMIT=unknown
 LABEL org.opencontainers.image.title="millrace" \
       org.opencontainers.image.description="Keeps the companydata PostgreSQL database supplied with clean data from S3" \
-      org.opencontainers.image.version="${VERSION}"
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${COMMIT}"
 COPY --from=build /out/millrace /usr/local/bin/millrace
 USER nonroot:nonroot
 ENV MILLRACE_HTTP_ADDR=:8082

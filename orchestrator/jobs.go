@@ -96,6 +96,11 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	switch {
 	case errors.Is(err, millrace.ErrAlreadyRunning):
 		return river.JobSnooze(snoozeBusy)
+	case errors.Is(err, warehouse.ErrDatabaseNewer):
+		// A newer millrace has migrated the database (a rolling
+		// upgrade): leave the run to it, without spending an attempt.
+		o.cfg.Logger.Warn("the database is newer than this process: leaving the run to a newer millrace", "err", err)
+		return river.JobSnooze(snoozeBusy)
 	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// River's backstop (Timeout) ended a run that did not stop at
 		// RunTimeout: retried like a transient failure.

@@ -52,6 +52,11 @@ func (w *Warehouse) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (mill
 		return millrace.Run{}, fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
+	// During a rolling upgrade, a process of the older version leaves the
+	// runs to the newer one as soon as that has migrated the database.
+	if err := w.checkNotNewer(ctx, conn); err != nil {
+		return millrace.Run{}, err
+	}
 	lockKey := spec.Pipeline + "/" + spec.Partition
 	var locked bool
 	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, hashtext($2))", LockSpace, lockKey).Scan(&locked); err != nil {

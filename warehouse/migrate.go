@@ -96,14 +96,14 @@ func (w *Warehouse) Migrate(ctx context.Context) error {
 	}
 	for _, m := range ms {
 		err := w.migrateTx(ctx, func(tx pgx.Tx) error {
-			applied, err := appliedVersions(ctx, tx)
-			if err != nil {
+			if err := w.checkNotNewer(ctx, tx); err != nil {
 				return err
 			}
-			if newest := ms[len(ms)-1].version; len(applied) > 0 && applied[len(applied)-1] > newest {
-				return fmt.Errorf("%w: it is at migration %d, this millrace knows %d: upgrade millrace", ErrDatabaseNewer, applied[len(applied)-1], newest)
+			var done bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+Schema+".schema_migrations WHERE version = $1)", m.version).Scan(&done); err != nil {
+				return fmt.Errorf("read applied migrations: %w", err)
 			}
-			if slices.Contains(applied, m.version) {
+			if done {
 				return nil
 			}
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
@@ -122,6 +122,21 @@ func (w *Warehouse) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// checkNotNewer returns an error wrapping ErrDatabaseNewer when the
+// database has a migration newer than this millrace's newest.
+func (w *Warehouse) checkNotNewer(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) error {
+	var newest int
+	if err := q.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+Schema+".schema_migrations").Scan(&newest); err != nil {
+		return fmt.Errorf("read the database's migration: %w", err)
+	}
+	if newest > w.newestMigration {
+		return fmt.Errorf("%w: it is at migration %d, this millrace knows %d: upgrade millrace", ErrDatabaseNewer, newest, w.newestMigration)
+	}
+	return nil
+}
+
 // migrateTx runs fn in a transaction that holds the migrations' lock.
 func (w *Warehouse) migrateTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
@@ -130,19 +145,6 @@ func (w *Warehouse) migrateTx(ctx context.Context, fn func(tx pgx.Tx) error) err
 		}
 		return fn(tx)
 	})
-}
-
-// appliedVersions returns the versions of the applied migrations, in order.
-func appliedVersions(ctx context.Context, tx pgx.Tx) ([]int, error) {
-	rows, err := tx.Query(ctx, "SELECT version FROM "+Schema+".schema_migrations ORDER BY version")
-	if err != nil {
-		return nil, fmt.Errorf("read applied migrations: %w", err)
-	}
-	vs, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil {
-		return nil, fmt.Errorf("read applied migrations: %w", err)
-	}
-	return vs, nil
 }
 
 // Migrations returns every migration this millrace knows, oldest first, with

@@ -31,6 +31,8 @@ const LockSpace = 0x6d696c6c // "mill"
 type Warehouse struct {
 	pool   *pgxpool.Pool
 	logger *slog.Logger
+	// newestMigration is the version of the newest embedded migration.
+	newestMigration int
 }
 
 // Open connects to the database at url (an admin connection) and checks
@@ -57,7 +59,12 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*Warehouse, err
 		pool.Close()
 		return nil, fmt.Errorf("connect to database %s on %s:%d: %w", cfg.ConnConfig.Database, cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
 	}
-	return &Warehouse{pool: pool, logger: logger}, nil
+	ms, err := loadMigrations()
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Warehouse{pool: pool, logger: logger, newestMigration: ms[len(ms)-1].version}, nil
 }
 
 // Pool returns the connection pool, for the job queue that shares the database.

@@ -23,9 +23,6 @@ import (
 	"github.com/millrace/millrace/warehouse"
 )
 
-// version is set at build time: -ldflags "-X main.version=1.2.3".
-var version = "dev"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -52,7 +49,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	root := &cobra.Command{
 		Use:           "millrace",
 		Short:         "Keeps the companydata database supplied with clean data from S3",
-		Version:       version,
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -67,10 +64,11 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	if err := m.config.bindFlags(root.PersistentFlags(), m.Getenv); err != nil {
 		return err
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(m.Stdout)
 	root.SetErr(m.Stderr)
 	root.SetArgs(args)
-	root.AddCommand(m.dbCommand(), m.runCommand(), m.statusCommand(), m.genCommand(), m.serveCommand(), m.backfillCommand(), m.demoCommand(), m.healthcheckCommand())
+	root.AddCommand(m.dbCommand(), m.runCommand(), m.statusCommand(), m.genCommand(), m.serveCommand(), m.backfillCommand(), m.demoCommand(), m.healthcheckCommand(), m.versionCommand())
 	return root.ExecuteContext(ctx)
 }
 
