@@ -193,9 +193,17 @@ func TestSecurityHostileUser(t *testing.T) {
 }
 
 // serveUntil runs serve in-process until the ledger shows the pipelines'
-// given numbers of succeeded partitions, then stops it. It fails the test
-// when that has not happened after a minute, with the errors of the ledger.
+// given numbers of succeeded partitions, then stops it.
 func serveUntil(t *testing.T, c *cli, db *pgx.Conn, want map[string]int) {
+	t.Helper()
+	stop := startServe(t, c)
+	defer stop()
+	waitLedger(t, db, want)
+}
+
+// startServe runs serve in-process with c's environment and clock, and
+// returns the function that stops it.
+func startServe(t *testing.T, c *cli) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -203,12 +211,20 @@ func serveUntil(t *testing.T, c *cli, db *pgx.Conn, want map[string]int) {
 		m := &Main{Stdout: t.Output(), Stderr: t.Output(), Getenv: func(k string) string { return c.env[k] }, Now: func() time.Time { return c.now }}
 		done <- m.Run(ctx, []string{"serve"})
 	}()
-	defer func() {
+	return func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
-	}()
+	}
+}
+
+// waitLedger waits until the ledger shows the pipelines' given numbers of
+// succeeded partitions. It fails the test when that has not happened after
+// a minute, with the errors of the ledger.
+func waitLedger(t *testing.T, db *pgx.Conn, want map[string]int) {
+	t.Helper()
+	ctx := context.Background()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		got := map[string]int{}
@@ -232,14 +248,10 @@ func serveUntil(t *testing.T, c *cli, db *pgx.Conn, want map[string]int) {
 		if fmt.Sprint(got) == fmt.Sprint(want) {
 			return
 		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve ended: %v", err)
-		case <-time.After(100 * time.Millisecond):
-		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after a minute the ledger has %v succeeded partitions, want %v; errors: %v", got, want, errs)
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/internal/dbtest"
 )
 
@@ -62,36 +66,43 @@ func buildRelease(t *testing.T, version, commit string) string {
 }
 
 // TestUpgradeFromPreviousRelease sets up a database with the previous
-// release, loads the client data and two months with it, fails a third
-// (its file is missing) and computes the statistics; then the current
-// millrace sets the same database up and runs on it. Every table's data and
-// every ledger row must be intact, the sales partitions moved out of
-// public, nothing must run again by itself, and the current pipelines must
-// work on the upgraded database.
+// release and runs its serve until it has loaded the client data and every
+// closed month but one, whose file is missing; a user logs in to its UI and
+// the statistics are computed. Then the current millrace sets the same
+// database up: every table's data, every ledger row and attempt with its
+// log, the rights, the UI's sessions and River's jobs must be intact and the
+// sales partitions moved out of public. Its serve must run nothing again but
+// the failed month once its file is back, accept the old session, and the
+// current pipelines must work on the upgraded database.
 func TestUpgradeFromPreviousRelease(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	version, commit := previousRelease(t)
 	old := buildRelease(t, version, commit)
 
+	now := time.Now().UTC()
+	first := millrace.Month{Year: 2020, Month: time.January}
+	months := millrace.MonthsBetween(first, millrace.LastClosed(now))
 	bucket := filepath.Join(t.TempDir(), "bucket")
 	url := dbtest.NewDatabase(t)
-	c := &cli{t: t, now: time.Date(2020, 4, 15, 12, 0, 0, 0, time.UTC), env: map[string]string{
+	c := &cli{t: t, now: now, env: map[string]string{
 		"MILLRACE_DATABASE_URL":      url,
 		"MILLRACE_SOURCE":            bucket,
 		"MILLRACE_LOG_LEVEL":         "warn",
-		"MILLRACE_HTTP_ADDR":         "127.0.0.1:0",
+		"MILLRACE_HTTP_ADDR":         fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"MILLRACE_SCHEDULE_INTERVAL": "1s",
 	}}
-	c.ok("gen", "--out", bucket, "--customers", "300", "--from", "2020-01", "--to", "2020-03", "--sales-per-month", "200")
+	c.ok("gen", "--out", bucket, "--customers", "300", "--from", first.String(), "--to", millrace.LastClosed(now).String(), "--sales-per-month", "50")
 	march := filepath.Join(bucket, "sales", "2020-03-01", "sales.csv")
 	if err := os.Rename(march, march+".away"); err != nil {
 		t.Fatal(err)
 	}
 
+	oldEnv := append(os.Environ(), "MILLRACE_DATABASE_URL="+url, "MILLRACE_SOURCE="+bucket, "MILLRACE_LOG_LEVEL=warn",
+		"MILLRACE_SCHEDULE_INTERVAL=1s", "MILLRACE_HTTP_ADDR="+c.env["MILLRACE_HTTP_ADDR"])
 	runOld := func(args ...string) error {
 		cmd := exec.Command(old, args...)
-		cmd.Env = append(os.Environ(), "MILLRACE_DATABASE_URL="+url, "MILLRACE_SOURCE="+bucket, "MILLRACE_LOG_LEVEL=warn")
+		cmd.Env = oldEnv
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%s %s: %w\n%s", version, strings.Join(args, " "), err, out)
@@ -104,22 +115,27 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{
-		{"run", "load_client_data"},
-		{"run", "load_sales_data", "--partition", "2020-01"},
-		{"run", "load_sales_data", "--partition", "2020-02"},
-		{"run", "sales_statistics"},
-	} {
-		if err := runOld(args...); err != nil {
-			t.Fatal(err)
-		}
+	db := connect(t, url)
+
+	// The old serve: the client data, every month but 2020-03, a login.
+	serve := exec.Command(old, "serve")
+	serve.Env, serve.Stdout, serve.Stderr = oldEnv, t.Output(), t.Output()
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
 	}
-	if err := runOld("run", "load_sales_data", "--partition", "2020-03"); err == nil || !strings.Contains(err.Error(), "missing") {
-		t.Fatalf("%s: the month without a file: %v, want it to fail", version, err)
+	waitLedger(t, db, map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": months - 1})
+	cookie := login(t, "http://"+c.env["MILLRACE_HTTP_ADDR"])
+	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := serve.Wait(); err != nil {
+		t.Fatalf("%s serve after SIGTERM: %v", version, err)
+	}
+	if err := runOld("run", "sales_statistics"); err != nil {
+		t.Fatal(err)
 	}
 
-	db := connect(t, url)
-	// Everything a user or the ledger holds, as text, before and after.
+	// Everything a user, the ledger, the UI or River holds, as text.
 	snapshot := func() map[string]string {
 		t.Helper()
 		s := map[string]string{}
@@ -128,14 +144,18 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 			"customer_activity":        "SELECT count(*) || ' ' || sum(scd_b) FROM public.customer_activity",
 			"labels":                   "SELECT count(*) || ' ' || sum(label) FROM public.labels",
 			"stores":                   "SELECT string_agg(idx || location, ',' ORDER BY idx) FROM public.stores",
-			"sales":                    "SELECT count(*) || ' ' || sum(value) FROM public.sales",
-			"monthly_sales":            "SELECT string_agg(store_idx || ' ' || sale_month || ' ' || value, ',' ORDER BY sale_month, store_idx) FROM public.monthly_sales",
+			"sales":                    "SELECT count(*) || ' ' || sum(value) || ' ' || sum(idx) FROM public.sales",
+			"monthly_sales":            "SELECT md5(string_agg(store_idx || ' ' || sale_month || ' ' || location || ' ' || value, ',' ORDER BY sale_month, store_idx)) FROM public.monthly_sales",
 			"feature_store":            "SELECT count(*) || ' ' || sum(label) || ' ' || sum(scd_a) FROM public.feature_store",
 			"customer_activity_ranked": "SELECT count(*) || ' ' || sum(activity_rank) FROM public.customer_activity_ranked",
-			"sales_statistics":         "SELECT string_agg(store_idx || ' ' || sale_month || ' ' || avg_value || ' ' || sales_count, ',' ORDER BY sale_month, store_idx) FROM public.sales_statistics",
+			"sales_statistics":         "SELECT md5(string_agg(store_idx || ' ' || sale_month || ' ' || avg_value || ' ' || sales_count, ',' ORDER BY sale_month, store_idx)) FROM public.sales_statistics",
 			"partitions":               "SELECT string_agg(concat_ws(' ', pipeline, partition, state, attempts, rows, started_at, finished_at, error, last_run_id, succeeded_at), E'\\n' ORDER BY pipeline, partition) FROM millrace.partitions",
-			"runs":                     "SELECT string_agg(concat_ws(' ', id, pipeline, partition, attempt, state, trigger, started_at, finished_at, rows, error, md5(log)), E'\\n' ORDER BY id) FROM millrace.runs",
-			"ds_user reads sales":      "SELECT has_table_privilege('ds_user', 'public.sales', 'SELECT')::text",
+			"runs":                     "SELECT string_agg(concat_ws(' ', id, pipeline, partition, attempt, state, trigger, job_id, started_at, finished_at, rows, error, md5(log)), E'\\n' ORDER BY id) FROM millrace.runs",
+			"sessions":                 "SELECT string_agg(concat_ws(' ', md5(token_hash), username, csrf, created_at, expires_at), E'\\n' ORDER BY created_at) FROM millrace.sessions",
+			"river jobs":               "SELECT string_agg(concat_ws(' ', id, kind, state, attempt, args, finalized_at), E'\\n' ORDER BY id) FROM millrace.river_job",
+			"rights":                   "SELECT string_agg(concat_ws(' ', u, t, has_table_privilege(u, t, 'SELECT'), has_table_privilege(u, t, 'INSERT')), ',' ORDER BY u, t) FROM unnest(ARRAY['ds_user', 'mle_user', 'analytics']) u, unnest(ARRAY['public.sales', 'public.monthly_sales', 'public.stores', 'public.feature_store', 'public.sales_statistics']) t",
+			"default privileges":       "SELECT string_agg(p, ',' ORDER BY p) FROM (SELECT concat_ws(' ', defaclrole::regrole, defaclnamespace::regnamespace, defaclobjtype, a.grantee::regrole, a.privilege_type) AS p FROM pg_default_acl, aclexplode(defaclacl) a WHERE a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'USAGE')) x",
+			"roles":                    "SELECT string_agg(rolname || ' ' || rolcanlogin || ' ' || rolsuper, ',' ORDER BY rolname) FROM pg_roles WHERE rolname NOT LIKE 'pg\\_%'",
 		} {
 			var v *string
 			if err := db.QueryRow(ctx, q).Scan(&v); err != nil || v == nil {
@@ -146,6 +166,10 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 		return s
 	}
 	before := snapshot()
+	var oldRuns int
+	if err := db.QueryRow(ctx, "SELECT count(*) FROM millrace.runs").Scan(&oldRuns); err != nil {
+		t.Fatal(err)
+	}
 
 	unlock = dbtest.Lock(t)
 	c.ok("db", "setup")
@@ -158,20 +182,33 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	}
 	var inPublic, inData int
 	if err := db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE c.relnamespace = 'public'::regnamespace), count(*) FILTER (WHERE c.relnamespace = 'millrace_data'::regnamespace)
-		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'public.sales'::regclass`).Scan(&inPublic, &inData); err != nil || inPublic != 0 || inData != 2 {
-		t.Errorf("partitions of sales: %d in public, %d in millrace_data (%v); want 0 and 2", inPublic, inData, err)
+		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'public.sales'::regclass`).Scan(&inPublic, &inData); err != nil || inPublic != 0 || inData != months-1 {
+		t.Errorf("partitions of sales: %d in public, %d in millrace_data (%v); want 0 and %d", inPublic, inData, err, months-1)
 	}
 
 	// The current serve runs nothing again by itself but the month that
-	// failed and never succeeded (catch-up on start), once its file is back.
+	// failed and never succeeded (catch-up on start), once its file is
+	// back, and the old login still holds.
 	if err := os.Rename(march+".away", march); err != nil {
 		t.Fatal(err)
 	}
-	serveUntil(t, c, db, map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 3, "sales_statistics": 1})
-	var reruns int
-	if err := db.QueryRow(ctx, "SELECT count(*) FROM millrace.runs WHERE NOT (pipeline = 'load_sales_data' AND partition = '2020-03')").Scan(&reruns); err != nil || reruns != 5 {
-		t.Errorf("runs besides 2020-03 after the upgrade: %d (%v), want the 5 of %s", reruns, err, version)
+	stop := startServe(t, c)
+	waitLedger(t, db, map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": months, "sales_statistics": 1})
+	req, _ := http.NewRequest(http.MethodGet, "http://"+c.env["MILLRACE_HTTP_ADDR"]+"/", nil)
+	req.AddCookie(cookie)
+	resp, err := noRedirect.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the home page with the session of %s: %v, %v; want 200", version, resp, err)
 	}
+	if resp != nil {
+		resp.Body.Close()
+	}
+	stop()
+	var newRuns int
+	if err := db.QueryRow(ctx, "SELECT count(*) FROM millrace.runs").Scan(&newRuns); err != nil || newRuns != oldRuns+1 {
+		t.Errorf("%d runs after the upgraded serve, want the %d of %s and one of 2020-03", newRuns, oldRuns, version)
+	}
+
 	// And the pipelines work on the upgraded database.
 	c.ok("run", "load_client_data")
 	c.ok("run", "load_sales_data", "--partition", "2020-01")
@@ -184,4 +221,25 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	if err := ds.QueryRow(ctx, "SELECT count(*) FROM public.sales").Scan(&sales); err != nil || sales != loaded {
 		t.Errorf("ds_user reads %d sales (%v), want the %d loaded", sales, err, loaded)
 	}
+}
+
+// noRedirect is an HTTP client that returns redirects instead of following them.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// login signs in to the UI at base with the default credentials and
+// returns the session cookie.
+func login(t *testing.T, base string) *http.Cookie {
+	t.Helper()
+	resp, err := noRedirect.PostForm(base+"/login", url.Values{"username": {"admin"}, "password": {"admin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "millrace_session" && c.Value != "" {
+			return c
+		}
+	}
+	t.Fatalf("login: %s, no session cookie", resp.Status)
+	return nil
 }
