@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/millrace/millrace/web"
 )
 
 // rawResult is what a hand-written request over TCP got.
@@ -180,4 +182,87 @@ func contains(vs []int, v int) bool {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestSlowClients sends requests slowly to a server whose timeouts are
+// short: a client that dribbles its body, or its headers, is cut off by
+// the server (the test waits for the connection to end, and fails only if
+// it is still open after 20 seconds; it asserts no time).
+func TestSlowClients(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	ts := b.serveWith(t, func(c *web.Config) {
+		c.Timeouts = web.Timeouts{ReadHeader: 300 * time.Millisecond, Read: 500 * time.Millisecond}
+	})
+
+	t.Run("body", func(t *testing.T) {
+		t.Parallel()
+		// 1 MB at a byte every 20ms would take almost six hours.
+		const size = 1 << 20
+		res := rawPost(t, ts.URL, "/login", "application/x-www-form-urlencoded", "username=", size, 1, 20*time.Millisecond, 20*time.Second, nil)
+		t.Logf("slow body: status %d, %d of %d bytes sent, read error %v", res.status, res.sent, size, res.readErr)
+		if isTimeout(res.readErr) {
+			t.Fatal("the server kept the connection of a client dribbling its body open")
+		}
+		if res.status != 0 && res.status != http.StatusRequestTimeout {
+			t.Errorf("status %d, want 408 or the connection closed", res.status)
+		}
+		if res.sent >= size {
+			t.Error("the whole body was sent")
+		}
+	})
+
+	t.Run("headers", func(t *testing.T) {
+		t.Parallel()
+		u, _ := url.Parse(ts.URL)
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if err := conn.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			if _, err := io.WriteString(conn, "GET /login HTTP/1.1\r\nHost: "+u.Host+"\r\n"); err != nil {
+				return
+			}
+			for i := 0; ; i++ {
+				if _, err := fmt.Fprintf(conn, "X-Slow-%d: 1\r\n", i); err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		_, err = io.ReadAll(conn)
+		if isTimeout(err) {
+			t.Fatal("the server kept the connection of a client dribbling its headers open")
+		}
+	})
+}
+
+// TestBodyLimit sends bodies over 64 KiB to the pages' forms and to the
+// API: both are refused with 413, not read whole.
+func TestBodyLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	br := newClient(t, b.ts.URL)
+	csrf := br.login()
+	big := strings.Repeat("a", 100<<10)
+
+	r := br.postForm("/pipelines/load_sales_data/run", url.Values{"csrf": {csrf}, "partition": {"2020-04"}, "pad": {big}}, nil)
+	r.expect(t, "a 100 KiB form", http.StatusRequestEntityTooLarge)
+	if got := b.ledger(t, "load_sales_data")["2020-04"]; got != "missing" {
+		t.Errorf("2020-04 is %s after a refused form, want missing", got)
+	}
+
+	api := newClient(t, b.ts.URL)
+	api.user, api.pass = testUser, testPassword
+	r = api.postJSON("/api/pipelines/load_sales_data/runs", `{"partition": "2020-04", "pad": "`+big+`"}`)
+	r.expect(t, "a 100 KiB JSON body", http.StatusRequestEntityTooLarge)
+	var e struct{ Error string }
+	decode(t, r, &e)
+	if !strings.Contains(e.Error, "too large") {
+		t.Errorf("error %q, want it to say the body is too large", e.Error)
+	}
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"crypto/sha256"
+	"slices"
 	"sync"
 	"time"
 )
@@ -39,7 +40,7 @@ const (
 // A success resets nothing: behind one address an attacker would otherwise
 // get clientFailures more guesses each time a script logs in. Each table
 // drops its expired entries and holds at most limiterEntries; when full,
-// the entry closest to expiring goes. User names are stored hashed, so
+// the entries closest to expiring go. User names are stored hashed, so
 // that a long name costs no more memory than a short one.
 type loginLimiter struct {
 	mu      sync.Mutex
@@ -163,24 +164,36 @@ func (e *expiring) get(key string, now time.Time) (counter, bool) {
 }
 
 // put stores key's counter. Once a minute, and whenever the map is full,
-// it first drops the expired entries; when that is not enough, the entry
-// closest to expiring.
+// it first drops the expired entries; when that is not enough, the tenth
+// of the entries closest to expiring, so that a full map costs one sort
+// per cap/10 new keys rather than a scan per key.
 func (e *expiring) put(key string, c counter, now time.Time) {
 	if _, ok := e.m[key]; !ok && (len(e.m) >= e.cap || !now.Before(e.nextPrune)) {
 		e.prune(now)
 		if len(e.m) >= e.cap {
-			var oldest string
-			var first time.Time
-			found := false
-			for k, v := range e.m {
-				if !found || v.until.Before(first) {
-					oldest, first, found = k, v.until, true
-				}
-			}
-			delete(e.m, oldest)
+			e.evict(max(1, len(e.m)/10))
 		}
 	}
 	e.m[key] = c
+}
+
+// evict drops n of the entries closest to expiring.
+func (e *expiring) evict(n int) {
+	untils := make([]time.Time, 0, len(e.m))
+	for _, v := range e.m {
+		untils = append(untils, v.until)
+	}
+	slices.SortFunc(untils, time.Time.Compare)
+	cutoff := untils[min(n, len(untils))-1]
+	for k, v := range e.m {
+		if n == 0 {
+			return
+		}
+		if !v.until.After(cutoff) {
+			delete(e.m, k)
+			n--
+		}
+	}
 }
 
 // prune drops the expired entries.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/source"
 	"github.com/millrace/millrace/warehouse"
+	"github.com/millrace/millrace/web"
 )
 
 // Config is millrace's configuration. Every field comes from a MILLRACE_*
@@ -28,6 +30,7 @@ type Config struct {
 	UIUser            string
 	UISecureCookies   bool
 	UIPassword        string
+	TrustedProxies    string
 	MaxConcurrentRuns string
 	MaxAttempts       string
 	RetryBackoff      string
@@ -70,6 +73,7 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_UI_USER", flag: "ui-user", def: "admin", usage: "user name of the web UI login", str: &c.UIUser},
 		{env: "MILLRACE_UI_PASSWORD", flag: "ui-password", def: "admin", usage: "password of the web UI login (also HTTP Basic for /api)", secret: true, str: &c.UIPassword},
 		{env: "MILLRACE_UI_SECURE_COOKIES", flag: "ui-secure-cookies", def: "false", usage: "mark the UI's cookies Secure: set it when users reach the UI over HTTPS", boolean: &c.UISecureCookies},
+		{env: "MILLRACE_TRUSTED_PROXIES", flag: "trusted-proxies", def: "", usage: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (login limiter, log); empty trusts none", str: &c.TrustedProxies},
 		{env: "MILLRACE_MAX_CONCURRENT_RUNS", flag: "max-concurrent-runs", def: "2", usage: "runs one process executes at once", str: &c.MaxConcurrentRuns},
 		{env: "MILLRACE_MAX_ATTEMPTS", flag: "max-attempts", def: "5", usage: "attempts of a run failing with transient errors before it stays failed", str: &c.MaxAttempts},
 		{env: "MILLRACE_RETRY_BACKOFF", flag: "retry-backoff", def: "30s", usage: "wait before the first retry; doubles each attempt, at most 1h", str: &c.RetryBackoff},
@@ -106,6 +110,15 @@ func (c *Config) bindFlags(fs *pflag.FlagSet, getenv func(string) string) error 
 		}
 	}
 	return nil
+}
+
+// trustedProxies parses MILLRACE_TRUSTED_PROXIES.
+func (c *Config) trustedProxies() ([]netip.Prefix, error) {
+	p, err := web.ParseTrustedProxies(c.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("MILLRACE_TRUSTED_PROXIES: %w", err)
+	}
+	return p, nil
 }
 
 // salesStart returns the first month of the sales schedule.

@@ -54,6 +54,10 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return err
 	}
+	proxies, err := m.config.trustedProxies()
+	if err != nil {
+		return err
+	}
 	set, err := m.pipelines(ctx)
 	if err != nil {
 		return err
@@ -76,14 +80,20 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	}
 	m.warnDefaultCredentials(ctx, w)
 	ui, err := web.New(web.Config{Warehouse: w, Orchestrator: o, Pipelines: set, Gatherer: reg,
-		Username: m.config.UIUser, Password: m.config.UIPassword, SecureCookies: m.config.UISecureCookies, Logger: m.logger})
+		Username: m.config.UIUser, Password: m.config.UIPassword, SecureCookies: m.config.UISecureCookies,
+		TrustedProxies: proxies, Logger: m.logger})
 	if err != nil {
 		return err
 	}
 	if err := ui.Start(ctx); err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: ui.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// The UI's http.Server cuts slow clients off: 10s for the headers,
+	// 30s for the whole request (bodies are at most 64 KiB), 2m to write
+	// a response (pages and /metrics take well under a second; htmx and
+	// River's UI poll with ordinary requests, nothing streams), 2m idle
+	// between requests. web.Timeouts says why each value.
+	srv := ui.HTTPServer()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	if err := o.Start(ctx); err != nil {
