@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,7 +133,7 @@ func TestLoginBodyLimit(t *testing.T) {
 			})
 			t.Logf("50 MB %s body: status %d after %v, %d bytes sent; allocated %.1f MB, heap %.1f MB before, %.1f MB after",
 				tc.name, res.status, took, res.sent, mb(alloc), mb(before), mb(after))
-			if !contains(tc.want, res.status) {
+			if !slices.Contains(tc.want, res.status) {
 				t.Errorf("status %d (read error %v), want one of %v", res.status, res.readErr, tc.want)
 			}
 			if alloc > maxAlloc {
@@ -167,16 +168,6 @@ func TestLoginBodyLimit(t *testing.T) {
 
 // mb converts bytes to megabytes.
 func mb(n uint64) float64 { return float64(n) / (1 << 20) }
-
-// contains reports whether v is in vs.
-func contains(vs []int, v int) bool {
-	for _, x := range vs {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
 
 // isTimeout reports whether err is a network timeout.
 func isTimeout(err error) bool {
