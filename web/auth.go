@@ -30,8 +30,9 @@ func sessionOf(r *http.Request) warehouse.Session {
 }
 
 // authenticated lets a request through with a valid session cookie, or
-// HTTP Basic credentials under /api/; it checks the CSRF token of the
-// requests that a form on another site could send (see needsToken). Others go to the login page (or get a 401 from
+// HTTP Basic credentials under /api/ (counted by the login limiter); it
+// checks the CSRF token of the requests that a form on another site could
+// send (see needsToken). Others go to the login page (or get a 401 from
 // the API).
 func (s *Server) authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -167,7 +168,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) failedLogin(r *http.Request, client, user string) {
 	s.limiter.fail(client, user)
 	if len(user) > 64 {
-		user = user[:64] + "…"
+		user = strings.ToValidUTF8(user[:64], "") + "…"
 	}
 	s.cfg.Logger.Warn("failed login", "username", user, "client", client, "remote", r.RemoteAddr)
 }
