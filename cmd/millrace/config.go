@@ -31,13 +31,13 @@ type Config struct {
 	UISecureCookies   bool
 	UIPassword        string
 	TrustedProxies    string
-	MaxConcurrentRuns string
-	MaxAttempts       string
-	RetryBackoff      string
-	PassInterval      string
-	RescueAfter       string
-	RunTimeout        string
-	SourceIdleTimeout string
+	MaxConcurrentRuns int
+	MaxAttempts       int
+	RetryBackoff      time.Duration
+	PassInterval      time.Duration
+	RescueAfter       time.Duration
+	RunTimeout        time.Duration
+	SourceIdleTimeout time.Duration
 }
 
 // setting ties one configuration field to its environment variable, its
@@ -48,9 +48,11 @@ type setting struct {
 	secret bool
 	// databaseURL settings show their value in --help without its password.
 	databaseURL bool
-	// str or boolean points at the field the setting fills.
-	str     *string
-	boolean *bool
+	// One of these points at the field the setting fills.
+	str      *string
+	boolean  *bool
+	integer  *int
+	duration *time.Duration
 }
 
 // settings lists every setting of Config; the flags and the README's
@@ -74,13 +76,13 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_UI_PASSWORD", flag: "ui-password", def: "admin", usage: "password of the web UI login (also HTTP Basic for /api)", secret: true, str: &c.UIPassword},
 		{env: "MILLRACE_UI_SECURE_COOKIES", flag: "ui-secure-cookies", def: "false", usage: "mark the UI's cookies Secure: set it when users reach the UI over HTTPS", boolean: &c.UISecureCookies},
 		{env: "MILLRACE_TRUSTED_PROXIES", flag: "trusted-proxies", def: "", usage: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (login limiter, log); empty trusts none", str: &c.TrustedProxies},
-		{env: "MILLRACE_MAX_CONCURRENT_RUNS", flag: "max-concurrent-runs", def: "2", usage: "runs one process executes at once", str: &c.MaxConcurrentRuns},
-		{env: "MILLRACE_MAX_ATTEMPTS", flag: "max-attempts", def: "5", usage: "attempts of a run failing with transient errors before it stays failed", str: &c.MaxAttempts},
-		{env: "MILLRACE_RETRY_BACKOFF", flag: "retry-backoff", def: "30s", usage: "wait before the first retry; doubles each attempt, at most 1h", str: &c.RetryBackoff},
-		{env: "MILLRACE_SCHEDULE_INTERVAL", flag: "schedule-interval", def: "1m", usage: "how often the scheduler looks for due work (it also wakes when a month closes)", str: &c.PassInterval},
-		{env: "MILLRACE_RESCUE_AFTER", flag: "rescue-after", def: "5m", usage: "how long a job may look stuck (its process died) before another worker takes it", str: &c.RescueAfter},
-		{env: "MILLRACE_RUN_TIMEOUT", flag: "run-timeout", def: "6h", usage: "longest a run may take: then it is cancelled, rolled back, recorded as failed and retried like a transient failure", str: &c.RunTimeout},
-		{env: "MILLRACE_SOURCE_IDLE_TIMEOUT", flag: "source-idle-timeout", def: "2m", usage: "how long opening or reading a source file may go without progress before the run fails (transient)", str: &c.SourceIdleTimeout},
+		{env: "MILLRACE_MAX_CONCURRENT_RUNS", flag: "max-concurrent-runs", def: "2", usage: "runs one process executes at once", integer: &c.MaxConcurrentRuns},
+		{env: "MILLRACE_MAX_ATTEMPTS", flag: "max-attempts", def: "5", usage: "attempts of a run failing with transient errors before it stays failed", integer: &c.MaxAttempts},
+		{env: "MILLRACE_RETRY_BACKOFF", flag: "retry-backoff", def: "30s", usage: "wait before the first retry; doubles each attempt, at most 1h", duration: &c.RetryBackoff},
+		{env: "MILLRACE_SCHEDULE_INTERVAL", flag: "schedule-interval", def: "1m", usage: "how often the scheduler looks for due work (it also wakes when a month closes)", duration: &c.PassInterval},
+		{env: "MILLRACE_RESCUE_AFTER", flag: "rescue-after", def: "5m", usage: "how long a job may look stuck (its process died) before another worker takes it", duration: &c.RescueAfter},
+		{env: "MILLRACE_RUN_TIMEOUT", flag: "run-timeout", def: "6h", usage: "longest a run may take: then it is cancelled, rolled back, recorded as failed and retried like a transient failure", duration: &c.RunTimeout},
+		{env: "MILLRACE_SOURCE_IDLE_TIMEOUT", flag: "source-idle-timeout", def: "2m", usage: "how long opening or reading a source file may go without progress before the run fails (transient)", duration: &c.SourceIdleTimeout},
 	}
 }
 
@@ -99,6 +101,25 @@ func (c *Config) bindFlags(fs *pflag.FlagSet, getenv func(string) string) error 
 				return fmt.Errorf("%s=%q: want true or false", s.env, def)
 			}
 			fs.BoolVar(s.boolean, s.flag, b, usage)
+			continue
+		}
+		// Numbers and durations are typed flags, checked by the parser
+		// (a bad flag is refused with its name), and at least 1 or
+		// positive (checked with the setting's name, after parsing).
+		switch {
+		case s.integer != nil:
+			v, err := strconv.Atoi(def)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want a whole number", s.env, def)
+			}
+			fs.IntVar(s.integer, s.flag, v, usage)
+			continue
+		case s.duration != nil:
+			v, err := time.ParseDuration(def)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want a duration such as 30s or 5m", s.env, def)
+			}
+			fs.DurationVar(s.duration, s.flag, v, usage)
 			continue
 		}
 		fs.StringVar(s.str, s.flag, def, usage)
@@ -130,65 +151,36 @@ func (c *Config) salesStart() (millrace.Month, error) {
 	return m, nil
 }
 
-// pipelinesConfig parses the pipelines' settings and the source's idle
+// check refuses numbers below 1 and durations of 0 or less, naming the
+// setting.
+func (c *Config) check() error {
+	for _, st := range c.settings() {
+		switch {
+		case st.integer != nil && *st.integer < 1:
+			return fmt.Errorf("%s (--%s) = %d: want a whole number of at least 1", st.env, st.flag, *st.integer)
+		case st.duration != nil && *st.duration <= 0:
+			return fmt.Errorf("%s (--%s) = %s: want a positive duration such as 30s or 5m", st.env, st.flag, *st.duration)
+		}
+	}
+	return nil
+}
+
+// pipelinesConfig returns the pipelines' settings and the source's idle
 // timeout.
 func (c *Config) pipelinesConfig() (pipelines.Config, time.Duration, error) {
-	var pc pipelines.Config
-	var err error
-	if pc.SalesStart, err = c.salesStart(); err != nil {
-		return pc, 0, err
+	start, err := c.salesStart()
+	if err != nil {
+		return pipelines.Config{}, 0, err
 	}
-	if pc.RunTimeout, err = positiveDuration("MILLRACE_RUN_TIMEOUT", c.RunTimeout); err != nil {
-		return pc, 0, err
-	}
-	idle, err := positiveDuration("MILLRACE_SOURCE_IDLE_TIMEOUT", c.SourceIdleTimeout)
-	return pc, idle, err
+	return pipelines.Config{SalesStart: start, RunTimeout: c.RunTimeout}, c.SourceIdleTimeout, c.check()
 }
 
-// positiveDuration parses the value s of the setting env.
-func positiveDuration(env, s string) (time.Duration, error) {
-	v, err := time.ParseDuration(s)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("%s=%q: want a duration such as 30s or 5m", env, s)
-	}
-	return v, nil
-}
-
-// orchestratorConfig parses the orchestrator's settings.
+// orchestratorConfig returns the orchestrator's settings.
 func (c *Config) orchestratorConfig() (orchestrator.Config, error) {
-	var oc orchestrator.Config
-	var err error
-	if oc.SalesStart, err = c.salesStart(); err != nil {
-		return oc, err
+	start, err := c.salesStart()
+	if err != nil {
+		return orchestrator.Config{}, err
 	}
-	for _, n := range []struct {
-		env string
-		s   string
-		dst *int
-	}{
-		{"MILLRACE_MAX_CONCURRENT_RUNS", c.MaxConcurrentRuns, &oc.MaxConcurrentRuns},
-		{"MILLRACE_MAX_ATTEMPTS", c.MaxAttempts, &oc.MaxAttempts},
-	} {
-		v, err := strconv.Atoi(n.s)
-		if err != nil || v < 1 {
-			return oc, fmt.Errorf("%s=%q: want a whole number of at least 1", n.env, n.s)
-		}
-		*n.dst = v
-	}
-	for _, d := range []struct {
-		env string
-		s   string
-		dst *time.Duration
-	}{
-		{"MILLRACE_RETRY_BACKOFF", c.RetryBackoff, &oc.RetryBackoff},
-		{"MILLRACE_SCHEDULE_INTERVAL", c.PassInterval, &oc.PassInterval},
-		{"MILLRACE_RESCUE_AFTER", c.RescueAfter, &oc.RescueAfter},
-	} {
-		v, err := time.ParseDuration(d.s)
-		if err != nil || v <= 0 {
-			return oc, fmt.Errorf("%s=%q: want a duration such as 30s or 5m", d.env, d.s)
-		}
-		*d.dst = v
-	}
-	return oc, nil
+	return orchestrator.Config{SalesStart: start, MaxConcurrentRuns: c.MaxConcurrentRuns, MaxAttempts: c.MaxAttempts,
+		RetryBackoff: c.RetryBackoff, PassInterval: c.PassInterval, RescueAfter: c.RescueAfter}, c.check()
 }

@@ -102,3 +102,31 @@ func TestWarnDefaultCredentials(t *testing.T) {
 		t.Errorf("a UI password that is not the default: %s", logs.String())
 	}
 }
+
+// TestTypedSettings checks that numeric and duration settings are refused,
+// with the name of the flag or variable, when they are not numbers or
+// durations, or not above zero.
+func TestTypedSettings(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{args: []string{"run", "process_data", "--max-attempts", "lots"}, want: `invalid argument "lots" for "--max-attempts" flag`},
+		{args: []string{"run", "process_data", "--retry-backoff", "30"}, want: `invalid argument "30" for "--retry-backoff" flag`},
+		{env: map[string]string{"MILLRACE_RUN_TIMEOUT": "forever"}, args: []string{"run", "process_data"}, want: `MILLRACE_RUN_TIMEOUT="forever": want a duration`},
+		{env: map[string]string{"MILLRACE_MAX_CONCURRENT_RUNS": "two"}, args: []string{"run", "process_data"}, want: `MILLRACE_MAX_CONCURRENT_RUNS="two": want a whole number`},
+		{args: []string{"run", "process_data", "--max-attempts", "0"}, want: "MILLRACE_MAX_ATTEMPTS (--max-attempts) = 0: want a whole number of at least 1"},
+		{args: []string{"run", "process_data", "--source-idle-timeout", "-1s"}, want: "MILLRACE_SOURCE_IDLE_TIMEOUT (--source-idle-timeout) = -1s: want a positive duration"},
+	} {
+		env := map[string]string{"MILLRACE_DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "MILLRACE_SOURCE": t.TempDir()}
+		for k, v := range tt.env {
+			env[k] = v
+		}
+		c := &cli{t: t, now: time.Now(), env: env}
+		if _, _, err := c.run(tt.args...); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("millrace %v with %v = %v, want an error containing %q", tt.args, tt.env, err, tt.want)
+		}
+	}
+}
