@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/millrace/millrace"
-	"github.com/millrace/millrace/warehouse"
+	"github.com/millrace/millrace/ledger"
 )
 
 // Only selects the months a backfill runs, by their state in the ledger.
@@ -101,9 +101,14 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) ([]Bac
 	if n := millrace.MonthsBetween(from, to); n > MaxBackfillMonths {
 		return nil, millrace.Permanent(fmt.Errorf("%s..%s is %d months: a backfill covers %d at most; split the range", from, to, n, MaxBackfillMonths))
 	}
+	if !req.DryRun {
+		if err := o.migrateQueue(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var plan []BackfillMonth
 	err = pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
-		states, err := warehouse.States(ctx, tx, p.Name, from.String(), to.String())
+		states, err := ledger.States(ctx, tx, p.Name, from.String(), to.String())
 		if err != nil {
 			return err
 		}

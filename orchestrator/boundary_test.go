@@ -5,9 +5,9 @@ import (
 	"time"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
-	"github.com/millrace/millrace/warehouse"
 )
 
 // TestMonthCloseStartsItsRun runs the scheduler across a month boundary:
@@ -18,7 +18,7 @@ func TestMonthCloseStartsItsRun(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	client, _ := pipelines.New(b.src).Get(millrace.LoadClientData)
-	if _, err := client.Run(b.ctx, b.w, warehouse.RunSpec{Trigger: "test"}, now); err != nil {
+	if _, _, err := b.runner(pipelines.New(b.src)).Run(b.ctx, ledger.RunSpec{Pipeline: client.Name, Trigger: "test"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	boundary := time.Date(2020, 7, 1, 0, 0, 0, 0, time.UTC)
@@ -40,7 +40,7 @@ func TestMonthCloseStartsItsRun(t *testing.T) {
 		s := b.states(t, millrace.LoadSalesData)
 		return len(s) == 6 && s[5] == "2020-06=succeeded"
 	})
-	runs, err := b.w.Runs(b.ctx, millrace.LoadSalesData, "2020-06")
+	runs, err := b.l.Runs(b.ctx, millrace.LoadSalesData, "2020-06")
 	if err != nil {
 		t.Fatal(err)
 	}

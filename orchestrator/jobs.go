@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -59,11 +60,8 @@ func (wk *runWorker) Timeout(*river.Job[runArgs]) time.Duration {
 // for River to retry with backoff; a partition running elsewhere snoozes.
 func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	o := wk.o
-	p, err := o.set.Get(job.Args.Pipeline)
-	if err != nil {
-		return river.JobCancel(o.refuse(ctx, job.Args, err))
-	}
-	spec := warehouse.RunSpec{
+	spec := ledger.RunSpec{
+		Pipeline:  job.Args.Pipeline,
 		Partition: job.Args.Partition,
 		Trigger:   job.Args.Trigger,
 		JobID:     job.ID,
@@ -73,26 +71,26 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 		Retried: func(err error) bool {
 			return stopped(ctx) || (job.Attempt < job.MaxAttempts && !millrace.IsPermanent(err))
 		},
-		OnSuccess: func(ctx context.Context, tx pgx.Tx) error {
-			for _, next := range p.Then {
-				if _, err := o.enqueueTx(ctx, tx, next, []string{""}, "after:"+p.Name); err != nil {
-					return err
-				}
-			}
-			// Runs waiting for this pipeline (sales for the stores) can go now.
-			if o.set.Needed(p.Name) {
-				if _, err := o.client.InsertTx(ctx, tx, passArgs{}, nil); err != nil {
-					return fmt.Errorf("queue a scheduler pass: %w", err)
-				}
-			}
-			if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
-				return fmt.Errorf("complete job %d: %w", job.ID, err)
-			}
-			return nil
-		},
 	}
 	started := time.Now()
-	run, err := p.Run(ctx, o.w, spec, o.cfg.Now())
+	run, _, err := o.runner.Run(ctx, spec, func(ctx context.Context, tx pgx.Tx, next FollowUp) error {
+		for _, p := range next.Then {
+			if _, err := o.enqueueTx(ctx, tx, p, []string{""}, "after:"+spec.Pipeline); err != nil {
+				return err
+			}
+		}
+		// Runs waiting for this pipeline (sales for the stores) can go now.
+		if next.Unblocks {
+			if _, err := o.client.InsertTx(ctx, tx, passArgs{}, nil); err != nil {
+				return fmt.Errorf("queue a scheduler pass: %w", err)
+			}
+		}
+		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+			return fmt.Errorf("complete job %d: %w", job.ID, err)
+		}
+		return nil
+	})
+	pipeline := spec.Pipeline
 	switch {
 	case errors.Is(err, millrace.ErrAlreadyRunning):
 		return river.JobSnooze(snoozeBusy)
@@ -104,22 +102,23 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// River's backstop (Timeout) ended a run that did not stop at
 		// RunTimeout: retried like a transient failure.
-		o.metrics.observe(p.Name, millrace.StateFailed, time.Since(started), 0)
+		o.metrics.observe(pipeline, millrace.StateFailed, time.Since(started), 0)
 		return fmt.Errorf("run still going %s after MILLRACE_RUN_TIMEOUT (%s): cancelled: %w", riverTimeoutGrace, o.set.RunTimeout(), err)
 	case err != nil && stopped(ctx):
 		// Shutting down: the run rolled back; run it again on the next start.
 		return river.JobSnooze(0)
 	case millrace.IsPermanent(err) && run.ID == 0:
-		// Refused before it started, e.g. a month not ended on this clock.
+		// Refused before it started: an unknown pipeline, a month not
+		// ended on this clock.
 		return river.JobCancel(o.refuse(ctx, job.Args, err))
 	case millrace.IsPermanent(err):
-		o.metrics.observe(p.Name, millrace.StateFailed, time.Since(started), 0)
+		o.metrics.observe(pipeline, millrace.StateFailed, time.Since(started), 0)
 		return river.JobCancel(err)
 	case err != nil:
-		o.metrics.observe(p.Name, millrace.StateFailed, time.Since(started), 0)
+		o.metrics.observe(pipeline, millrace.StateFailed, time.Since(started), 0)
 		return err
 	}
-	o.metrics.observe(p.Name, run.State, time.Since(started), run.Rows)
+	o.metrics.observe(pipeline, run.State, time.Since(started), run.Rows)
 	return nil
 }
 
@@ -140,7 +139,7 @@ func (passArgs) Kind() string { return "millrace_scheduler_pass" }
 
 // InsertOpts puts passes in the scheduler's queue, one per instant.
 func (passArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: queueScheduler, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates}}
+	return river.InsertOpts{Queue: queueScheduler, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: liveStates}}
 }
 
 // passWorker runs scheduler passes.
@@ -176,7 +175,7 @@ func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
 // refuse records in the ledger that a queued run was refused before it
 // started, and returns err.
 func (o *Orchestrator) refuse(ctx context.Context, args runArgs, err error) error {
-	if rerr := o.w.RecordRefusal(ctx, args.Pipeline, args.Partition, err); rerr != nil {
+	if rerr := o.ledger.RecordRefusal(ctx, args.Pipeline, args.Partition, err); rerr != nil {
 		o.cfg.Logger.Error("record a refused run", "pipeline", args.Pipeline, "partition", args.Partition, "err", rerr)
 	}
 	return err

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
-	"github.com/millrace/millrace/warehouse"
 )
 
 // TestMonthRange: Enqueue (the UI's and the API's run) and Backfill, its
@@ -57,7 +57,7 @@ func TestRunTimeoutRetried(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	client, _ := pipelines.New(b.src).Get(millrace.LoadClientData)
-	if _, err := client.Run(b.ctx, b.w, warehouse.RunSpec{Trigger: "test"}, now); err != nil {
+	if _, _, err := b.runner(pipelines.New(b.src)).Run(b.ctx, ledger.RunSpec{Pipeline: client.Name, Trigger: "test"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	mar := millrace.Month{Year: 2020, Month: time.March}

@@ -2,17 +2,15 @@ package orchestrator
 
 import (
 	"context"
-	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/millrace/millrace"
 )
 
 // metrics are the orchestrator's Prometheus series observed as runs end.
-// Series read from the database at scrape time live in package web.
+// The series read from the database at scrape time are the collector's.
 type metrics struct {
 	duration *prometheus.HistogramVec
 	rows     *prometheus.CounterVec
@@ -93,25 +91,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 // collect sends the series read from the database.
 func (c *collector) collect(ctx context.Context, ch chan<- prometheus.Metric) error {
-	counts, err := c.o.w.PartitionCounts(ctx)
+	counts, err := c.o.ledger.PartitionCounts(ctx)
 	if err != nil {
 		return err
 	}
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, float64(n), k[0], k[1])
 	}
-	rows, err := c.o.w.Pool().Query(ctx, "SELECT state::text, count(*) FROM millrace.river_job WHERE kind = 'millrace_run' AND finalized_at IS NULL GROUP BY 1")
+	jobs, err := queuedRunJobs(ctx, c.o.w.Pool())
 	if err != nil {
-		return fmt.Errorf("count queued jobs: %w", err)
+		return err
 	}
-	var state string
-	var n float64
-	_, err = pgx.ForEachRow(rows, []any{&state, &n}, func() error {
+	for state, n := range jobs {
 		ch <- prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, n, state)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("count queued jobs: %w", err)
 	}
 	return nil
 }

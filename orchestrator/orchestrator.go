@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,9 +18,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/warehouse"
 )
@@ -102,16 +103,23 @@ func (c Config) withDefaults() Config {
 type Orchestrator struct {
 	cfg     Config
 	w       *warehouse.Warehouse
+	ledger  *ledger.Ledger
 	set     *pipelines.Set
+	runner  Runner
 	client  *river.Client[pgx.Tx]
 	metrics *metrics
 	// passed is set once this process has made a scheduler pass.
 	passed atomic.Bool
+	// queueMu guards queueReady, set once River's tables are migrated.
+	queueMu    sync.Mutex
+	queueReady bool
 }
 
-// New migrates River's tables into the millrace schema and returns an
-// orchestrator for the pipelines in set, keeping its state in w's database.
-func New(ctx context.Context, w *warehouse.Warehouse, set *pipelines.Set, cfg Config) (*Orchestrator, error) {
+// New returns an orchestrator for the pipelines in set, keeping its state
+// in w's database: the ledger l and River's tables in the millrace schema.
+// With Workers it migrates River's tables at once; otherwise only when it
+// first queues a run, so that reading (a dry run) changes nothing.
+func New(ctx context.Context, w *warehouse.Warehouse, l *ledger.Ledger, set *pipelines.Set, cfg Config) (*Orchestrator, error) {
 	if cfg.SalesStart == (millrace.Month{}) {
 		cfg.SalesStart = set.SalesStart()
 	}
@@ -124,14 +132,17 @@ func New(ctx context.Context, w *warehouse.Warehouse, set *pipelines.Set, cfg Co
 		return nil, millrace.Permanent(fmt.Errorf("%d concurrent runs need %d database connections, the pool has %d: lower MILLRACE_MAX_CONCURRENT_RUNS or add pool_max_conns=%d to MILLRACE_DATABASE_URL",
 			cfg.MaxConcurrentRuns, need, have, need))
 	}
-	o := &Orchestrator{cfg: cfg, w: w, set: set, metrics: newMetrics(cfg.Registerer)}
+	o := &Orchestrator{cfg: cfg, w: w, ledger: l, set: set, metrics: newMetrics(cfg.Registerer),
+		runner: Runner{Ledger: l, Pipelines: set, Now: cfg.Now}}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newCollector(o)); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
-	if err := o.migrate(ctx); err != nil {
-		return nil, err
+	if cfg.Workers {
+		if err := o.migrateQueue(ctx); err != nil {
+			return nil, err
+		}
 	}
 	rc := &river.Config{
 		Schema:               warehouse.Schema,
@@ -166,18 +177,24 @@ func New(ctx context.Context, w *warehouse.Warehouse, set *pipelines.Set, cfg Co
 	return o, nil
 }
 
-// migrate applies River's migrations to the millrace schema under an
-// advisory lock, so that processes starting together do it once.
-func (o *Orchestrator) migrate(ctx context.Context) error {
+// migrateQueue applies River's migrations to the millrace schema, once per
+// process, under an advisory lock, so that processes starting together do
+// it once.
+func (o *Orchestrator) migrateQueue(ctx context.Context) error {
+	o.queueMu.Lock()
+	defer o.queueMu.Unlock()
+	if o.queueReady {
+		return nil
+	}
 	conn, err := o.w.Pool().Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, 2)", warehouse.LockSpace); err != nil {
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", warehouse.LockSpace, warehouse.LockRiverMigrations); err != nil {
 		return fmt.Errorf("lock job queue migrations: %w", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, 2)", warehouse.LockSpace) //nolint:errcheck // the session ends the lock at worst
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, $2)", warehouse.LockSpace, warehouse.LockRiverMigrations) //nolint:errcheck // the session ends the lock at worst
 	m, err := rivermigrate.New(riverpgxv5.New(o.w.Pool()), &rivermigrate.Config{Schema: warehouse.Schema, Logger: o.cfg.Logger})
 	if err != nil {
 		return fmt.Errorf("job queue migrations: %w", err)
@@ -185,6 +202,7 @@ func (o *Orchestrator) migrate(ctx context.Context) error {
 	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return fmt.Errorf("migrate job queue: %w", err)
 	}
+	o.queueReady = true
 	return nil
 }
 
@@ -222,13 +240,6 @@ func (o *Orchestrator) Stop(ctx context.Context, grace time.Duration) error {
 
 // Client returns the River client, for River's UI.
 func (o *Orchestrator) Client() *river.Client[pgx.Tx] { return o.client }
-
-// uniqueStates are the job states in which a scheduler pass counts as
-// pending, so that one is queued per instant; finished ones do not count.
-var uniqueStates = []rivertype.JobState{
-	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
-}
 
 // quieter passes on only the records of at least min: River reports its
 // routine at info level, which would drown millrace's own logs.

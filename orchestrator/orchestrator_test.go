@@ -18,6 +18,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/gen"
 	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/source"
@@ -35,8 +36,14 @@ type testBundle struct {
 	ctx  context.Context
 	dir  string
 	w    *warehouse.Warehouse
+	l    *ledger.Ledger
 	src  millrace.Source
 	conn *pgx.Conn
+}
+
+// runner returns a runner of the pipelines of set on the test's clock.
+func (b *testBundle) runner(set *pipelines.Set) orchestrator.Runner {
+	return orchestrator.Runner{Ledger: b.l, Pipelines: set, Now: func() time.Time { return now }}
 }
 
 func setup(t *testing.T) *testBundle {
@@ -64,7 +71,7 @@ func setup(t *testing.T) *testBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(ctx) })
-	return &testBundle{ctx: ctx, dir: dir, w: w, src: src, conn: conn}
+	return &testBundle{ctx: ctx, dir: dir, w: w, l: ledger.New(w, logger), src: src, conn: conn}
 }
 
 // orchestrator builds an orchestrator over src with fast timings; with
@@ -85,7 +92,7 @@ func (b *testBundle) orchestratorOf(t *testing.T, set *pipelines.Set, workers bo
 	if mut != nil {
 		mut(&cfg)
 	}
-	o, err := orchestrator.New(b.ctx, b.w, set, cfg)
+	o, err := orchestrator.New(b.ctx, b.w, b.l, set, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +112,7 @@ func (b *testBundle) orchestratorOf(t *testing.T, set *pipelines.Set, workers bo
 // states returns "partition=state" of every ledger record of the pipeline.
 func (b *testBundle) states(t *testing.T, pipeline string) []string {
 	t.Helper()
-	parts, err := b.w.Partitions(b.ctx, pipeline)
+	parts, err := b.l.Records(b.ctx, pipeline)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +205,7 @@ func TestMissingFileThenBackfill(t *testing.T) {
 	want := append([]string{}, sixMonths...)
 	want[2] = "2020-03=failed"
 	waitFor(t, "catch-up with 2020-03 failed", func() bool { return reflect.DeepEqual(b.states(t, millrace.LoadSalesData), want) })
-	parts, _ := b.w.Partitions(b.ctx, millrace.LoadSalesData)
+	parts, _ := b.l.Records(b.ctx, millrace.LoadSalesData)
 	if p := parts[2]; p.Attempts != 1 || !strings.Contains(p.Error, "sales/2020-03-01/sales.csv") {
 		t.Errorf("2020-03: %d attempts, error %q; want 1 attempt (permanent: no retry) naming the file", p.Attempts, p.Error)
 	}
@@ -323,7 +330,7 @@ func TestRetries(t *testing.T) {
 	b := setup(t)
 	// Load the client data first so the sales months are the only work.
 	client, _ := pipelines.New(b.src).Get(millrace.LoadClientData)
-	if _, err := client.Run(b.ctx, b.w, warehouse.RunSpec{Trigger: "test"}, now); err != nil {
+	if _, _, err := b.runner(pipelines.New(b.src)).Run(b.ctx, ledger.RunSpec{Pipeline: client.Name, Trigger: "test"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	src := &flaky{Source: b.src, n: 2}

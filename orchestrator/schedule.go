@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/warehouse"
 )
@@ -36,6 +37,9 @@ func (o *Orchestrator) Enqueue(ctx context.Context, pipeline string, partitions 
 			return nil, err
 		}
 	}
+	if err := o.migrateQueue(ctx); err != nil {
+		return nil, err
+	}
 	var out []Enqueued
 	err = pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
 		out, err = o.enqueueTx(ctx, tx, pipeline, partitions, trigger)
@@ -55,7 +59,7 @@ func (o *Orchestrator) enqueueTx(ctx context.Context, tx pgx.Tx, pipeline string
 	var index []int
 	for i, part := range partitions {
 		out[i].Partition = part
-		ok, err := warehouse.MarkQueued(ctx, tx, pipeline, part)
+		ok, err := ledger.MarkQueued(ctx, tx, pipeline, part)
 		if err != nil {
 			return nil, err
 		}
@@ -99,13 +103,21 @@ func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 	onStart := !o.passed.Load()
 	err := pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
 		// One pass at a time, across processes.
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 3)", warehouse.LockSpace); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", warehouse.LockSpace, warehouse.LockSchedulerPass); err != nil {
 			return fmt.Errorf("lock scheduler pass: %w", err)
 		}
-		if err := o.rescueDead(ctx, tx); err != nil {
+		rescued, err := rescueDead(ctx, tx, o.cfg.RescueAfter)
+		if err != nil {
 			return err
 		}
-		if err := o.closeLost(ctx, tx); err != nil {
+		if rescued > 0 {
+			o.cfg.Logger.Warn("rescued runs whose process stopped", "jobs", rescued)
+		}
+		live, err := liveRunJobs(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := ledger.CloseLost(ctx, tx, live); err != nil {
 			return err
 		}
 		for _, p := range o.set.List() {
@@ -150,7 +162,7 @@ func (r *PassResult) add(pipeline string, qs []Enqueued) {
 // never succeeded), once the pipelines it needs have succeeded.
 func (o *Orchestrator) due(ctx context.Context, tx pgx.Tx, p pipelines.Pipeline, now time.Time, onStart bool) ([]string, error) {
 	if p.OnFreshInstall {
-		ran, _, err := warehouse.History(ctx, tx, p.Name)
+		ran, _, err := ledger.History(ctx, tx, p.Name)
 		if err != nil || ran {
 			return nil, err
 		}
@@ -160,66 +172,10 @@ func (o *Orchestrator) due(ctx context.Context, tx pgx.Tx, p pipelines.Pipeline,
 		return nil, nil
 	}
 	for _, n := range p.Needs {
-		_, ok, err := warehouse.History(ctx, tx, n)
+		_, ok, err := ledger.History(ctx, tx, n)
 		if err != nil || !ok {
 			return nil, err
 		}
 	}
-	var months []string
-	for _, m := range millrace.Range(o.cfg.SalesStart, millrace.LastClosed(now)) {
-		months = append(months, m.String())
-	}
-	return warehouse.Unrun(ctx, tx, p.Name, months, onStart)
-}
-
-// closeLost marks as failed the partitions the ledger says are queued or
-// running but that have no live job and whose lock nobody holds: River
-// gave up on the job (a process killed on its last attempt) without the run
-// recording an outcome. A `millrace run` has no job but holds the lock.
-func (o *Orchestrator) closeLost(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `
-		UPDATE millrace.partitions p SET state = 'failed', updated_at = clock_timestamp(),
-			error = CASE WHEN p.error = '' THEN 'lost: its job ended without a result (the process running it stopped); run it again' ELSE p.error END
-		WHERE p.state IN ('queued', 'running')
-		  AND p.updated_at < clock_timestamp() - interval '1 minute'
-		  AND pg_try_advisory_xact_lock($1, hashtext(p.pipeline || '/' || p.partition))
-		  AND NOT EXISTS (
-			SELECT 1 FROM millrace.river_job j
-			WHERE j.kind = 'millrace_run'
-			  AND j.state IN ('available', 'pending', 'running', 'retryable', 'scheduled')
-			  AND j.args->>'pipeline' = p.pipeline AND j.args->>'partition' = p.partition)`, warehouse.LockSpace)
-	if err != nil {
-		return fmt.Errorf("close lost runs: %w", err)
-	}
-	return nil
-}
-
-// rescueDead hands back to the queue the run jobs that River shows running
-// for longer than RescueAfter while no process holds their partition's
-// lock: their process died (kill -9, a lost machine). A live run holds the
-// lock however long it takes, so it is never taken over. A job with no
-// attempt left is discarded, and closeLost then marks its partition failed.
-func (o *Orchestrator) rescueDead(ctx context.Context, tx pgx.Tx) error {
-	tag, err := tx.Exec(ctx, `
-		WITH stuck AS (
-			SELECT id FROM millrace.river_job
-			WHERE kind = 'millrace_run' AND state = 'running'
-			  AND attempted_at < now() - make_interval(secs => $2)
-			  AND pg_try_advisory_xact_lock($1, hashtext((args->>'pipeline') || '/' || (args->>'partition')))
-			FOR UPDATE SKIP LOCKED
-		)
-		UPDATE millrace.river_job j SET
-			state = CASE WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::millrace.river_job_state,
-			finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
-			scheduled_at = now(),
-			errors = array_append(j.errors, jsonb_build_object('at', now(), 'attempt', j.attempt,
-				'error', 'rescued: the process running it stopped', 'trace', ''))
-		FROM stuck WHERE j.id = stuck.id`, warehouse.LockSpace, o.cfg.RescueAfter.Seconds())
-	if err != nil {
-		return fmt.Errorf("rescue runs of dead processes: %w", err)
-	}
-	if n := tag.RowsAffected(); n > 0 {
-		o.cfg.Logger.Warn("rescued runs whose process stopped", "jobs", n)
-	}
-	return nil
+	return ledger.Unrun(ctx, tx, p.Name, p.Partitions(now), onStart)
 }

@@ -22,7 +22,7 @@ func (o *Orchestrator) Wait(ctx context.Context, pipeline string, partitions []s
 	t := time.NewTicker(waitPoll)
 	defer t.Stop()
 	for {
-		all, err := o.w.Partitions(ctx, pipeline)
+		all, err := o.ledger.Records(ctx, pipeline)
 		if err != nil {
 			return nil, err
 		}

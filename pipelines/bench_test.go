@@ -14,6 +14,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/gen"
 	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/source"
 	"github.com/millrace/millrace/warehouse"
@@ -56,8 +57,9 @@ func BenchmarkSalesMonth(b *testing.B) {
 		b.Fatal(err)
 	}
 	set := pipelines.New(src)
+	l := ledger.New(w, logger)
 	client, _ := set.Get(millrace.LoadClientData)
-	if _, err := client.Run(ctx, w, warehouse.RunSpec{Trigger: "bench"}, now); err != nil {
+	if _, err := pipelines.RunOnce(ctx, l, client, ledger.RunSpec{Trigger: "bench"}, now); err != nil {
 		b.Fatal(err)
 	}
 
@@ -66,7 +68,7 @@ func BenchmarkSalesMonth(b *testing.B) {
 		b.SetBytes(info.Size())
 		var n int64
 		for b.Loop() {
-			run, err := sales.Run(ctx, w, warehouse.RunSpec{Partition: "2020-01", Trigger: "bench"}, now)
+			run, err := pipelines.RunOnce(ctx, l, sales, ledger.RunSpec{Partition: "2020-01", Trigger: "bench"}, now)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,6 +1,7 @@
-// Package pipelines holds millrace's four workflows: what each reads, the
-// data contracts of its files, and the SQL that builds its tables. Each one
-// runs inside the transaction that the warehouse's run ledger commits.
+// Package pipelines holds millrace's four workflows as units of work: what
+// each reads, the data contracts of its files, the SQL that builds its
+// tables, and when it runs. Each one works inside the transaction that the
+// run ledger commits (see Pipeline.Work).
 package pipelines
 
 import (
@@ -15,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/millrace/millrace"
-	"github.com/millrace/millrace/warehouse"
 )
 
 // Pipeline is one workflow.
@@ -195,20 +195,27 @@ func (p Pipeline) CheckPartition(partition string, now time.Time) (millrace.Mont
 	return m, nil
 }
 
-// Run executes one attempt of the pipeline's partition named in spec
-// through the ledger of w: it refuses a partition that may not run at now,
-// and otherwise returns the attempt as recorded, with the pipeline's error
-// if it failed. An attempt that takes longer than Config.RunTimeout is
-// cancelled, rolled back and recorded as failed (see runWithin).
-func (p Pipeline) Run(ctx context.Context, w *warehouse.Warehouse, spec warehouse.RunSpec, now time.Time) (millrace.Run, error) {
-	m, err := p.CheckPartition(spec.Partition, now)
-	if err != nil {
-		return millrace.Run{}, err
+// Work does the pipeline's work for month m (zero for a pipeline without
+// months) inside tx, which the ledger commits together with the record of
+// the run's success, and returns the rows it wrote. Work that takes longer
+// than Config.RunTimeout is cancelled and returns an error wrapping
+// ErrRunTimeout (see runWithin); tx must then be rolled back.
+func (p Pipeline) Work(ctx context.Context, tx pgx.Tx, m millrace.Month, log *slog.Logger) (int64, error) {
+	return p.runWithin(ctx, tx, m, log)
+}
+
+// Partitions returns the partitions the pipeline should have at now,
+// oldest first: for a monthly pipeline each closed month from its start,
+// for the others the single partition "".
+func (p Pipeline) Partitions(now time.Time) []string {
+	if !p.Monthly {
+		return []string{""}
 	}
-	spec.Pipeline = p.Name
-	return w.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
-		return p.runWithin(ctx, tx, m, log)
-	})
+	var months []string
+	for _, m := range millrace.Range(p.start, millrace.LastClosed(now)) {
+		months = append(months, m.String())
+	}
+	return months
 }
 
 // open opens a source object and reports its reading progress to log.

@@ -17,6 +17,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/gen"
 	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/source"
 	"github.com/millrace/millrace/warehouse"
@@ -35,6 +36,7 @@ type testBundle struct {
 	url  string
 	dir  string
 	w    *warehouse.Warehouse
+	l    *ledger.Ledger
 	set  *pipelines.Set
 	conn *pgx.Conn // admin connection for assertions
 }
@@ -59,7 +61,7 @@ func setup(t *testing.T) *testBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(ctx) })
-	return &testBundle{ctx: ctx, url: url, dir: dir, w: w, set: newSet(t, dir), conn: conn}
+	return &testBundle{ctx: ctx, url: url, dir: dir, w: w, l: ledger.New(w, logger), set: newSet(t, dir), conn: conn}
 }
 
 // newSet returns the pipelines reading the directory dir.
@@ -98,7 +100,7 @@ func (b *testBundle) tryRun(t *testing.T, pipeline, partition string) (millrace.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p.Run(b.ctx, b.w, warehouse.RunSpec{Partition: partition, Trigger: "test"}, now)
+	return pipelines.RunOnce(b.ctx, b.l, p, ledger.RunSpec{Partition: partition, Trigger: "test"}, now)
 }
 
 // query returns the rows of q as text, one string per row, columns joined by "|".

@@ -14,6 +14,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/gen"
 	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/source"
 	"github.com/millrace/millrace/warehouse"
 )
@@ -40,7 +41,8 @@ func TestRunTimeoutCancelsQuery(t *testing.T) {
 		_, err := tx.Exec(ctx, "SELECT pg_catalog.pg_sleep(3600)")
 		return 1, err
 	}}
-	run, err := slow.Run(ctx, w, warehouse.RunSpec{Trigger: "test"}, time.Now())
+	l := ledger.New(w, slog.New(slog.DiscardHandler))
+	run, err := RunOnce(ctx, l, slow, ledger.RunSpec{Trigger: "test"}, time.Now())
 	if !errors.Is(err, ErrRunTimeout) {
 		t.Fatalf("Run = %v, want ErrRunTimeout", err)
 	}
@@ -51,14 +53,14 @@ func TestRunTimeoutCancelsQuery(t *testing.T) {
 	if run.State != millrace.StateFailed || !strings.Contains(run.Error, want) {
 		t.Errorf("run = %s %q, want failed with %q", run.State, run.Error, want)
 	}
-	runs, err := w.Runs(ctx, slow.Name, "")
+	runs, err := l.Runs(ctx, slow.Name, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(runs) != 1 || runs[0].State != millrace.StateFailed || !strings.Contains(runs[0].Error, want) {
 		t.Errorf("ledger runs = %+v, want one failed with %q", runs, want)
 	}
-	parts, err := w.Partitions(ctx, slow.Name)
+	parts, err := l.Records(ctx, slow.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func TestRunTimeoutCancelsQuery(t *testing.T) {
 		_, err := tx.Exec(ctx, "CREATE TABLE public.timeout_probe AS SELECT 1 AS x")
 		return 1, err
 	}
-	if run, err := fast.Run(ctx, w, warehouse.RunSpec{Trigger: "test"}, time.Now()); err != nil || run.State != millrace.StateSucceeded {
+	if run, err := RunOnce(ctx, l, fast, ledger.RunSpec{Trigger: "test"}, time.Now()); err != nil || run.State != millrace.StateSucceeded {
 		t.Errorf("the next run: %s, %v; want it to succeed", run.State, err)
 	}
 }
@@ -136,13 +138,14 @@ func TestRunTimeoutStopsSourceRead(t *testing.T) {
 	}
 	now := jan.End().AddDate(0, 1, 0)
 	client, _ := New(src).Get(millrace.LoadClientData)
-	if _, err := client.Run(ctx, w, warehouse.RunSpec{Trigger: "test"}, now); err != nil {
+	l := ledger.New(w, slog.New(slog.DiscardHandler))
+	if _, err := RunOnce(ctx, l, client, ledger.RunSpec{Trigger: "test"}, now); err != nil {
 		t.Fatal(err)
 	}
 
 	set := NewWithConfig(stallingSource{Source: src, key: jan.SalesKey()}, Config{RunTimeout: 100 * time.Millisecond})
 	p, _ := set.Get(millrace.LoadSalesData)
-	run, err := p.Run(ctx, w, warehouse.RunSpec{Partition: jan.String(), Trigger: "test"}, now)
+	run, err := RunOnce(ctx, l, p, ledger.RunSpec{Partition: jan.String(), Trigger: "test"}, now)
 	want := "timed out after 100ms (MILLRACE_RUN_TIMEOUT)"
 	if !errors.Is(err, ErrRunTimeout) || run.State != millrace.StateFailed || !strings.Contains(run.Error, want) {
 		t.Errorf("Run = %s %q, %v; want failed with %q", run.State, run.Error, err, want)

@@ -55,7 +55,7 @@ func TestNewUserFlow(t *testing.T) {
 
 	runAll()
 	assertSame(t, first, b.snapshot(t))
-	parts, err := b.w.Partitions(b.ctx, millrace.LoadSalesData)
+	parts, err := b.l.Records(b.ctx, millrace.LoadSalesData)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestBrokenSalesFileChangesNothing(t *testing.T) {
 				t.Errorf("error %+v, want line %d column %q value %q reason with %q", *ce, c.line, c.column, c.value, c.reason)
 			}
 			assertSame(t, before, b.snapshot(t))
-			parts, err := b.w.Partitions(b.ctx, millrace.LoadSalesData)
+			parts, err := b.l.Records(b.ctx, millrace.LoadSalesData)
 			if err != nil {
 				t.Fatal(err)
 			}

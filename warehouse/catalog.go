@@ -54,24 +54,6 @@ func (w *Warehouse) Tables(ctx context.Context) ([]TableInfo, error) {
 	return tables, nil
 }
 
-// LastSuccess returns, per pipeline, when its newest successful run finished.
-func (w *Warehouse) LastSuccess(ctx context.Context) (map[string]time.Time, error) {
-	rows, err := w.pool.Query(ctx, "SELECT pipeline, max(succeeded_at) FROM millrace.partitions WHERE succeeded_at IS NOT NULL GROUP BY 1")
-	if err != nil {
-		return nil, fmt.Errorf("read last successes: %w", err)
-	}
-	out := map[string]time.Time{}
-	for rows.Next() {
-		var p string
-		var t time.Time
-		if err := rows.Scan(&p, &t); err != nil {
-			return nil, fmt.Errorf("read last successes: %w", err)
-		}
-		out[p] = t
-	}
-	return out, rows.Err()
-}
-
 // StoreMonth is one point of the monthly sales chart.
 type StoreMonth struct {
 	Month    time.Time `json:"month"`

@@ -33,6 +33,17 @@ func connect(t *testing.T, url string) *pgx.Conn {
 	return conn
 }
 
+// openWarehouse opens a Warehouse on url, closed when the test ends.
+func openWarehouse(t *testing.T, url string) *warehouse.Warehouse {
+	t.Helper()
+	w, err := warehouse.Open(t.Context(), url, testLogger(t))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(w.Close)
+	return w
+}
+
 // databaseOf returns the name of the database url points at.
 func databaseOf(t *testing.T, url string) string {
 	t.Helper()

@@ -96,7 +96,7 @@ func (w *Warehouse) Migrate(ctx context.Context) error {
 	}
 	for _, m := range ms {
 		err := w.migrateTx(ctx, func(tx pgx.Tx) error {
-			if err := w.checkNotNewer(ctx, tx); err != nil {
+			if err := w.CheckNotNewer(ctx, tx); err != nil {
 				return err
 			}
 			var done bool
@@ -122,9 +122,9 @@ func (w *Warehouse) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// checkNotNewer returns an error wrapping ErrDatabaseNewer when the
+// CheckNotNewer returns an error wrapping ErrDatabaseNewer when the
 // database has a migration newer than this millrace's newest.
-func (w *Warehouse) checkNotNewer(ctx context.Context, q interface {
+func (w *Warehouse) CheckNotNewer(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }) error {
 	var newest int
@@ -137,10 +137,30 @@ func (w *Warehouse) checkNotNewer(ctx context.Context, q interface {
 	return nil
 }
 
+// CheckMigrated returns nil when the database has exactly the migrations
+// of this millrace, and otherwise an error that says what to do: run
+// `millrace db setup` (some are pending) or upgrade millrace (the database
+// is newer). It changes nothing.
+func (w *Warehouse) CheckMigrated(ctx context.Context) error {
+	ms, err := w.Migrations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		switch {
+		case !m.Known:
+			return fmt.Errorf("%w: it has migration %s, which this millrace does not know: upgrade millrace", ErrDatabaseNewer, m.Name)
+		case m.AppliedAt == nil:
+			return fmt.Errorf("the database lacks migration %s of this millrace: run `millrace db setup` (or serve) first", m.Name)
+		}
+	}
+	return nil
+}
+
 // migrateTx runs fn in a transaction that holds the migrations' lock.
 func (w *Warehouse) migrateTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 0)", LockSpace); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", LockSpace, LockMigrations); err != nil {
 			return fmt.Errorf("lock migrations: %w", err)
 		}
 		return fn(tx)

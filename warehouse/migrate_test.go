@@ -1,9 +1,7 @@
 package warehouse_test
 
 import (
-	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -117,27 +115,5 @@ func TestMigrateNewerDatabase(t *testing.T) {
 		if !m.Known || m.AppliedAt == nil {
 			t.Errorf("migration %+v: want known and applied", m)
 		}
-	}
-}
-
-// TestExecuteOnNewerDatabase checks that a process whose database a newer
-// millrace has migrated runs nothing more, records nothing, and says why.
-func TestExecuteOnNewerDatabase(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	url := dbtest.NewSetUpDatabase(t)
-	w := openWarehouse(t, url)
-	exec(t, connect(t, url), "INSERT INTO millrace.schema_migrations (version, name) VALUES (9999, '9999_future.sql')")
-	ran := false
-	_, err := w.Execute(ctx, warehouse.RunSpec{Pipeline: "process_data"}, func(context.Context, pgx.Tx, *slog.Logger) (int64, error) {
-		ran = true
-		return 0, nil
-	})
-	if !errors.Is(err, warehouse.ErrDatabaseNewer) || ran {
-		t.Errorf("Execute on a newer database = %v, ran %v; want ErrDatabaseNewer, nothing run", err, ran)
-	}
-	var n int
-	if err := connect(t, url).QueryRow(ctx, "SELECT count(*) FROM millrace.runs").Scan(&n); err != nil || n != 0 {
-		t.Errorf("%d runs recorded (%v), want none", n, err)
 	}
 }

@@ -112,7 +112,7 @@ func createDatabase(ctx context.Context, url string, logger *slog.Logger) error 
 // setupRoles creates the roles and users and grants their rights.
 func (w *Warehouse) setupRoles(ctx context.Context, pw Passwords) error {
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 1)", LockSpace); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", LockSpace, LockSetup); err != nil {
 			return fmt.Errorf("lock set-up: %w", err)
 		}
 		var me, db string

@@ -21,7 +21,8 @@ type Column struct {
 // Check is a rule on one column that PostgreSQL enforces while the file is
 // copied, so that a violation names its line.
 type Check struct {
-	// Name is the constraint name; it must be unique in the schema.
+	// Name is the constraint name; it must be unique among the table's
+	// constraints.
 	Name string
 	// Column is the column the rule is about, for the error message.
 	Column string

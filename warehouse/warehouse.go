@@ -22,11 +22,6 @@ const Schema = "millrace"
 // can create functions and operators that would shadow the built-ins.
 const SearchPath = "pg_catalog, pg_temp"
 
-// LockSpace is the first key of every advisory lock millrace takes, so that
-// ours never collide with an application's. The second key of a run's lock
-// is hashtext('PIPELINE/PARTITION').
-const LockSpace = 0x6d696c6c // "mill"
-
 // Warehouse is a connection pool to the companydata database as admin.
 type Warehouse struct {
 	pool   *pgxpool.Pool

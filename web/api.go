@@ -53,7 +53,7 @@ func (s *Server) handleAPIRun(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such run"})
 		return
 	}
-	run, err := s.cfg.Warehouse.Run(r.Context(), id)
+	run, err := s.cfg.Ledger.Run(r.Context(), id)
 	if err != nil {
 		s.apiError(w, r, err)
 		return

@@ -43,7 +43,7 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	last, err := s.cfg.Warehouse.LastSuccess(ctx)
+	last, err := s.cfg.Ledger.LastSuccess(ctx)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -6,7 +6,7 @@ import (
 	"strconv"
 
 	"github.com/millrace/millrace"
-	"github.com/millrace/millrace/warehouse"
+	"github.com/millrace/millrace/ledger"
 )
 
 // partitionView is the page of one partition: every attempt with its log.
@@ -51,7 +51,7 @@ func (s *Server) partitionView(r *http.Request) (partitionView, int, error) {
 			v.State = pt
 		}
 	}
-	v.Runs, err = s.cfg.Warehouse.Runs(r.Context(), p.Name, part)
+	v.Runs, err = s.cfg.Ledger.Runs(r.Context(), p.Name, part)
 	if err != nil {
 		return v, http.StatusInternalServerError, err
 	}
@@ -81,8 +81,8 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 		s.userError(w, r, http.StatusNotFound, "no such run")
 		return
 	}
-	run, err := s.cfg.Warehouse.Run(r.Context(), id)
-	if errors.Is(err, warehouse.ErrRunNotFound) {
+	run, err := s.cfg.Ledger.Run(r.Context(), id)
+	if errors.Is(err, ledger.ErrRunNotFound) {
 		s.userError(w, r, http.StatusNotFound, err.Error())
 		return
 	}

@@ -74,7 +74,7 @@ func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineVi
 		return v, nil
 	}
 	v.State = parts[0]
-	v.Runs, err = s.cfg.Warehouse.Runs(r.Context(), p.Name, "")
+	v.Runs, err = s.cfg.Ledger.Runs(r.Context(), p.Name, "")
 	return v, err
 }
 

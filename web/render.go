@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/pipelines"
-	"github.com/millrace/millrace/warehouse"
 )
 
 //go:embed templates
@@ -61,8 +61,8 @@ type layoutView struct {
 	Template string
 }
 
-// render writes a whole page; block, when given, renders only that named
-// template of the page (a fragment that refreshes itself).
+// render writes a whole page, in the layout; renderBlock writes one named
+// template of it alone (a fragment that refreshes itself).
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, page any) {
 	s.renderBlock(w, r, status, name, "layout", page)
 }
@@ -123,7 +123,7 @@ func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) 
 // shown; anything else is internal (500) and is not.
 func errorStatus(err error) (int, string) {
 	switch {
-	case errors.Is(err, warehouse.ErrRunNotFound), errors.Is(err, pipelines.ErrUnknown):
+	case errors.Is(err, ledger.ErrRunNotFound), errors.Is(err, pipelines.ErrUnknown):
 		return http.StatusNotFound, err.Error()
 	case millrace.IsPermanent(err):
 		return http.StatusUnprocessableEntity, err.Error()

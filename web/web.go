@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"riverqueue.com/riverui"
 
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/warehouse"
@@ -29,6 +30,7 @@ var staticFS embed.FS
 // Config is what the server needs. Zero values mean the defaults.
 type Config struct {
 	Warehouse    *warehouse.Warehouse
+	Ledger       *ledger.Ledger
 	Orchestrator *orchestrator.Orchestrator
 	Pipelines    *pipelines.Set
 	// Gatherer serves /metrics.

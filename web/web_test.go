@@ -27,6 +27,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/gen"
 	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/source"
@@ -65,6 +66,7 @@ type testBundle struct {
 	ctx  context.Context
 	dir  string
 	w    *warehouse.Warehouse
+	l    *ledger.Ledger
 	set  *pipelines.Set
 	o    *orchestrator.Orchestrator
 	cfg  web.Config
@@ -124,7 +126,8 @@ func setup(t testing.TB, opt options) *testBundle {
 		clock = opt.now
 	}
 	reg := prometheus.NewRegistry()
-	b.o, err = orchestrator.New(ctx, b.w, b.set, orchestrator.Config{
+	b.l = ledger.New(b.w, logger)
+	b.o, err = orchestrator.New(ctx, b.w, b.l, b.set, orchestrator.Config{
 		SalesStart: opt.salesStart, Workers: opt.workers, Scheduler: opt.workers,
 		Now:          func() time.Time { return clock },
 		RetryBackoff: 50 * time.Millisecond, PassInterval: 200 * time.Millisecond, MaxAttempts: 3,
@@ -134,7 +137,7 @@ func setup(t testing.TB, opt options) *testBundle {
 		t.Fatal(err)
 	}
 
-	b.cfg = web.Config{Warehouse: b.w, Orchestrator: b.o, Pipelines: b.set, Gatherer: reg,
+	b.cfg = web.Config{Warehouse: b.w, Ledger: b.l, Orchestrator: b.o, Pipelines: b.set, Gatherer: reg,
 		Username: testUser, Password: testPassword, Logger: logger}
 	b.ts = b.serve(t)
 	if opt.workers {
@@ -563,11 +566,8 @@ func TestAPI(t *testing.T) {
 	for _, r := range []struct{ pipeline, partition string }{
 		{millrace.LoadClientData, ""}, {millrace.LoadSalesData, "2020-01"}, {millrace.LoadSalesData, "2020-02"},
 	} {
-		p, err := b.set.Get(r.pipeline)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = p.Run(b.ctx, b.w, warehouse.RunSpec{Partition: r.partition, Trigger: "test"}, now)
+		runner := orchestrator.Runner{Ledger: b.l, Pipelines: b.set, Now: func() time.Time { return now }}
+		_, _, err := runner.Run(b.ctx, ledger.RunSpec{Pipeline: r.pipeline, Partition: r.partition, Trigger: "test"}, nil)
 		if (err != nil) != (r.partition == "2020-02") {
 			t.Fatalf("run %s %s: %v", r.pipeline, r.partition, err)
 		}
@@ -912,7 +912,7 @@ func TestGridAndBackfill(t *testing.T) {
 // partition returns the ledger's record of a load_sales_data month.
 func (b *testBundle) partition(t testing.TB, m string) millrace.Partition {
 	t.Helper()
-	parts, err := b.w.Partitions(b.ctx, millrace.LoadSalesData)
+	parts, err := b.l.Records(b.ctx, millrace.LoadSalesData)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ queued or running is never queued twice.`,
 			if err != nil {
 				return err
 			}
-			o, w, err := m.orchestrator(ctx, set, wait && !req.DryRun)
+			o, w, err := m.orchestrator(ctx, set, wait && !req.DryRun, req.DryRun)
 			if err != nil {
 				return err
 			}

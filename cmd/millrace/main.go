@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/source"
@@ -73,13 +74,18 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 }
 
 // openWarehouse connects to the database and applies pending migrations of
-// the orchestrator's schema.
-func (m *Main) openWarehouse(ctx context.Context) (*warehouse.Warehouse, error) {
+// the orchestrator's schema; read-only, it applies none and refuses a
+// database whose migrations are not those of this millrace.
+func (m *Main) openWarehouse(ctx context.Context, readOnly bool) (*warehouse.Warehouse, error) {
 	w, err := warehouse.Open(ctx, m.config.DatabaseURL, m.logger)
 	if err != nil {
 		return nil, fmt.Errorf("%w (is the database up, and has `millrace db setup` run?)", err)
 	}
-	if err := w.Migrate(ctx); err != nil {
+	migrate := w.Migrate
+	if readOnly {
+		migrate = w.CheckMigrated
+	}
+	if err := migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -87,18 +93,19 @@ func (m *Main) openWarehouse(ctx context.Context) (*warehouse.Warehouse, error) 
 }
 
 // orchestrator opens the warehouse and returns an orchestrator over it,
-// executing runs when workers is set. The caller closes the warehouse.
-func (m *Main) orchestrator(ctx context.Context, set *pipelines.Set, workers bool) (*orchestrator.Orchestrator, *warehouse.Warehouse, error) {
+// executing runs when workers is set; readOnly, it migrates nothing (a dry
+// run, a status). The caller closes the warehouse.
+func (m *Main) orchestrator(ctx context.Context, set *pipelines.Set, workers, readOnly bool) (*orchestrator.Orchestrator, *warehouse.Warehouse, error) {
 	oc, err := m.config.orchestratorConfig()
 	if err != nil {
 		return nil, nil, err
 	}
-	w, err := m.openWarehouse(ctx)
+	w, err := m.openWarehouse(ctx, readOnly)
 	if err != nil {
 		return nil, nil, err
 	}
 	oc.Workers, oc.Now, oc.Logger = workers, m.Now, m.logger
-	o, err := orchestrator.New(ctx, w, set, oc)
+	o, err := orchestrator.New(ctx, w, ledger.New(w, m.logger), set, oc)
 	if err != nil {
 		w.Close()
 		return nil, nil, err

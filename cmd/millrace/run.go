@@ -7,8 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
-	"github.com/millrace/millrace/pipelines"
-	"github.com/millrace/millrace/warehouse"
+	"github.com/millrace/millrace/ledger"
+	"github.com/millrace/millrace/orchestrator"
 )
 
 // runCommand returns "millrace run PIPELINE [--partition YYYY-MM]".
@@ -36,36 +36,33 @@ Pipelines: ` + pipelineNames() + `.`,
 			if _, err := p.CheckPartition(partition, m.Now()); err != nil {
 				return err
 			}
-			w, err := m.openWarehouse(ctx)
+			w, err := m.openWarehouse(ctx, false)
 			if err != nil {
 				return err
 			}
 			defer w.Close()
-			return m.runWithFollowUps(cmd, w, set, p, partition, "cli")
+			r := orchestrator.Runner{Ledger: ledger.New(w, m.logger), Pipelines: set, Now: m.Now}
+			return m.runWithFollowUps(cmd, r, p.Name, partition, "cli")
 		},
 	}
 	cmd.Flags().StringVar(&partition, "partition", "", "month to run, YYYY-MM (monthly pipelines only)")
 	return cmd
 }
 
-// runWithFollowUps runs a pipeline partition in this process, then, as
-// serve would, the pipelines that follow its success (see Pipeline.Then).
-func (m *Main) runWithFollowUps(cmd *cobra.Command, w *warehouse.Warehouse, set *pipelines.Set, p pipelines.Pipeline, partition, trigger string) error {
-	run, err := p.Run(cmd.Context(), w, warehouse.RunSpec{Partition: partition, Trigger: trigger}, m.Now())
+// runWithFollowUps runs a pipeline partition in this process through the
+// runner, then, as serve would, the pipelines that follow its success.
+func (m *Main) runWithFollowUps(cmd *cobra.Command, r orchestrator.Runner, pipeline, partition, trigger string) error {
+	run, next, err := r.Run(cmd.Context(), ledger.RunSpec{Pipeline: pipeline, Partition: partition, Trigger: trigger}, nil)
 	if errors.Is(err, millrace.ErrAlreadyRunning) {
-		return fmt.Errorf("%w: another millrace is running it now; wait for it, or see `millrace status %s`", err, p.Name)
+		return fmt.Errorf("%w: another millrace is running it now; wait for it, or see `millrace status %s`", err, pipeline)
 	}
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s, %d rows (run %d, attempt %d)\n",
-		p.Name, millrace.PartitionLabel(partition), run.State, run.Rows, run.ID, run.Attempt)
-	for _, name := range p.Then {
-		next, err := set.Get(name)
-		if err != nil {
-			return err
-		}
-		if err := m.runWithFollowUps(cmd, w, set, next, "", "after:"+p.Name); err != nil {
+		pipeline, millrace.PartitionLabel(partition), run.State, run.Rows, run.ID, run.Attempt)
+	for _, name := range next.Then {
+		if err := m.runWithFollowUps(cmd, r, name, "", "after:"+pipeline); err != nil {
 			return err
 		}
 	}

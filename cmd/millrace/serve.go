@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/warehouse"
 	"github.com/millrace/millrace/web"
@@ -62,15 +63,16 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return err
 	}
-	w, err := m.openWarehouse(ctx)
+	w, err := m.openWarehouse(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
+	l := ledger.New(w, m.logger)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	oc.Workers, oc.Scheduler, oc.Now, oc.Logger, oc.Registerer = true, true, m.Now, m.logger, reg
-	o, err := orchestrator.New(ctx, w, set, oc)
+	o, err := orchestrator.New(ctx, w, l, set, oc)
 	if err != nil {
 		return err
 	}
@@ -79,7 +81,7 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 		return fmt.Errorf("listen on %s: %w", m.config.HTTPAddr, err)
 	}
 	m.warnDefaultCredentials(ctx, w)
-	ui, err := web.New(web.Config{Warehouse: w, Orchestrator: o, Pipelines: set, Gatherer: reg,
+	ui, err := web.New(web.Config{Warehouse: w, Ledger: l, Orchestrator: o, Pipelines: set, Gatherer: reg,
 		Username: m.config.UIUser, Password: m.config.UIPassword, SecureCookies: m.config.UISecureCookies,
 		TrustedProxies: proxies, Logger: m.logger})
 	if err != nil {

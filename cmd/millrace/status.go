@@ -3,12 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/millrace/millrace"
 	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/ledger"
 )
 
 // statusCommand returns "millrace status PIPELINE [--json]".
@@ -32,12 +34,13 @@ ran) and any other month in the ledger; for the others the single partition
 			if err != nil {
 				return err
 			}
-			o, w, err := m.orchestrator(ctx, set, false)
+			// Reading only: no migration, no job queue.
+			w, err := m.openWarehouse(ctx, true)
 			if err != nil {
 				return err
 			}
 			defer w.Close()
-			parts, err := o.Partitions(ctx, p.Name)
+			parts, err := ledger.New(w, m.logger).Partitions(ctx, p.Name, p.Partitions(m.Now()))
 			if err != nil {
 				return err
 			}

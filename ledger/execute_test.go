@@ -1,4 +1,4 @@
-package warehouse_test
+package ledger_test
 
 import (
 	"context"
@@ -14,44 +14,47 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/ledger"
+	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/warehouse"
 )
 
 // ledgerBundle is a migrated database with a table for runs to write to.
 type ledgerBundle struct {
 	url   string
-	w     *warehouse.Warehouse
+	l     *ledger.Ledger
 	admin *pgx.Conn
 }
 
-// newLedger opens a Warehouse on a fresh, migrated database holding an empty
-// table items(id, note).
+// newLedger opens the ledger of a fresh, migrated database holding an
+// empty table items(id, note).
 func newLedger(t *testing.T) *ledgerBundle {
 	t.Helper()
 	url := dbtest.NewDatabase(t)
-	w := openWarehouse(t, url)
-	if err := w.Migrate(t.Context()); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	l := openLedger(t, url)
 	admin := connect(t, url)
 	exec(t, admin, "CREATE TABLE public.items (id integer PRIMARY KEY, note text NOT NULL)")
-	return &ledgerBundle{url: url, w: w, admin: admin}
+	return &ledgerBundle{url: url, l: l, admin: admin}
 }
 
-// openWarehouse opens a Warehouse on url, closed when the test ends.
-func openWarehouse(t *testing.T, url string) *warehouse.Warehouse {
+// openLedger migrates the database at url and opens its ledger, closed
+// when the test ends.
+func openLedger(t *testing.T, url string) *ledger.Ledger {
 	t.Helper()
 	w, err := warehouse.Open(t.Context(), url, testLogger(t))
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
 	t.Cleanup(w.Close)
-	return w
+	if err := w.Migrate(t.Context()); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return ledger.New(w, testLogger(t))
 }
 
 // insertItems returns a RunFunc that inserts items with the ids given, logs
 // msg and returns the rows it wrote and err.
-func insertItems(msg string, err error, ids ...int) warehouse.RunFunc {
+func insertItems(msg string, err error, ids ...int) ledger.RunFunc {
 	return func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
 		var rows int64
 		for _, id := range ids {
@@ -67,9 +70,9 @@ func insertItems(msg string, err error, ids ...int) warehouse.RunFunc {
 }
 
 // partition returns the ledger's record of one partition of pipeline.
-func partition(t *testing.T, w *warehouse.Warehouse, pipeline, part string) millrace.Partition {
+func partition(t *testing.T, l *ledger.Ledger, pipeline, part string) millrace.Partition {
 	t.Helper()
-	ps, err := w.Partitions(t.Context(), pipeline)
+	ps, err := l.Records(t.Context(), pipeline)
 	if err != nil {
 		t.Fatalf("Partitions: %v", err)
 	}
@@ -83,9 +86,9 @@ func partition(t *testing.T, w *warehouse.Warehouse, pipeline, part string) mill
 }
 
 // runs returns the attempts of a partition, newest first.
-func runs(t *testing.T, w *warehouse.Warehouse, pipeline, part string) []millrace.Run {
+func runs(t *testing.T, l *ledger.Ledger, pipeline, part string) []millrace.Run {
 	t.Helper()
-	rs, err := w.Runs(t.Context(), pipeline, part)
+	rs, err := l.Runs(t.Context(), pipeline, part)
 	if err != nil {
 		t.Fatalf("Runs: %v", err)
 	}
@@ -98,10 +101,10 @@ func TestExecute(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	b := newLedger(t)
-	spec := warehouse.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "cli"}
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "cli"}
 
 	// A success.
-	run, err := b.w.Execute(ctx, spec, insertItems("copied sales", nil, 1, 2, 3))
+	run, err := b.l.Execute(ctx, spec, insertItems("copied sales", nil, 1, 2, 3))
 	if err != nil {
 		t.Fatalf("Execute: %v", err)
 	}
@@ -111,11 +114,11 @@ func TestExecute(t *testing.T) {
 	if n := count(t, b.admin, "items"); n != 3 {
 		t.Errorf("items has %d rows after the success, want 3", n)
 	}
-	p := partition(t, b.w, spec.Pipeline, spec.Partition)
+	p := partition(t, b.l, spec.Pipeline, spec.Partition)
 	if p.State != millrace.StateSucceeded || p.Attempts != 1 || p.Rows != 3 || p.Error != "" || p.LastRunID != run.ID || p.StartedAt == nil || p.FinishedAt == nil {
 		t.Errorf("partition = %+v, want succeeded, 1 attempt, 3 rows, last run %d", p, run.ID)
 	}
-	rs := runs(t, b.w, spec.Pipeline, spec.Partition)
+	rs := runs(t, b.l, spec.Pipeline, spec.Partition)
 	if len(rs) != 1 {
 		t.Fatalf("%d runs recorded, want 1: %+v", len(rs), rs)
 	}
@@ -130,7 +133,7 @@ func TestExecute(t *testing.T) {
 
 	// A failure after writing: its rows are rolled back.
 	bad := &millrace.ContractError{Key: "sales/2020-01-01/sales.csv", Line: 7, Column: "date", Value: "2020-02-01", Reason: "not in the month"}
-	run, err = b.w.Execute(ctx, spec, insertItems("about to fail", bad, 10, 11))
+	run, err = b.l.Execute(ctx, spec, insertItems("about to fail", bad, 10, 11))
 	if !errors.Is(err, bad) {
 		t.Fatalf("Execute = %v, want the run's error", err)
 	}
@@ -143,26 +146,26 @@ func TestExecute(t *testing.T) {
 	if n := count(t, b.admin, "items"); n != 3 {
 		t.Errorf("items has %d rows after a failed run, want the 3 of the success", n)
 	}
-	p = partition(t, b.w, spec.Pipeline, spec.Partition)
+	p = partition(t, b.l, spec.Pipeline, spec.Partition)
 	if p.State != millrace.StateFailed || p.Attempts != 2 || p.Rows != 3 || !strings.Contains(p.Error, "line 7") || p.LastRunID != run.ID {
 		t.Errorf("partition = %+v, want failed, 2 attempts, the error, the 3 rows of the last success, last run %d", p, run.ID)
 	}
 
 	// A failure of SQL inside the run, which aborts its transaction: the
 	// ledger must still record it.
-	run, err = b.w.Execute(ctx, spec, insertItems("duplicate", nil, 20, 1))
+	run, err = b.l.Execute(ctx, spec, insertItems("duplicate", nil, 20, 1))
 	if err == nil || sqlState(err) != "23505" {
 		t.Fatalf("Execute = %v, want the unique violation of the run", err)
 	}
 	if n := count(t, b.admin, "items"); n != 3 {
 		t.Errorf("items has %d rows after a failed run, want 3", n)
 	}
-	p = partition(t, b.w, spec.Pipeline, spec.Partition)
+	p = partition(t, b.l, spec.Pipeline, spec.Partition)
 	if p.State != millrace.StateFailed || p.Attempts != 3 || !strings.Contains(p.Error, "items_pkey") || p.LastRunID != run.ID {
 		t.Errorf("partition = %+v, want failed, 3 attempts, the unique violation", p)
 	}
 
-	rs = runs(t, b.w, spec.Pipeline, spec.Partition)
+	rs = runs(t, b.l, spec.Pipeline, spec.Partition)
 	if len(rs) != 3 {
 		t.Fatalf("%d runs recorded, want 3: %+v", len(rs), rs)
 	}
@@ -194,8 +197,8 @@ func TestExecuteAlreadyRunning(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	b := newLedger(t)
-	other := openWarehouse(t, b.url) // another process
-	spec := warehouse.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "schedule"}
+	other := openLedger(t, b.url) // another process
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "schedule"}
 
 	entered, release := make(chan struct{}), make(chan struct{})
 	var releaseOnce sync.Once
@@ -207,7 +210,7 @@ func TestExecuteAlreadyRunning(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		run, err := b.w.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
+		run, err := b.l.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
 			close(entered)
 			<-release
 			return insertItems("held", nil, 1)(ctx, tx, log)
@@ -220,9 +223,9 @@ func TestExecuteAlreadyRunning(t *testing.T) {
 		t.Fatalf("the first run ended without entering its function: %v", r.err)
 	}
 
-	for name, w := range map[string]*warehouse.Warehouse{"same process": b.w, "another process": other} {
+	for name, l := range map[string]*ledger.Ledger{"same process": b.l, "another process": other} {
 		called := false
-		_, err := w.Execute(ctx, spec, func(context.Context, pgx.Tx, *slog.Logger) (int64, error) {
+		_, err := l.Execute(ctx, spec, func(context.Context, pgx.Tx, *slog.Logger) (int64, error) {
 			called = true
 			return 0, nil
 		})
@@ -235,7 +238,7 @@ func TestExecuteAlreadyRunning(t *testing.T) {
 	}
 
 	// Other partitions, and the same partition of another pipeline, run.
-	for id, s := range map[int]warehouse.RunSpec{
+	for id, s := range map[int]ledger.RunSpec{
 		2: {Pipeline: millrace.LoadSalesData, Partition: "2020-02"},
 		3: {Pipeline: millrace.SalesStatistics, Partition: "2020-01"},
 	} {
@@ -250,10 +253,10 @@ func TestExecuteAlreadyRunning(t *testing.T) {
 	if r.err != nil || r.run.State != millrace.StateSucceeded || r.run.Attempt != 1 {
 		t.Errorf("the held run = %+v, %v; want attempt 1 succeeded", r.run, r.err)
 	}
-	if p := partition(t, b.w, spec.Pipeline, spec.Partition); p.Attempts != 1 || p.State != millrace.StateSucceeded {
+	if p := partition(t, b.l, spec.Pipeline, spec.Partition); p.Attempts != 1 || p.State != millrace.StateSucceeded {
 		t.Errorf("partition = %+v, want 1 attempt, succeeded: refused runs are no attempts", p)
 	}
-	if rs := runs(t, b.w, spec.Pipeline, spec.Partition); len(rs) != 1 {
+	if rs := runs(t, b.l, spec.Pipeline, spec.Partition); len(rs) != 1 {
 		t.Errorf("%d runs recorded, want 1: %+v", len(rs), rs)
 	}
 	if n := count(t, b.admin, "items"); n != 3 {
@@ -261,7 +264,7 @@ func TestExecuteAlreadyRunning(t *testing.T) {
 	}
 
 	// Once the first has ended, the partition runs again.
-	if _, err := b.w.Execute(ctx, spec, insertItems("again", nil)); err != nil {
+	if _, err := b.l.Execute(ctx, spec, insertItems("again", nil)); err != nil {
 		t.Errorf("Execute after the first ended: %v", err)
 	}
 }
@@ -275,8 +278,8 @@ func TestExecuteInterrupted(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()
 		b := newLedger(t)
-		spec := warehouse.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-03"}
-		if _, err := b.w.Execute(ctx, spec, insertItems("first", nil, 1)); err != nil {
+		spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-03"}
+		if _, err := b.l.Execute(ctx, spec, insertItems("first", nil, 1)); err != nil {
 			t.Fatal(err)
 		}
 		// A second attempt whose process died inside it.
@@ -289,12 +292,12 @@ func TestExecuteInterrupted(t *testing.T) {
 		exec(t, b.admin, `UPDATE millrace.partitions SET state = 'running', attempts = 2, last_run_id = $3
 			WHERE pipeline = $1 AND partition = $2`, spec.Pipeline, spec.Partition, dead)
 
-		run, err := b.w.Execute(ctx, spec, insertItems("third", nil, 3))
+		run, err := b.l.Execute(ctx, spec, insertItems("third", nil, 3))
 		if err != nil || run.Attempt != 3 || run.State != millrace.StateSucceeded {
 			t.Fatalf("Execute after the interrupted attempt = %+v, %v; want attempt 3 succeeded", run, err)
 		}
-		checkInterrupted(t, b.w, spec, dead)
-		if p := partition(t, b.w, spec.Pipeline, spec.Partition); p.State != millrace.StateSucceeded || p.Attempts != 3 || p.Rows != 1 {
+		checkInterrupted(t, b.l, spec, dead)
+		if p := partition(t, b.l, spec.Pipeline, spec.Partition); p.State != millrace.StateSucceeded || p.Attempts != 3 || p.Rows != 1 {
 			t.Errorf("partition = %+v, want succeeded after 3 attempts with 1 row", p)
 		}
 	})
@@ -303,9 +306,9 @@ func TestExecuteInterrupted(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()
 		b := newLedger(t)
-		spec := warehouse.RunSpec{Pipeline: millrace.LoadClientData}
+		spec := ledger.RunSpec{Pipeline: millrace.LoadClientData}
 		var pid uint32
-		_, err := b.w.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
+		_, err := b.l.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
 			if _, err := tx.Exec(ctx, "INSERT INTO public.items VALUES (1, 'lost')"); err != nil {
 				return 0, err
 			}
@@ -320,17 +323,17 @@ func TestExecuteInterrupted(t *testing.T) {
 		if err == nil {
 			t.Fatal("Execute succeeded on a killed connection")
 		}
-		rs := runs(t, b.w, spec.Pipeline, spec.Partition)
+		rs := runs(t, b.l, spec.Pipeline, spec.Partition)
 		if len(rs) != 1 || rs[0].State != millrace.StateRunning {
 			t.Fatalf("runs after the kill = %+v, want one left running", rs)
 		}
 
 		// The lock died with the session: the partition runs again.
-		run, err := b.w.Execute(ctx, spec, insertItems("again", nil, 1))
+		run, err := b.l.Execute(ctx, spec, insertItems("again", nil, 1))
 		if err != nil || run.Attempt != 2 {
 			t.Fatalf("Execute after the kill = %+v, %v; want attempt 2 succeeded", run, err)
 		}
-		checkInterrupted(t, b.w, spec, rs[0].ID)
+		checkInterrupted(t, b.l, spec, rs[0].ID)
 		if n := count(t, b.admin, "items"); n != 1 {
 			t.Errorf("items has %d rows, want the 1 of the second run", n)
 		}
@@ -339,9 +342,9 @@ func TestExecuteInterrupted(t *testing.T) {
 
 // checkInterrupted checks that run id of spec's partition was closed as
 // failed, interrupted.
-func checkInterrupted(t *testing.T, w *warehouse.Warehouse, spec warehouse.RunSpec, id int64) {
+func checkInterrupted(t *testing.T, l *ledger.Ledger, spec ledger.RunSpec, id int64) {
 	t.Helper()
-	for _, r := range runs(t, w, spec.Pipeline, spec.Partition) {
+	for _, r := range runs(t, l, spec.Pipeline, spec.Partition) {
 		if r.ID != id {
 			continue
 		}
@@ -368,7 +371,7 @@ func TestExecuteJobID(t *testing.T) {
 	} {
 		t.Run(strconv.FormatInt(tt.jobID, 10), func(t *testing.T) {
 			ctx := t.Context()
-			run, err := b.w.Execute(ctx, warehouse.RunSpec{Pipeline: millrace.LoadSalesData, Partition: fmt.Sprintf("2021-%02d", i+1), JobID: tt.jobID}, insertItems("job", nil))
+			run, err := b.l.Execute(ctx, ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: fmt.Sprintf("2021-%02d", i+1), JobID: tt.jobID}, insertItems("job", nil))
 			if err != nil {
 				t.Fatalf("Execute: %v", err)
 			}
@@ -389,4 +392,49 @@ func ptrString(p *int64) string {
 		return "NULL"
 	}
 	return strconv.FormatInt(*p, 10)
+}
+
+// TestExecuteOnNewerDatabase checks that a process whose database a newer
+// millrace has migrated runs nothing more, records nothing, and says why.
+func TestExecuteOnNewerDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := dbtest.NewSetUpDatabase(t)
+	l := openLedger(t, url)
+	exec(t, connect(t, url), "INSERT INTO millrace.schema_migrations (version, name) VALUES (9999, '9999_future.sql')")
+	ran := false
+	_, err := l.Execute(ctx, ledger.RunSpec{Pipeline: "process_data"}, func(context.Context, pgx.Tx, *slog.Logger) (int64, error) {
+		ran = true
+		return 0, nil
+	})
+	if !errors.Is(err, warehouse.ErrDatabaseNewer) || ran {
+		t.Errorf("Execute on a newer database = %v, ran %v; want ErrDatabaseNewer, nothing run", err, ran)
+	}
+	var n int
+	if err := connect(t, url).QueryRow(ctx, "SELECT count(*) FROM millrace.runs").Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d runs recorded (%v), want none", n, err)
+	}
+}
+
+// TestRunLockKeys checks that no two partitions of millrace's pipelines
+// share a run lock: the key of millrace.run_lock_key is unique for every
+// pipeline of the set and every month of two centuries.
+func TestRunLockKeys(t *testing.T) {
+	t.Parallel()
+	b := newLedger(t)
+	names := pipelines.New(nil).Names()
+	var keys, distinct int64
+	err := b.admin.QueryRow(t.Context(), `
+		WITH k AS (
+			SELECT millrace.run_lock_key(p, m) AS key
+			FROM unnest($1::text[]) p,
+			     (SELECT '' AS m UNION ALL SELECT to_char(d, 'YYYY-MM') FROM generate_series(DATE '1900-01-01', DATE '2099-12-01', interval '1 month') d) ms
+		)
+		SELECT count(*), count(DISTINCT key) FROM k`, names).Scan(&keys, &distinct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(names) * (1 + 200*12)); keys != want || distinct != keys {
+		t.Errorf("%d run lock keys, %d distinct; want %d, all distinct", keys, distinct, want)
+	}
 }

@@ -1,0 +1,30 @@
+// Package ledger is millrace's record of what ran and what is to run: one
+// row per pipeline partition (millrace.partitions: its state, attempts, the
+// rows it serves) and one per attempt (millrace.runs: its outcome and log).
+// It is the only writer of those two tables, and it owns the state machine
+// between their states (Transitions): every change of a partition's state
+// goes through one of its transitions, whose states reach SQL as
+// parameters. The job queue and the CLI run partitions through Execute;
+// the scheduler, the UI and `millrace status` read them here.
+package ledger
+
+import (
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/millrace/millrace/warehouse"
+)
+
+// Ledger reads and writes the run ledger in the warehouse's database.
+type Ledger struct {
+	w      *warehouse.Warehouse
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+}
+
+// New returns the ledger of w's database; runs log to logger as well as to
+// their own log.
+func New(w *warehouse.Warehouse, logger *slog.Logger) *Ledger {
+	return &Ledger{w: w, pool: w.Pool(), logger: logger}
+}

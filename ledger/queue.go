@@ -1,0 +1,76 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/millrace/millrace"
+)
+
+// MarkQueued records in tx that a run of the partition waits in the job
+// queue, unless one is queued or running already, and reports whether it
+// did. It is the gate that keeps a partition from being queued twice: the
+// row lock it takes makes concurrent callers wait, and the later one sees
+// the partition queued. The job queue calls it in the transaction that
+// inserts the job, and inserts the job only when it returns true.
+func MarkQueued(ctx context.Context, tx pgx.Tx, pipeline, partition string) (bool, error) {
+	var queued bool
+	err := tx.QueryRow(ctx, `
+		INSERT INTO millrace.partitions AS p (pipeline, partition, state) VALUES ($1, $2, $3)
+		ON CONFLICT (pipeline, partition) DO UPDATE SET state = $3, updated_at = clock_timestamp()
+		WHERE p.state = ANY($4)
+		RETURNING true`, pipeline, partition, queue.To, queue.from()).Scan(&queued)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("record %s %s as queued: %w", pipeline, millrace.PartitionLabel(partition), err)
+	}
+	return queued, nil
+}
+
+// RecordRefusal records that the queued run of a partition was refused
+// before it started, with why: the partition is failed with that error.
+func (l *Ledger) RecordRefusal(ctx context.Context, pipeline, partition string, refusal error) error {
+	_, err := l.pool.Exec(ctx, `UPDATE millrace.partitions SET state = $3, error = $4,
+		finished_at = clock_timestamp(), updated_at = clock_timestamp()
+		WHERE pipeline = $1 AND partition = $2 AND state = ANY($5)`, pipeline, partition, refuse.To, refusal.Error(), refuse.from())
+	if err != nil {
+		return fmt.Errorf("record refusal of %s %s: %w", pipeline, millrace.PartitionLabel(partition), err)
+	}
+	return nil
+}
+
+// Key names one pipeline partition.
+type Key struct {
+	Pipeline  string
+	Partition string
+}
+
+// CloseLost marks failed, in tx, the partitions that the ledger says are
+// queued or running but that have no live job (live lists those that do)
+// and whose run lock nobody holds: the job queue gave up on their job (a
+// process killed on its last attempt) without the run recording an
+// outcome. A `millrace run` has no job but holds the lock. A partition
+// changed in the last minute is left alone: its job may be committing.
+func CloseLost(ctx context.Context, tx pgx.Tx, live []Key) error {
+	pipelines, partitions := make([]string, len(live)), make([]string, len(live))
+	for i, k := range live {
+		pipelines[i], partitions[i] = k.Pipeline, k.Partition
+	}
+	_, err := tx.Exec(ctx, `
+		UPDATE millrace.partitions p SET state = $1, updated_at = clock_timestamp(),
+			error = CASE WHEN p.error = '' THEN 'lost: its job ended without a result (the process running it stopped); run it again' ELSE p.error END
+		WHERE p.state = ANY($2)
+		  AND p.updated_at < clock_timestamp() - interval '1 minute'
+		  AND (p.pipeline, p.partition) NOT IN (SELECT * FROM unnest($3::text[], $4::text[]))
+		  AND pg_try_advisory_xact_lock(millrace.run_lock_key(p.pipeline, p.partition))`,
+		lose.To, lose.from(), pipelines, partitions)
+	if err != nil {
+		return fmt.Errorf("close lost runs: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/millrace/millrace/ledger"
+)
+
+// This file is the only one that reads or writes River's table river_job
+// directly, rather than through River's API: River has no API for what
+// these do. It depends on River's schema as of the version in go.mod
+// (v0.51.1); TestRiverJobSchema fails when an upgrade of River changes a
+// column, a state or a kind used here.
+
+// liveStates are the job states of a job that will still run.
+var liveStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+}
+
+// liveRunJobs returns the partitions that have a run job that will still
+// run, read in tx.
+func liveRunJobs(ctx context.Context, tx pgx.Tx) ([]ledger.Key, error) {
+	rows, err := tx.Query(ctx, `SELECT DISTINCT args->>'pipeline', args->>'partition' FROM millrace.river_job
+		WHERE kind = $1 AND state::text = ANY($2)`, runArgs{}.Kind(), states(liveStates))
+	if err != nil {
+		return nil, fmt.Errorf("read live run jobs: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Key, error) {
+		var k ledger.Key
+		err := r.Scan(&k.Pipeline, &k.Partition)
+		return k, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read live run jobs: %w", err)
+	}
+	return keys, nil
+}
+
+// rescueDead hands back to the queue, in tx, the run jobs that River shows
+// running for longer than after while no process holds their partition's
+// run lock: their process died (kill -9, a lost machine). A live run holds
+// the lock however long it takes, so it is never taken over. A job with no
+// attempt left is discarded, and the ledger then closes its partition as
+// lost (ledger.CloseLost). River's own rescuer would not do it: it skips
+// jobs whose worker has no timeout, and waits for its own interval.
+func rescueDead(ctx context.Context, tx pgx.Tx, after time.Duration) (int64, error) {
+	tag, err := tx.Exec(ctx, `
+		WITH stuck AS (
+			SELECT id FROM millrace.river_job
+			WHERE kind = $1 AND state = $2::text::millrace.river_job_state
+			  AND attempted_at < now() - make_interval(secs => $3)
+			  AND pg_try_advisory_xact_lock(millrace.run_lock_key(args->>'pipeline', args->>'partition'))
+			FOR UPDATE SKIP LOCKED
+		)
+		UPDATE millrace.river_job j SET
+			state = (CASE WHEN j.attempt >= j.max_attempts THEN $4 ELSE $5 END)::text::millrace.river_job_state,
+			finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
+			scheduled_at = now(),
+			errors = array_append(j.errors, jsonb_build_object('at', now(), 'attempt', j.attempt,
+				'error', 'rescued: the process running it stopped', 'trace', ''))
+		FROM stuck WHERE j.id = stuck.id`,
+		runArgs{}.Kind(), rivertype.JobStateRunning, after.Seconds(), rivertype.JobStateDiscarded, rivertype.JobStateAvailable)
+	if err != nil {
+		return 0, fmt.Errorf("rescue runs of dead processes: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// queuedRunJobs returns how many run jobs are in each state that is not
+// final, for the metrics: none before River's tables exist.
+func queuedRunJobs(ctx context.Context, pool *pgxpool.Pool) (map[string]float64, error) {
+	out := map[string]float64{}
+	var migrated bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('millrace.river_job') IS NOT NULL").Scan(&migrated); err != nil || !migrated {
+		return out, err
+	}
+	rows, err := pool.Query(ctx, "SELECT state::text, count(*) FROM millrace.river_job WHERE kind = $1 AND finalized_at IS NULL GROUP BY 1", runArgs{}.Kind())
+	if err != nil {
+		return nil, fmt.Errorf("count queued jobs: %w", err)
+	}
+	var state string
+	var n float64
+	_, err = pgx.ForEachRow(rows, []any{&state, &n}, func() error {
+		out[state] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count queued jobs: %w", err)
+	}
+	return out, nil
+}
+
+// states returns job states as text, a SQL parameter.
+func states(ss []rivertype.JobState) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
+	}
+	return out
+}
