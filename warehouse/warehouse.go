@@ -1,7 +1,9 @@
 // Package warehouse is millrace's side of PostgreSQL: the set-up of the
 // database, its users and rights, the migrations of the orchestrator's own
-// schema, streaming CSV loads through COPY with data contracts, the atomic
-// replacement of tables, and the run ledger.
+// schemas, streaming CSV loads through COPY with data contracts, and the
+// publication of what a load built (Replace, ReplacePartition) without ever
+// touching an object that millrace did not create. The run ledger is
+// package ledger's; the UI's sessions and catalog queries are package web's.
 package warehouse
 
 import (

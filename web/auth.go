@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/millrace/millrace/warehouse"
 )
 
 // sessionCookie holds the session token.
@@ -24,8 +23,8 @@ type sessionKey struct{}
 
 // sessionOf returns the request's session; API calls with HTTP Basic have
 // an empty CSRF token.
-func sessionOf(r *http.Request) warehouse.Session {
-	s, _ := r.Context().Value(sessionKey{}).(warehouse.Session)
+func sessionOf(r *http.Request) session {
+	s, _ := r.Context().Value(sessionKey{}).(session)
 	return s
 }
 
@@ -38,7 +37,7 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api := strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/riverui/api/")
 		if c, err := r.Cookie(sessionCookie); err == nil {
-			sess, err := s.cfg.Warehouse.Session(r.Context(), hashToken(c.Value))
+			sess, err := s.sessions.get(r.Context(), hashToken(c.Value))
 			if err == nil {
 				if needsToken(r) && !readForm(w, r) {
 					return
@@ -50,7 +49,7 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)))
 				return
 			}
-			if !errors.Is(err, warehouse.ErrNoSession) {
+			if !errors.Is(err, errNoSession) {
 				s.serverError(w, r, err)
 				return
 			}
@@ -74,7 +73,7 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 				http.Error(w, "send a JSON body (Content-Type: application/json)", http.StatusUnsupportedMediaType)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, warehouse.Session{Username: user})))
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, session{Username: user})))
 			return
 		}
 		if api {
@@ -155,7 +154,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	s.limiter.succeed(client, user)
 	token, csrf := randomToken(), randomToken()
 	expires := time.Now().Add(s.cfg.SessionTTL)
-	if err := s.cfg.Warehouse.CreateSession(r.Context(), hashToken(token), warehouse.Session{Username: s.cfg.Username, CSRF: csrf}, expires); err != nil {
+	if err := s.sessions.create(r.Context(), hashToken(token), session{Username: s.cfg.Username, CSRF: csrf}, expires); err != nil {
 		s.serverError(w, r, err)
 		return
 	}
@@ -181,7 +180,7 @@ func (s *Server) clientKey(r *http.Request) string {
 // handleLogout serves "POST /logout": it ends the session.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		if err := s.cfg.Warehouse.DeleteSession(r.Context(), hashToken(c.Value)); err != nil {
+		if err := s.sessions.delete(r.Context(), hashToken(c.Value)); err != nil {
 			s.serverError(w, r, err)
 			return
 		}

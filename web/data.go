@@ -5,12 +5,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/millrace/millrace/warehouse"
 )
 
 // tableRow is a table on the data page.
 type tableRow struct {
-	warehouse.TableInfo
+	tableInfo
 	Pipeline string
 	LoadedAt *time.Time
 }
@@ -38,7 +37,7 @@ type dataView struct {
 // counts and last load, and a chart of monthly_sales per store.
 func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	tables, err := s.cfg.Warehouse.Tables(ctx)
+	tables, err := tables(ctx, s.cfg.Warehouse.Pool())
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -56,13 +55,13 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 	}
 	var v dataView
 	for _, t := range tables {
-		row := tableRow{TableInfo: t, Pipeline: writtenBy[t.Name]}
+		row := tableRow{tableInfo: t, Pipeline: writtenBy[t.Name]}
 		if at, ok := last[row.Pipeline]; ok {
 			row.LoadedAt = &at
 		}
 		v.Tables = append(v.Tables, row)
 	}
-	points, err := s.cfg.Warehouse.MonthlySales(ctx)
+	points, err := monthlySales(ctx, s.cfg.Warehouse.Pool())
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -72,7 +71,7 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 }
 
 // chart arranges the points as one series per store over every month.
-func chart(points []warehouse.StoreMonth) chartData {
+func chart(points []storeMonth) chartData {
 	var c chartData
 	monthIdx := map[int64]int{}
 	storeIdx := map[int]int{}

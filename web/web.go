@@ -56,10 +56,11 @@ type Config struct {
 
 // Server is millrace's HTTP server.
 type Server struct {
-	cfg     Config
-	pages   *pages
-	limiter *loginLimiter
-	riverUI *riverui.Handler
+	cfg      Config
+	pages    *pages
+	limiter  *loginLimiter
+	sessions sessions
+	riverUI  *riverui.Handler
 }
 
 // New parses the templates and prepares River's UI. It fails when a
@@ -93,7 +94,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("river ui: %w", err)
 	}
-	return &Server{cfg: cfg, pages: pg, limiter: newLoginLimiter(cfg.Now), riverUI: rui}, nil
+	return &Server{cfg: cfg, pages: pg, limiter: newLoginLimiter(cfg.Now), sessions: sessions{cfg.Warehouse.Pool()}, riverUI: rui}, nil
 }
 
 // Start starts the background work of River's UI; it stops with ctx.
