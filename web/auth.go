@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
 )
 
 // sessionCookie holds the session token.

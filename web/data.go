@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
 )
 
 // tableRow is a table on the data page.
