@@ -95,11 +95,8 @@ func monthTotals(ctx context.Context, tx pgx.Tx, m millrace.Month, loading pgx.I
 	if unknown == nil {
 		return totals, nil
 	}
-	// Rows of a table filled by one COPY lie in file order: ctid order is line order.
 	var line int64
-	err = tx.QueryRow(ctx, fmt.Sprintf(`
-		SELECT line FROM (SELECT row_number() OVER (ORDER BY ctid) + 1 AS line, store_idx FROM %s) x
-		WHERE store_idx = $1 ORDER BY line LIMIT 1`, loading.Sanitize()), *unknown).Scan(&line)
+	err = tx.QueryRow(ctx, "SELECT line FROM "+warehouse.NumberedLines(loading, "store_idx")+" x WHERE store_idx = $1 ORDER BY line LIMIT 1", *unknown).Scan(&line)
 	if err != nil {
 		return nil, fmt.Errorf("locate unknown store in %s: %w", m.SalesKey(), err)
 	}

@@ -11,25 +11,24 @@ import (
 )
 
 // The SQL of process_data. Each table is built under its staging name
-// (warehouse.Staging, in schema millrace_data) and then published with
+// (warehouse.Staging, filled in for %s) and then published with
 // warehouse.Replace. Every name is schema-qualified: millrace's sessions do
 // not search public.
 const (
 	createFeatureStore = `
-		CREATE TABLE millrace_data.feature_store__loading (
-			idx    bigint           NOT NULL,
+		CREATE TABLE %s (
+			idx    bigint           NOT NULL PRIMARY KEY,
 			attr_a integer          NOT NULL,
 			attr_b text             NOT NULL,
 			scd_a  double precision NOT NULL,
 			scd_b  integer          NOT NULL,
-			label  integer          NOT NULL,
-			CONSTRAINT feature_store__loading_pkey PRIMARY KEY (idx)
+			label  integer          NOT NULL
 		)`
 	// fillFeatureStore takes each client's latest activity: the row with
 	// the newest valid_from, which (idx, valid_from) being unique makes
 	// deterministic.
 	fillFeatureStore = `
-		INSERT INTO millrace_data.feature_store__loading (idx, attr_a, attr_b, scd_a, scd_b, label)
+		INSERT INTO %s (idx, attr_a, attr_b, scd_a, scd_b, label)
 		SELECT p.idx, p.attr_a, p.attr_b, a.scd_a, a.scd_b, l.label
 		FROM public.customer_profiles p
 		JOIN (SELECT DISTINCT ON (idx) idx, scd_a, scd_b
@@ -43,19 +42,19 @@ const (
 			(SELECT count(*) FROM public.customer_profiles p WHERE NOT EXISTS (SELECT 1 FROM public.customer_activity a WHERE a.idx = p.idx)),
 			(SELECT count(*) FROM public.customer_profiles p WHERE NOT EXISTS (SELECT 1 FROM public.labels l WHERE l.idx = p.idx))`
 	createActivityRanked = `
-		CREATE TABLE millrace_data.customer_activity_ranked__loading (
+		CREATE TABLE %s (
 			idx           bigint           NOT NULL,
 			valid_from    date             NOT NULL,
 			valid_to      date,
 			scd_a         double precision NOT NULL,
 			scd_b         integer          NOT NULL,
 			activity_rank integer          NOT NULL,
-			CONSTRAINT customer_activity_ranked__loading_pkey PRIMARY KEY (idx, activity_rank)
+			PRIMARY KEY (idx, activity_rank)
 		)`
 	// fillActivityRanked numbers each client's activities 1, 2, 3...
 	// from the newest valid_from; row_number, unlike rank, never repeats.
 	fillActivityRanked = `
-		INSERT INTO millrace_data.customer_activity_ranked__loading (idx, valid_from, valid_to, scd_a, scd_b, activity_rank)
+		INSERT INTO %s (idx, valid_from, valid_to, scd_a, scd_b, activity_rank)
 		SELECT idx, valid_from, valid_to, scd_a, scd_b,
 		       row_number() OVER (PARTITION BY idx ORDER BY valid_from DESC)
 		FROM public.customer_activity
@@ -93,12 +92,14 @@ func processData(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error
 	return features + ranked, nil
 }
 
-// build creates a table under its loading name and fills it.
+// build creates a table under its staging name and fills it: create and
+// fill are SQL with %s for that name.
 func build(ctx context.Context, tx pgx.Tx, table, create, fill string) (int64, error) {
-	if _, err := tx.Exec(ctx, create); err != nil {
+	staging := warehouse.Staging(table).Sanitize()
+	if _, err := tx.Exec(ctx, fmt.Sprintf(create, staging)); err != nil {
 		return 0, fmt.Errorf("create %s: %w", table, err)
 	}
-	tag, err := tx.Exec(ctx, fill)
+	tag, err := tx.Exec(ctx, fmt.Sprintf(fill, staging))
 	if err != nil {
 		return 0, fmt.Errorf("build %s: %w", table, err)
 	}

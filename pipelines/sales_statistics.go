@@ -14,25 +14,25 @@ import (
 // The SQL of sales_statistics.
 const (
 	createSalesStatistics = `
-		CREATE TABLE millrace_data.sales_statistics__loading (
+		CREATE TABLE %s (
 			store_idx   integer NOT NULL,
 			location    text    NOT NULL,
 			sale_month  date    NOT NULL,
 			avg_value   numeric NOT NULL,
 			sales_count bigint  NOT NULL,
-			CONSTRAINT sales_statistics__loading_pkey PRIMARY KEY (sale_month, store_idx)
+			PRIMARY KEY (sale_month, store_idx)
 		)`
 	// fillSalesStatistics averages exactly (numeric) and rounds to four
 	// decimals, more than the one decimal of the values.
 	fillSalesStatistics = `
-		INSERT INTO millrace_data.sales_statistics__loading (store_idx, location, sale_month, avg_value, sales_count)
+		INSERT INTO %s (store_idx, location, sale_month, avg_value, sales_count)
 		SELECT s.store_idx, st.location, date_trunc('month', s.date)::date, round(avg(s.value), 4), count(*)
 		FROM public.sales s JOIN public.stores st ON st.idx = s.store_idx
 		GROUP BY 1, 2, 3
 		ORDER BY 3, 1`
 	readSalesStatistics = `
 		SELECT sale_month, store_idx, location, avg_value::text, sales_count
-		FROM millrace_data.sales_statistics__loading ORDER BY sale_month, store_idx`
+		FROM %s ORDER BY sale_month, store_idx`
 )
 
 // salesStatistics computes the average sale value and the number of sales
@@ -46,7 +46,7 @@ func salesStatistics(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, e
 	if err != nil {
 		return 0, err
 	}
-	rows, err := tx.Query(ctx, readSalesStatistics)
+	rows, err := tx.Query(ctx, fmt.Sprintf(readSalesStatistics, warehouse.Staging("sales_statistics").Sanitize()))
 	if err != nil {
 		return 0, fmt.Errorf("read sales_statistics: %w", err)
 	}

@@ -138,10 +138,17 @@ func addKey(ctx context.Context, tx pgx.Tx, key string, t Table, dest pgx.Identi
 		Reason: fmt.Sprintf("duplicate key: the same %s is on line %d", strings.Join(t.Key, ","), first)}
 }
 
+// NumberedLines returns SQL for the rows of a table that one COPY of a file
+// with a header filled in this transaction, with the given columns (quoted
+// SQL) and their line in the file as "line": such rows lie in file order,
+// so the row number in ctid order plus one (the header) is the line. It
+// assumes one record per line (see the README on quoted line breaks).
+func NumberedLines(table pgx.Identifier, columns string) string {
+	return fmt.Sprintf("(SELECT row_number() OVER (ORDER BY ctid) + 1 AS line, %s FROM %s)", columns, table.Sanitize())
+}
+
 // findDuplicate returns the line of the first row whose key repeats an
-// earlier row's, that earlier row's line, and the key as text. Rows of a
-// table filled by one COPY in this transaction lie in file order, so the
-// row number in ctid order plus one (the header) is the line.
+// earlier row's, that earlier row's line, and the key as text.
 func findDuplicate(ctx context.Context, tx pgx.Tx, t Table, dest pgx.Identifier) (line, first int64, value string, err error) {
 	keys := identList(t.Key)
 	texts := make([]string, len(t.Key))
@@ -149,13 +156,11 @@ func findDuplicate(ctx context.Context, tx pgx.Tx, t Table, dest pgx.Identifier)
 		texts[i] = pgx.Identifier{k}.Sanitize() + "::text"
 	}
 	q := fmt.Sprintf(`
-		WITH numbered AS (
-			SELECT row_number() OVER (ORDER BY ctid) + 1 AS line, %[1]s FROM %[2]s
-		), firsts AS (
+		WITH numbered AS %[2]s, firsts AS (
 			SELECT line, min(line) OVER (PARTITION BY %[1]s) AS first, concat_ws(',', %[3]s) AS value FROM numbered
 		)
 		SELECT line, first, value FROM firsts WHERE line > first ORDER BY line LIMIT 1`,
-		keys, dest.Sanitize(), strings.Join(texts, ", "))
+		keys, NumberedLines(dest, keys), strings.Join(texts, ", "))
 	if err := tx.QueryRow(ctx, q).Scan(&line, &first, &value); err != nil {
 		return 0, 0, "", fmt.Errorf("locate duplicate key in %s: %w", t.Name, err)
 	}
