@@ -12,8 +12,9 @@ import (
 
 // TestMonthCloseStartsItsRun runs the scheduler across a month boundary:
 // the clock is set a moment before 00:00 UTC on 1 July 2020, and June must
-// start loading by itself once it has closed, and not before. The delay
-// between the month closing and its run starting is logged.
+// start loading by itself once it has closed, and not before: its run's
+// start in the ledger is after the boundary, whatever the machine's speed.
+// The delay between the month closing and its run starting is logged.
 func TestMonthCloseStartsItsRun(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -28,12 +29,12 @@ func TestMonthCloseStartsItsRun(t *testing.T) {
 	b.orchestrator(t, b.src, true, func(c *orchestrator.Config) { c.Now = clock; c.PassInterval = time.Hour })
 
 	waitFor(t, "2020-01..2020-05 loaded", func() bool {
-		return len(b.states(t, millrace.LoadSalesData)) == 5 && b.states(t, millrace.LoadSalesData)[4] == "2020-05=succeeded"
+		s := b.states(t, millrace.LoadSalesData)
+		return len(s) >= 5 && s[4] == "2020-05=succeeded"
 	})
-	if time.Now().After(realBoundary) {
-		t.Skip("the catch-up took longer than the 8 s before the boundary; cannot see the boundary")
-	}
-	if got := b.states(t, millrace.LoadSalesData); len(got) != 5 {
+	// On a slow machine the catch-up may outlast the 8 s: then June's
+	// start time below still shows it waited for the boundary.
+	if got := b.states(t, millrace.LoadSalesData); time.Now().Before(realBoundary) && len(got) != 5 {
 		t.Fatalf("before June closed: %v, want only 2020-01..05", got)
 	}
 	waitFor(t, "June to load after it closed", func() bool {
