@@ -19,40 +19,69 @@ type tableInfo struct {
 	Exact bool  `json:"exact"`
 }
 
-// exactCountBelow is the estimated size under which tables counts rows exactly.
+// exactCountBelow is the estimated size under which tables counts the rows
+// of millrace's tables exactly.
 const exactCountBelow = 1_000_000
 
+// uiReadLimits bound the database reads of a page: a user's lock on a table
+// makes the page fail at once instead of holding a connection.
+const uiReadLimits = "SET LOCAL statement_timeout = '10s'; SET LOCAL lock_timeout = '1s'"
+
+// readOnly runs fn in a read-only transaction with uiReadLimits.
+func readOnly(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, uiReadLimits); err != nil {
+			return fmt.Errorf("limit reads: %w", err)
+		}
+		return fn(tx)
+	})
+}
+
 // tables lists the tables of schema public (partitioned tables once, not
-// their partitions) with their row counts: exact for tables estimated
-// under a million rows, PostgreSQL's estimate above.
+// their partitions) with their row counts: exact for millrace's own tables
+// estimated under a million rows, PostgreSQL's estimate for the others. A
+// table of another user is never opened, not even planned: its index
+// expressions or partition key could call that user's functions, which
+// would run as millrace's superuser.
 func tables(ctx context.Context, pool *pgxpool.Pool) ([]tableInfo, error) {
-	rows, err := pool.Query(ctx, `
-		SELECT c.relname,
-		       CASE WHEN c.relkind = 'p'
-		            THEN (SELECT coalesce(sum(greatest(k.reltuples, 0)), 0) FROM pg_inherits i JOIN pg_class k ON k.oid = i.inhrelid WHERE i.inhparent = c.oid)
-		            ELSE greatest(c.reltuples, 0) END::bigint
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-		ORDER BY c.relname`)
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tableInfo, error) {
-		var t tableInfo
-		err := r.Scan(&t.Name, &t.Rows)
-		return t, err
+	var list []tableInfo
+	err := readOnly(ctx, pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT c.relname,
+			       CASE WHEN c.relkind = 'p'
+			            THEN (SELECT coalesce(sum(greatest(k.reltuples, 0)), 0) FROM pg_inherits i JOIN pg_class k ON k.oid = i.inhrelid WHERE i.inhparent = c.oid)
+			            ELSE greatest(c.reltuples, 0) END::bigint,
+			       EXISTS (SELECT 1 FROM millrace.relations r WHERE r.relid = c.oid)
+			FROM pg_class c
+			WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+			ORDER BY c.relname`)
+		if err != nil {
+			return err
+		}
+		var ours []bool
+		list, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (tableInfo, error) {
+			var t tableInfo
+			var mine bool
+			err := r.Scan(&t.Name, &t.Rows, &mine)
+			ours = append(ours, mine)
+			return t, err
+		})
+		if err != nil {
+			return err
+		}
+		for i := range list {
+			if !ours[i] || list[i].Rows >= exactCountBelow {
+				continue
+			}
+			if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{"public", list[i].Name}.Sanitize()).Scan(&list[i].Rows); err != nil {
+				return fmt.Errorf("count rows of %s: %w", list[i].Name, err)
+			}
+			list[i].Exact = true
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	for i := range list {
-		if list[i].Rows >= exactCountBelow {
-			continue
-		}
-		if err := pool.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{"public", list[i].Name}.Sanitize()).Scan(&list[i].Rows); err != nil {
-			return nil, fmt.Errorf("count rows of %s: %w", list[i].Name, err)
-		}
-		list[i].Exact = true
 	}
 	return list, nil
 }
@@ -70,7 +99,7 @@ type storeMonth struct {
 // a user's code.
 func monthlySales(ctx context.Context, pool *pgxpool.Pool) ([]storeMonth, error) {
 	var out []storeMonth
-	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := readOnly(ctx, pool, func(tx pgx.Tx) error {
 		if ours, err := warehouse.Ours(ctx, tx, "monthly_sales"); err != nil || !ours {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,6 +59,16 @@ const (
 		CREATE FUNCTION public.eq_pwn(bigint, bigint) RETURNS boolean LANGUAGE plpgsql AS $$
 		BEGIN PERFORM public.pwn('='); RETURN $1 OPERATOR(pg_catalog.=) $2; END$$;
 		CREATE OPERATOR public.= (leftarg = bigint, rightarg = bigint, function = public.eq_pwn);`
+	// baits are tables of mle_user whose planning runs its code: an index
+	// expression and a partition key that call an immutable function,
+	// which the planner evaluates as whoever plans a query on the table
+	// (the data page counted rows of every table in public).
+	baits = `
+		CREATE FUNCTION public.k() RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$
+		BEGIN PERFORM public.pwn('planned'); RETURN 1; END$$;
+		CREATE TABLE public.bait (x integer);
+		CREATE INDEX bait_idx ON public.bait ((x + public.k()));
+		CREATE TABLE public.bait_part (x integer) PARTITION BY RANGE ((x + public.k()));`
 	// squatters take every name millrace uses besides the tables it
 	// publishes: load tables, month partitions, their indexes and the
 	// types PostgreSQL makes for tables.
@@ -98,7 +109,7 @@ func TestSecurityHostileUser(t *testing.T) {
 		"MILLRACE_DATABASE_URL": url,
 		"MILLRACE_SOURCE":       bucket,
 		"MILLRACE_LOG_LEVEL":    "warn",
-		"MILLRACE_HTTP_ADDR":    "127.0.0.1:0",
+		"MILLRACE_HTTP_ADDR":    fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		// The months wait for a pass after the client load (issue 10).
 		"MILLRACE_SCHEDULE_INTERVAL": "1s",
 	}}
@@ -108,11 +119,24 @@ func TestSecurityHostileUser(t *testing.T) {
 	unlock()
 	admin := connect(t, url)
 	mle := connect(t, dbtest.URL(t, "mle_user", "mle_user", databaseName(t, url)))
-	execAll(t, mle, pwnSetup, shadows, squatters)
+	execAll(t, mle, pwnSetup, shadows, squatters, baits)
 
 	// A fresh installation: serve loads the client data, processes it and
-	// catches up the three closed months.
-	serveUntil(t, c, admin, map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 3})
+	// catches up the three closed months; a UI user looks at the data page,
+	// which lists the tables of public.
+	stop := startServe(t, c)
+	waitLedger(t, admin, map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 3})
+	base := "http://" + c.env["MILLRACE_HTTP_ADDR"]
+	req, _ := http.NewRequest(http.MethodGet, base+"/data", nil)
+	req.AddCookie(login(t, base))
+	resp, err := noRedirect.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /data: %v, %v; want 200", resp, err)
+	}
+	if resp != nil {
+		resp.Body.Close()
+	}
+	stop()
 
 	// The rights mle_user has on millrace's tables stop short of code
 	// and of blocking reloads.
@@ -148,7 +172,7 @@ func TestSecurityHostileUser(t *testing.T) {
 	c.ok("run", "process_data")
 
 	var pwned []string
-	rows, err := admin.Query(ctx, "SELECT what || ' as ' || who FROM public.pwned")
+	rows, err := admin.Query(ctx, "SELECT what || ' as ' || who FROM public.pwned WHERE who <> 'mle_user'")
 	if err != nil {
 		t.Fatal(err)
 	}
