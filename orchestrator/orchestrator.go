@@ -99,6 +99,13 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// How often River looks for available jobs (it is told of none: PollOnly),
+// and the least time between two looks of a queue.
+const (
+	fetchPoll     = 100 * time.Millisecond
+	fetchCooldown = 5 * time.Millisecond
+)
+
 // Orchestrator runs pipelines as River jobs.
 type Orchestrator struct {
 	cfg     Config
@@ -155,6 +162,13 @@ func New(ctx context.Context, w *warehouse.Warehouse, l *ledger.Ledger, set *pip
 		// themselves (runWorker.Timeout), and are rescued by the scheduler
 		// only when their process is dead (rescueDead).
 		JobTimeout: cfg.RescueAfter,
+		// No LISTEN/NOTIFY: any database user may NOTIFY River's control
+		// channel and cancel or pause millrace's jobs; River then reads
+		// every change from its tables, which only millrace can write, by
+		// polling them. A freed worker slot fetches the next job at once.
+		PollOnly:          true,
+		FetchPollInterval: fetchPoll,
+		FetchCooldown:     fetchCooldown,
 	}
 	if cfg.Workers {
 		workers := river.NewWorkers()
