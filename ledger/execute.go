@@ -116,6 +116,12 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 		if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
 			return fmt.Errorf("disable users' triggers: %w", err)
 		}
+		// A lock that a user holds on a table the run reads or replaces
+		// fails the attempt after a while (transient: retried), rather
+		// than holding a worker until the run's timeout.
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", l.LockTimeout.Milliseconds())); err != nil {
+			return fmt.Errorf("set lock timeout: %w", err)
+		}
 		rows, err := fn(ctx, tx, log)
 		if err != nil {
 			return err

@@ -10,6 +10,7 @@ package ledger
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -18,6 +19,12 @@ import (
 
 // Ledger reads and writes the run ledger in the warehouse's database.
 type Ledger struct {
+	// LockTimeout is the longest a run waits for a lock that another
+	// session holds on a table it reads or replaces: waiting for a
+	// reader's long query is fine, waiting for ever is not; the attempt
+	// then fails as transient. Defaults to 5m.
+	LockTimeout time.Duration
+
 	w      *warehouse.Warehouse
 	pool   *pgxpool.Pool
 	logger *slog.Logger
@@ -26,5 +33,5 @@ type Ledger struct {
 // New returns the ledger of w's database; runs log to logger as well as to
 // their own log.
 func New(w *warehouse.Warehouse, logger *slog.Logger) *Ledger {
-	return &Ledger{w: w, pool: w.Pool(), logger: logger}
+	return &Ledger{LockTimeout: 5 * time.Minute, w: w, pool: w.Pool(), logger: logger}
 }

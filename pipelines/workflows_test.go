@@ -1,11 +1,13 @@
 package pipelines_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -274,4 +276,35 @@ func TestProcessData(t *testing.T) {
 	if got := b.query(t, "SELECT count(*) FROM customer_activity_ranked WHERE activity_rank > 1")[0]; got == "0" {
 		t.Error("the generated activity has no history rows: the ranking is not exercised")
 	}
+}
+
+// TestUserLockTimesOut has mle_user hold a lock on a table that
+// process_data reads, as its TRUNCATE right allows: the run gives up after
+// the ledger's lock timeout with a transient error (retried), recorded as
+// failed, instead of holding a worker; once the lock is gone it succeeds.
+func TestUserLockTimesOut(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.run(t, millrace.LoadClientData, "")
+	mle, err := pgx.Connect(b.ctx, dbtest.URL(t, "mle_user", "mle_user", b.conn.Config().Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mle.Close(context.Background())
+	tx, err := mle.Begin(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(b.ctx, "LOCK TABLE public.customer_profiles IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	b.l.LockTimeout = 200 * time.Millisecond
+	run, err := b.tryRun(t, millrace.ProcessData, "")
+	if err == nil || millrace.IsPermanent(err) || run.State != millrace.StateFailed || !strings.Contains(run.Error, "lock timeout") {
+		t.Errorf("process_data under mle_user's lock = %s %q, %v; want a transient lock timeout, recorded", run.State, run.Error, err)
+	}
+	if err := tx.Rollback(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.run(t, millrace.ProcessData, "")
 }

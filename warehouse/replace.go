@@ -15,13 +15,11 @@ import (
 	"github.com/millrace/millrace"
 )
 
-// lockTimeout bounds how long a publish waits for readers' locks: waiting for
-// a long query is fine, waiting forever is not.
-const lockTimeout = "5min"
-
 // Replace publishes the table built under Staging(table) as public.table
 // inside the caller's transaction: readers see the old table until the
-// transaction commits and the new one after, never an empty one.
+// transaction commits and the new one after, never an empty one. It waits
+// for the locks of readers as long as the transaction's lock_timeout
+// allows (a run's: ledger.Ledger.LockTimeout).
 //
 // An old table that millrace did not create is never touched: the run fails
 // with a *ForeignObjectError. When other objects depend on the old table (a
@@ -36,11 +34,13 @@ func Replace(ctx context.Context, tx pgx.Tx, table string) error {
 		return err
 	}
 	staging := Staging(table)
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+lockTimeout+"'"); err != nil {
-		return fmt.Errorf("set lock timeout: %w", err)
-	}
 	public := pgx.Identifier{"public", table}
 	if exists {
+		// The lock the drop or the truncate takes anyway, taken first, so
+		// that no view can come to depend on the table after the look.
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+public.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return fmt.Errorf("lock %s: %w", table, err)
+		}
 		dependents, err := dependents(ctx, tx, table)
 		if err != nil {
 			return err
@@ -197,9 +197,6 @@ func ReplacePartition(ctx context.Context, tx pgx.Tx, parent, partition string, 
 	staging, target := Staging(partition), pgx.Identifier{DataSchema, partition}
 	if _, err := tx.Exec(ctx, "ANALYZE "+staging.Sanitize()); err != nil {
 		return fmt.Errorf("analyze %s: %w", partition, err)
-	}
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+lockTimeout+"'"); err != nil {
-		return fmt.Errorf("set lock timeout: %w", err)
 	}
 	for _, q := range []string{
 		"DROP TABLE IF EXISTS " + target.Sanitize(),
