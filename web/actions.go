@@ -50,12 +50,7 @@ func (s *Server) handleRetryFailed(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	var failed []string
-	for _, p := range parts {
-		if p.State == millrace.StateFailed {
-			failed = append(failed, p.Partition)
-		}
-	}
+	failed := failedPartitions(parts)
 	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, failed, "ui")
 	if err != nil && !millrace.IsPermanent(err) {
 		s.serverError(w, r, err)
@@ -81,6 +76,20 @@ func queuedCount(res []orchestrator.Enqueued) int {
 		}
 	}
 	return n
+}
+
+// countPlan counts the months of a backfill plan that run, and those that
+// were queued.
+func countPlan(plan []orchestrator.BackfillMonth) (runs, queued int) {
+	for _, p := range plan {
+		if p.Run {
+			runs++
+		}
+		if p.Queued {
+			queued++
+		}
+	}
+	return runs, queued
 }
 
 // backfillForm reads the backfill form.
@@ -112,11 +121,7 @@ func (s *Server) handleBackfillPreview(w http.ResponseWriter, r *http.Request) {
 		}
 		v.Error = msg
 	}
-	for _, p := range plan {
-		if p.Run {
-			v.Runs++
-		}
-	}
+	v.Runs, _ = countPlan(plan)
 	s.renderBlock(w, r, http.StatusOK, "backfill_preview", "preview", v)
 }
 
@@ -132,12 +137,7 @@ func (s *Server) handleBackfill(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	default:
-		n := 0
-		for _, p := range plan {
-			if p.Queued {
-				n++
-			}
-		}
+		_, n := countPlan(plan)
 		s.setFlash(w, fmt.Sprintf("Backfill queued %d of %s (%s to %s, %s).", n, plural(len(plan), "month"), req.From, req.To, req.Only))
 	}
 	http.Redirect(w, r, back(r), http.StatusSeeOther)

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/millrace/millrace/pipelines"
 )
 
 // tableRow is a table on the data page.
@@ -46,27 +48,33 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	writtenBy := map[string]string{}
-	for _, p := range s.cfg.Pipelines.List() {
-		for _, t := range p.Tables {
-			writtenBy[t] = p.Name
-		}
-	}
-	var v dataView
-	for _, t := range tables {
-		row := tableRow{tableInfo: t, Pipeline: writtenBy[t.Name]}
-		if at, ok := last[row.Pipeline]; ok {
-			row.LoadedAt = &at
-		}
-		v.Tables = append(v.Tables, row)
-	}
 	points, err := monthlySales(ctx, s.cfg.Warehouse.Pool())
 	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
-	v.Chart = chart(points)
-	s.render(w, r, http.StatusOK, "data", v)
+	s.render(w, r, http.StatusOK, "data", dataView{Tables: tableRows(tables, s.cfg.Pipelines.List(), last), Chart: chart(points)})
+}
+
+// tableRows names the pipeline that writes each table (the last of the
+// list that names it; "" for none) and when that pipeline last succeeded
+// (last, by pipeline; nil when it never did).
+func tableRows(tables []tableInfo, list []pipelines.Pipeline, last map[string]time.Time) []tableRow {
+	writtenBy := map[string]string{}
+	for _, p := range list {
+		for _, t := range p.Tables {
+			writtenBy[t] = p.Name
+		}
+	}
+	var rows []tableRow
+	for _, t := range tables {
+		row := tableRow{tableInfo: t, Pipeline: writtenBy[t.Name]}
+		if at, ok := last[row.Pipeline]; ok {
+			row.LoadedAt = &at
+		}
+		rows = append(rows, row)
+	}
+	return rows
 }
 
 // chart arranges the points as one series per store over every month.

@@ -38,16 +38,22 @@ func (s *Server) summaries(r *http.Request) ([]pipelineSummary, error) {
 		if err != nil {
 			return nil, err
 		}
-		sum := pipelineSummary{Name: p.Name, Description: p.Description, Monthly: p.Monthly, Schedule: p.Schedule,
-			NextDue: s.cfg.Orchestrator.NextDue(p), Counts: countStates(parts)}
-		for i := range parts {
-			if parts[i].StartedAt != nil && (sum.LastRun == nil || parts[i].StartedAt.After(*sum.LastRun.StartedAt)) {
-				sum.LastRun = &parts[i]
-			}
-		}
-		out = append(out, sum)
+		out = append(out, pipelineSummary{Name: p.Name, Description: p.Description, Monthly: p.Monthly, Schedule: p.Schedule,
+			NextDue: s.cfg.Orchestrator.NextDue(p), LastRun: lastStarted(parts), Counts: countStates(parts)})
 	}
 	return out, nil
+}
+
+// lastStarted returns the partition that started most recently, the first
+// of them on a tie, or nil when none started. It points into parts.
+func lastStarted(parts []millrace.Partition) *millrace.Partition {
+	var last *millrace.Partition
+	for i := range parts {
+		if parts[i].StartedAt != nil && (last == nil || parts[i].StartedAt.After(*last.StartedAt)) {
+			last = &parts[i]
+		}
+	}
+	return last
 }
 
 // countStates counts partitions by state, in a fixed order, leaving out

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/ledger"
+	"github.com/millrace/millrace/pipelines"
 )
 
 // partitionView is the page of one partition: every attempt with its log.
@@ -34,28 +36,46 @@ func (s *Server) partitionView(r *http.Request) (partitionView, int, error) {
 	if part == "-" {
 		part = ""
 	}
-	v := partitionView{Pipeline: p.Name, Partition: part, Path: partitionPath(p.Name, part), CSRF: sessionOf(r).CSRF, CanRun: true}
-	if _, err := p.CheckPartition(part, s.cfg.Orchestrator.Now()); err != nil {
-		if _, perr := millrace.ParseMonth(part); p.Monthly && perr != nil {
-			return v, http.StatusNotFound, err
-		}
-		v.CanRun, v.Why = false, err.Error()
+	v := partitionView{Pipeline: p.Name, Partition: part, Path: partitionPath(p.Name, part), CSRF: sessionOf(r).CSRF}
+	if v.CanRun, v.Why, err = runnable(p, part, s.cfg.Orchestrator.Now()); err != nil {
+		return v, http.StatusNotFound, err
 	}
 	parts, err := s.cfg.Orchestrator.Partitions(r.Context(), p.Name)
 	if err != nil {
 		return v, http.StatusInternalServerError, err
 	}
-	v.State = millrace.Partition{Pipeline: p.Name, Partition: part, State: millrace.StateMissing}
-	for _, pt := range parts {
-		if pt.Partition == part {
-			v.State = pt
-		}
-	}
+	v.State = partitionState(p.Name, part, parts)
 	v.Runs, err = s.cfg.Ledger.Runs(r.Context(), p.Name, part)
 	if err != nil {
 		return v, http.StatusInternalServerError, err
 	}
 	return v, http.StatusOK, nil
+}
+
+// runnable says whether a partition's page offers to run it at now, and
+// if not why; err, for a 404, is set when the partition cannot exist: a
+// partition of a monthly pipeline that is not a month.
+func runnable(p pipelines.Pipeline, part string, now time.Time) (ok bool, why string, err error) {
+	_, refusal := p.CheckPartition(part, now)
+	if refusal == nil {
+		return true, "", nil
+	}
+	if _, perr := millrace.ParseMonth(part); p.Monthly && perr != nil {
+		return false, "", refusal
+	}
+	return false, refusal.Error(), nil
+}
+
+// partitionState returns the record of partition part among parts, or a
+// missing one of the pipeline when there is none.
+func partitionState(pipeline, part string, parts []millrace.Partition) millrace.Partition {
+	st := millrace.Partition{Pipeline: pipeline, Partition: part, State: millrace.StateMissing}
+	for _, pt := range parts {
+		if pt.Partition == part {
+			st = pt
+		}
+	}
+	return st
 }
 
 // handlePartition serves "GET /pipelines/{name}/partitions/{partition}"

@@ -63,12 +63,7 @@ func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineVi
 		return pipelineView{}, err
 	}
 	v := pipelineView{Name: p.Name, Description: p.Description, Schedule: p.Schedule, Monthly: p.Monthly, NextDue: o.NextDue(p), Counts: countStates(parts),
-		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), CSRF: sessionOf(r).CSRF}
-	for _, pt := range parts {
-		if pt.State == millrace.StateFailed {
-			v.Failed++
-		}
-	}
+		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), CSRF: sessionOf(r).CSRF, Failed: len(failedPartitions(parts))}
 	if p.Monthly {
 		v.Grid = grid(p.Name, parts, o.SalesStart(), o.Now())
 		return v, nil
@@ -76,6 +71,18 @@ func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineVi
 	v.State = parts[0]
 	v.Runs, err = s.cfg.Ledger.Runs(r.Context(), p.Name, "")
 	return v, err
+}
+
+// failedPartitions returns the keys of the failed partitions, in order; nil
+// when none failed.
+func failedPartitions(parts []millrace.Partition) []string {
+	var failed []string
+	for _, p := range parts {
+		if p.State == millrace.StateFailed {
+			failed = append(failed, p.Partition)
+		}
+	}
+	return failed
 }
 
 // grid lays the months out a year a row, from the schedule's start (or

@@ -1,0 +1,155 @@
+package web_test
+
+import (
+	"flag"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// update rewrites the golden files: go test ./web -run TestGoldenPages -update.
+var update = flag.Bool("update", false, "rewrite the golden files of testdata/golden with the pages as the server renders them")
+
+// csrfMask stands for the session's CSRF token, which is random, in the
+// golden files.
+const csrfMask = "CSRF_TOKEN"
+
+// goldenSeed is the state the golden pages show, in a fresh database: the
+// ledger's runs with fixed ids and times, and a few rows of the data
+// tables. With the tests' clock (now: 2020-07-15 12:00 UTC) every page is
+// the same run after run.
+var goldenSeed = []string{
+	`INSERT INTO millrace.runs (id, pipeline, partition, attempt, state, trigger, started_at, finished_at, rows, error, log) OVERRIDING SYSTEM VALUE VALUES
+	 (1, 'load_client_data', '', 1, 'succeeded', 'schedule', '2020-07-01 00:00:05+00', '2020-07-01 00:00:17.25+00', 1500, '',
+	  E'time=2020-07-01T00:00:05Z level=INFO msg="run started" pipeline=load_client_data run_id=1\n' ||
+	  E'time=2020-07-01T00:00:17Z level=INFO msg="table loaded" table=customer_profiles rows=500 note="<none> & more"\n' ||
+	  E'time=2020-07-01T00:00:17Z level=INFO msg="run succeeded" rows=1500\n'),
+	 (2, 'load_sales_data', '2020-01', 1, 'succeeded', 'schedule', '2020-07-01 00:01:00+00', '2020-07-01 00:01:02.5+00', 415, '',
+	  E'time=2020-07-01T00:01:00Z level=INFO msg="run started"\ntime=2020-07-01T00:01:02Z level=INFO msg="run succeeded" rows=415\n'),
+	 (3, 'load_sales_data', '2020-02', 1, 'failed', 'schedule', '2020-07-01 00:01:03+00', '2020-07-01 00:01:03.2+00', 0,
+	  'source file sales/2020-02-01/sales.csv is missing: not found',
+	  E'time=2020-07-01T00:01:03Z level=INFO msg="run started"\ntime=2020-07-01T00:01:03Z level=ERROR msg="run failed" err="source file sales/2020-02-01/sales.csv is missing: not found"\n'),
+	 (4, 'load_sales_data', '2020-03', 1, 'failed', 'schedule', '2020-07-01 00:01:04+00', '2020-07-01 00:01:05+00', 0,
+	  'sales/2020-03-01/sales.csv line 12, column 3: "12,5" is not a number: write the amount with a dot',
+	  E'time=2020-07-01T00:01:04Z level=INFO msg="run started"\ntime=2020-07-01T00:01:05Z level=ERROR msg="run failed"\n'),
+	 (5, 'load_sales_data', '2020-02', 2, 'succeeded', 'backfill', '2020-07-02 09:30:00+00', '2020-07-02 09:30:01.75+00', 398, '',
+	  E'time=2020-07-02T09:30:00Z level=INFO msg="run started"\ntime=2020-07-02T09:30:01Z level=INFO msg="run succeeded" rows=398\n'),
+	 (6, 'load_sales_data', '2020-04', 1, 'running', 'ui', '2020-07-15 11:59:00+00', NULL, 0, '',
+	  E'time=2020-07-15T11:59:00Z level=INFO msg="run started"\n'),
+	 (7, 'process_data', '', 1, 'succeeded', 'after load_client_data', '2020-07-01 00:00:18+00', '2020-07-01 00:00:30+00', 2400, '', '')`,
+	`INSERT INTO millrace.partitions (pipeline, partition, state, attempts, rows, started_at, finished_at, error, last_run_id, succeeded_at) VALUES
+	 ('load_client_data', '', 'succeeded', 1, 1500, '2020-07-01 00:00:05+00', '2020-07-01 00:00:17.25+00', '', 1, '2020-07-01 00:00:17.25+00'),
+	 ('load_sales_data', '2020-01', 'succeeded', 1, 415, '2020-07-01 00:01:00+00', '2020-07-01 00:01:02.5+00', '', 2, '2020-07-01 00:01:02.5+00'),
+	 ('load_sales_data', '2020-02', 'succeeded', 2, 398, '2020-07-02 09:30:00+00', '2020-07-02 09:30:01.75+00', '', 5, '2020-07-02 09:30:01.75+00'),
+	 ('load_sales_data', '2020-03', 'failed', 1, 0, '2020-07-01 00:01:04+00', '2020-07-01 00:01:05+00',
+	  'sales/2020-03-01/sales.csv line 12, column 3: "12,5" is not a number: write the amount with a dot', 4, NULL),
+	 ('load_sales_data', '2020-04', 'running', 1, 0, '2020-07-15 11:59:00+00', NULL, '', 6, NULL),
+	 ('load_sales_data', '2020-05', 'queued', 0, 0, NULL, NULL, '', NULL, NULL),
+	 ('process_data', '', 'succeeded', 1, 2400, '2020-07-01 00:00:18+00', '2020-07-01 00:00:30+00', '', 7, '2020-07-01 00:00:30+00')`,
+	`INSERT INTO public.monthly_sales (store_idx, location, sale_month, value) VALUES
+	 (1, 'Paris', '2020-01-01', 12345.67), (2, 'Lyon', '2020-01-01', 2500),
+	 (1, 'Paris', '2020-02-01', 13000.5)`,
+	`CREATE TABLE public.stores (store_idx integer PRIMARY KEY, location text NOT NULL)`,
+	`INSERT INTO public.stores VALUES (1, 'Paris'), (2, 'Lyon')`,
+}
+
+// TestGoldenPages renders the main pages against the fixed state of
+// goldenSeed and compares each, parsed and normalised (see normalizeHTML),
+// with its golden file in testdata/golden. The session's CSRF token, the
+// only random part of a page, is masked as csrfMask. Run with -update to
+// rewrite the golden files after a change of the pages, and read their
+// diff before committing them.
+func TestGoldenPages(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	for _, q := range goldenSeed {
+		if _, err := b.conn.Exec(b.ctx, q); err != nil {
+			t.Fatalf("seed: %v\n%s", err, q)
+		}
+	}
+	anon := newClient(t, b.ts.URL)
+	br := newClient(t, b.ts.URL)
+	csrf := br.login()
+
+	run := br.get("/runs/1").expect(t, "a run's link", http.StatusSeeOther)
+	runPage := run.header.Get("Location")
+	if runPage != "/pipelines/load_client_data/partitions/-#run-1" {
+		t.Fatalf("the run's link goes to %q", runPage)
+	}
+	runPage, _, _ = strings.Cut(runPage, "#")
+
+	names := map[string]bool{} // the golden files, NAME.html
+	preview := url.Values{"from": {"2020-01"}, "to": {"2020-06"}, "only": {"missing,failed"}}
+	for _, page := range []struct {
+		name   string
+		get    func() response
+		status int
+	}{
+		{"login", func() response { return anon.get("/login?next=%2Fdata") }, http.StatusOK},
+		{"home", func() response { return br.get("/") }, http.StatusOK},
+		{"pipeline_monthly", func() response { return br.get("/pipelines/load_sales_data") }, http.StatusOK},
+		{"pipeline_unpartitioned", func() response { return br.get("/pipelines/load_client_data") }, http.StatusOK},
+		{"month", func() response { return br.get("/pipelines/load_sales_data/partitions/2020-02") }, http.StatusOK},
+		{"month_open", func() response { return br.get("/pipelines/load_sales_data/partitions/2020-07") }, http.StatusOK},
+		{"run", func() response { return br.get(runPage) }, http.StatusOK},
+		{"data", func() response { return br.get("/data") }, http.StatusOK},
+		{"backfill_preview", func() response {
+			return br.postForm("/pipelines/load_sales_data/backfill/preview", preview, map[string]string{"X-CSRF-Token": csrf, "HX-Request": "true"})
+		}, http.StatusOK},
+		{"error_404", func() response { return br.get("/pipelines/nope") }, http.StatusNotFound},
+	} {
+		r := page.get().expect(t, page.name, page.status)
+		if ct := r.header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+			t.Errorf("%s: Content-Type %q", page.name, ct)
+		}
+		checkGolden(t, page.name, strings.ReplaceAll(r.body, csrf, csrfMask))
+		names[page.name+".html"] = true
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "golden", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !names[filepath.Base(f)] {
+			t.Errorf("%s is the golden file of no page: remove it", f)
+		}
+	}
+}
+
+// checkGolden compares a page with testdata/golden/NAME.html, both parsed
+// and normalised, and shows their difference; with -update it writes the
+// page there instead.
+func checkGolden(t *testing.T, name, page string) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name+".html")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(page), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	golden, err := os.ReadFile(path)
+	if err != nil {
+		t.Errorf("%s: %v (run go test ./web -run TestGoldenPages -update to write it)", name, err)
+		return
+	}
+	want, err := normalizeHTML(string(golden))
+	if err != nil {
+		t.Errorf("%s: %v", path, err)
+		return
+	}
+	got, err := normalizeHTML(page)
+	if err != nil {
+		t.Errorf("%s: the page as rendered: %v\n%s", name, err, page)
+		return
+	}
+	if d := lineDiff(want, got); d != "" {
+		t.Errorf("%s differs from %s (- golden, + rendered; if the change is meant, run go test ./web -run TestGoldenPages -update):\n%s", name, path, d)
+	}
+}
