@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace"
 )
@@ -38,10 +40,12 @@ type RunFunc func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (rows int64,
 
 // Execute runs fn as one attempt of the spec's partition and records it in
 // the ledger. At most one attempt of a partition executes at a time across
-// all processes: a session advisory lock, which PostgreSQL releases when a
-// process dies, guards it, and a second caller gets an error wrapping
-// millrace.ErrAlreadyRunning. The attempt's data and its success commit in
-// one transaction; a failure rolls the data back and records the error.
+// all processes: its row of millrace.run_locks, locked by the transaction
+// that does the work and records the outcome, guards it (PostgreSQL
+// releases it when a process dies; no other database user can take it),
+// and a second caller gets an error wrapping millrace.ErrAlreadyRunning.
+// The attempt's data and its success commit in one transaction; a failure
+// rolls the data back and records the error, still under the lock.
 // Attempts left "running" by a process that died are closed as failed.
 //
 // Execute returns the attempt as recorded; its error is fn's error or the
@@ -58,95 +62,150 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 		return millrace.Run{}, err
 	}
 	label := spec.Pipeline + " " + millrace.PartitionLabel(spec.Partition)
-	var locked bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(millrace.run_lock_key($1, $2))", spec.Pipeline, spec.Partition).Scan(&locked); err != nil {
-		return millrace.Run{}, fmt.Errorf("lock %s: %w", label, err)
+	tx, err := lockRun(ctx, conn, spec.Pipeline, spec.Partition)
+	if err != nil {
+		return millrace.Run{}, fmt.Errorf("%s: %w", label, err)
 	}
-	if !locked {
-		return millrace.Run{}, fmt.Errorf("%s: %w", label, millrace.ErrAlreadyRunning)
-	}
-	defer func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(millrace.run_lock_key($1, $2))", spec.Pipeline, spec.Partition); err != nil {
-			// A connection that may still hold the lock must not go back to the pool.
-			_ = conn.Conn().Close(context.WithoutCancel(ctx))
-		}
-	}()
+	// Ends the transaction, and so the lock, unless it committed.
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // rolled back or already ended
 
 	run := millrace.Run{Pipeline: spec.Pipeline, Partition: spec.Partition, Trigger: spec.Trigger, State: millrace.StateRunning}
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		// Attempts of a process that died, whose lock PostgreSQL freed.
-		if _, err := tx.Exec(ctx, `
-			UPDATE millrace.runs SET state = $4, finished_at = clock_timestamp(),
-				error = 'interrupted: the process running it stopped before it finished'
-			WHERE pipeline = $1 AND partition = $2 AND state = $3`,
-			spec.Pipeline, spec.Partition, millrace.StateRunning, millrace.StateFailed); err != nil {
-			return fmt.Errorf("close interrupted attempts: %w", err)
-		}
-		if err := tx.QueryRow(ctx, `
-			INSERT INTO millrace.partitions AS p (pipeline, partition, state, attempts, started_at)
-			VALUES ($1, $2, $3, 1, clock_timestamp())
-			ON CONFLICT (pipeline, partition) DO UPDATE SET state = $3, attempts = p.attempts + 1,
-				started_at = clock_timestamp(), finished_at = NULL, error = '', updated_at = clock_timestamp()
-			WHERE p.state = ANY($4)
-			RETURNING attempts`, spec.Pipeline, spec.Partition, start.To, start.from()).Scan(&run.Attempt); err != nil {
-			return fmt.Errorf("record attempt: %w", err)
-		}
-		if err := tx.QueryRow(ctx, `
-			INSERT INTO millrace.runs (pipeline, partition, attempt, state, trigger, job_id)
-			VALUES ($1, $2, $3, $4, $5, NULLIF($6::bigint, 0)) RETURNING id, started_at`,
-			spec.Pipeline, spec.Partition, run.Attempt, millrace.StateRunning, spec.Trigger, spec.JobID).Scan(&run.ID, &run.StartedAt); err != nil {
-			return fmt.Errorf("record attempt: %w", err)
-		}
-		_, err := tx.Exec(ctx, "UPDATE millrace.partitions SET last_run_id = $3 WHERE pipeline = $1 AND partition = $2",
-			spec.Pipeline, spec.Partition, run.ID)
-		return err
-	})
-	if err != nil {
-		return run, fmt.Errorf("start %s %s: %w", spec.Pipeline, millrace.PartitionLabel(spec.Partition), err)
+	// The start is recorded on another connection and committed at once,
+	// so that everyone sees the partition running.
+	if err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error { return recordStart(ctx, tx, spec, &run) }); err != nil {
+		return run, fmt.Errorf("start %s: %w", label, err)
 	}
 
 	var rl runLog
 	log := rl.logger(l.logger).With("pipeline", spec.Pipeline, "partition", spec.Partition, "run_id", run.ID, "attempt", run.Attempt)
 	log.Info("run started", "trigger", spec.Trigger)
 	started := time.Now()
-	runErr := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		// No trigger or rule that a user put on a table fires in a run:
-		// it would run as the superuser. Only a table's owner (millrace) can
-		// make one fire anyway (ENABLE ALWAYS).
-		if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
-			return fmt.Errorf("disable users' triggers: %w", err)
-		}
-		// A lock that a user holds on a table the run reads or replaces
-		// fails the attempt after a while (transient: retried), rather
-		// than holding a worker until the run's timeout.
-		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", l.LockTimeout.Milliseconds())); err != nil {
-			return fmt.Errorf("set lock timeout: %w", err)
-		}
-		rows, err := fn(ctx, tx, log)
-		if err != nil {
-			return err
-		}
+	rows, runErr := l.work(ctx, tx, spec, fn, log)
+	if runErr == nil {
 		run.Rows = rows
-		if spec.OnSuccess != nil {
-			if err := spec.OnSuccess(ctx, tx); err != nil {
-				return err
+		log.Info("run succeeded", "rows", rows, "seconds", time.Since(started).Seconds())
+		if runErr = finish(ctx, tx, &run, nil, false, rl.String()); runErr == nil {
+			if runErr = tx.Commit(ctx); runErr == nil {
+				return run, nil
 			}
 		}
-		log.Info("run succeeded", "rows", rows, "seconds", time.Since(started).Seconds())
-		return finish(ctx, tx, &run, nil, false, rl.String())
-	})
-	if runErr == nil {
-		return run, nil
 	}
 	log.Error("run failed", "err", runErr, "seconds", time.Since(started).Seconds())
 	run.Rows = 0
-	ferr := pgx.BeginFunc(context.WithoutCancel(ctx), conn, func(tx pgx.Tx) error {
-		return finish(context.WithoutCancel(ctx), tx, &run, runErr, spec.Retried != nil && spec.Retried(runErr), rl.String())
-	})
+	retry := spec.Retried != nil && spec.Retried(runErr)
+	wctx := context.WithoutCancel(ctx)
+	// Under the lock when the transaction lives on (the work rolled back
+	// to its savepoint); else, its connection gone, on another.
+	ferr := finish(wctx, tx, &run, runErr, retry, rl.String())
+	if ferr == nil {
+		ferr = tx.Commit(wctx)
+	}
+	if ferr != nil {
+		_ = tx.Rollback(wctx)
+		ferr = pgx.BeginFunc(wctx, l.pool, func(tx pgx.Tx) error { return finish(wctx, tx, &run, runErr, retry, rl.String()) })
+	}
 	if ferr != nil {
 		return run, errors.Join(runErr, fmt.Errorf("record failure: %w", ferr))
 	}
 	return run, runErr
+}
+
+// lockRun begins a transaction on conn that holds the run lock of the
+// partition, or returns an error wrapping millrace.ErrAlreadyRunning when
+// another session holds it.
+func lockRun(ctx context.Context, conn *pgxpool.Conn, pipeline, partition string) (pgx.Tx, error) {
+	// The row exists before anyone locks it; inserting it waits for no one.
+	if _, err := conn.Exec(ctx, "INSERT INTO millrace.run_locks (pipeline, partition) VALUES ($1, $2) ON CONFLICT DO NOTHING", pipeline, partition); err != nil {
+		return nil, fmt.Errorf("create run lock: %w", err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin run: %w", err)
+	}
+	// The transaction waits between its statements for as long as the
+	// run's work takes: a server's idle-in-transaction limit must not end
+	// it, and the lock with it.
+	_, err = tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0")
+	if err == nil {
+		_, err = tx.Exec(ctx, "SELECT FROM millrace.run_locks WHERE pipeline = $1 AND partition = $2 FOR UPDATE NOWAIT", pipeline, partition)
+	}
+	if err != nil {
+		_ = tx.Rollback(ctx)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+			return nil, millrace.ErrAlreadyRunning
+		}
+		return nil, fmt.Errorf("take run lock: %w", err)
+	}
+	return tx, nil
+}
+
+// recordStart closes the attempts of the partition that a dead process left
+// running (its lock is ours now) and records a new one in tx.
+func recordStart(ctx context.Context, tx pgx.Tx, spec RunSpec, run *millrace.Run) error {
+	if _, err := tx.Exec(ctx, `
+		UPDATE millrace.runs SET state = $4, finished_at = clock_timestamp(),
+			error = 'interrupted: the process running it stopped before it finished'
+		WHERE pipeline = $1 AND partition = $2 AND state = $3`,
+		spec.Pipeline, spec.Partition, millrace.StateRunning, millrace.StateFailed); err != nil {
+		return fmt.Errorf("close interrupted attempts: %w", err)
+	}
+	if err := tx.QueryRow(ctx, `
+		INSERT INTO millrace.partitions AS p (pipeline, partition, state, attempts, started_at)
+		VALUES ($1, $2, $3, 1, clock_timestamp())
+		ON CONFLICT (pipeline, partition) DO UPDATE SET state = $3, attempts = p.attempts + 1,
+			started_at = clock_timestamp(), finished_at = NULL, error = '', updated_at = clock_timestamp()
+		WHERE p.state = ANY($4)
+		RETURNING attempts`, spec.Pipeline, spec.Partition, start.To, start.from()).Scan(&run.Attempt); err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	if err := tx.QueryRow(ctx, `
+		INSERT INTO millrace.runs (pipeline, partition, attempt, state, trigger, job_id)
+		VALUES ($1, $2, $3, $4, $5, NULLIF($6::bigint, 0)) RETURNING id, started_at`,
+		spec.Pipeline, spec.Partition, run.Attempt, millrace.StateRunning, spec.Trigger, spec.JobID).Scan(&run.ID, &run.StartedAt); err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "UPDATE millrace.partitions SET last_run_id = $3 WHERE pipeline = $1 AND partition = $2",
+		spec.Pipeline, spec.Partition, run.ID); err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	return nil
+}
+
+// work runs fn, and the spec's OnSuccess after it, in a savepoint of the
+// locked transaction tx: a failure rolls back to it, and the transaction,
+// still holding the lock, can record the failure.
+func (l *Ledger) work(ctx context.Context, tx pgx.Tx, spec RunSpec, fn RunFunc, log *slog.Logger) (int64, error) {
+	// No trigger or rule that a user put on a table fires in a run: it
+	// would run as the superuser. Only a table's owner (millrace) can make
+	// one fire anyway (ENABLE ALWAYS). A lock that a user holds on a table
+	// the run reads or replaces fails the attempt after a while
+	// (transient: retried), rather than holding a worker until the run's
+	// timeout.
+	for _, q := range []string{
+		"SET LOCAL session_replication_role = replica",
+		fmt.Sprintf("SET LOCAL lock_timeout = %d", l.LockTimeout.Milliseconds()),
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return 0, fmt.Errorf("prepare run: %w", err)
+		}
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("savepoint before the work: %w", err)
+	}
+	rows, err := fn(ctx, sp, log)
+	if err == nil && spec.OnSuccess != nil {
+		err = spec.OnSuccess(ctx, sp)
+	}
+	if err == nil {
+		err = sp.Commit(ctx)
+	}
+	if err != nil {
+		_ = sp.Rollback(context.WithoutCancel(ctx))
+		return 0, err
+	}
+	return rows, nil
 }
 
 // finish records the attempt's outcome in the ledger; willRetry says that

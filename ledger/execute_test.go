@@ -15,7 +15,6 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/internal/dbtest"
 	"github.com/millrace/millrace/ledger"
-	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -270,7 +269,9 @@ func TestExecuteAlreadyRunning(t *testing.T) {
 }
 
 // TestExecuteInterrupted leaves attempts "running" as a dead process would
-// and checks that the next Execute closes them as failed.
+// and checks that the next Execute closes them as failed; and kills the
+// connection of a run, whose process records the failure and whose lock
+// dies with the connection.
 func TestExecuteInterrupted(t *testing.T) {
 	t.Parallel()
 
@@ -323,9 +324,11 @@ func TestExecuteInterrupted(t *testing.T) {
 		if err == nil {
 			t.Fatal("Execute succeeded on a killed connection")
 		}
+		// The process lives on: it records the failure on another
+		// connection.
 		rs := runs(t, b.l, spec.Pipeline, spec.Partition)
-		if len(rs) != 1 || rs[0].State != millrace.StateRunning {
-			t.Fatalf("runs after the kill = %+v, want one left running", rs)
+		if len(rs) != 1 || rs[0].State != millrace.StateFailed || !strings.Contains(rs[0].Error, "terminating connection") {
+			t.Fatalf("runs after the kill = %+v, want one failed with the connection's end", rs)
 		}
 
 		// The lock died with the session: the partition runs again.
@@ -333,7 +336,6 @@ func TestExecuteInterrupted(t *testing.T) {
 		if err != nil || run.Attempt != 2 {
 			t.Fatalf("Execute after the kill = %+v, %v; want attempt 2 succeeded", run, err)
 		}
-		checkInterrupted(t, b.l, spec, rs[0].ID)
 		if n := count(t, b.admin, "items"); n != 1 {
 			t.Errorf("items has %d rows, want the 1 of the second run", n)
 		}
@@ -416,25 +418,33 @@ func TestExecuteOnNewerDatabase(t *testing.T) {
 	}
 }
 
-// TestRunLockKeys checks that no two partitions of millrace's pipelines
-// share a run lock: the key of millrace.run_lock_key is unique for every
-// pipeline of the set and every month of two centuries.
-func TestRunLockKeys(t *testing.T) {
+// TestRunLockIsMillraces has mle_user try to stop runs the way any
+// database user could stop them when millrace used advisory locks: it
+// holds the advisory locks millrace used, and tries to lock millrace's run
+// locks. The first changes nothing, the second is refused, and the run
+// goes ahead.
+func TestRunLockIsMillraces(t *testing.T) {
 	t.Parallel()
-	b := newLedger(t)
-	names := pipelines.New(nil).Names()
-	var keys, distinct int64
-	err := b.admin.QueryRow(t.Context(), `
-		WITH k AS (
-			SELECT millrace.run_lock_key(p, m) AS key
-			FROM unnest($1::text[]) p,
-			     (SELECT '' AS m UNION ALL SELECT to_char(d, 'YYYY-MM') FROM generate_series(DATE '1900-01-01', DATE '2099-12-01', interval '1 month') d) ms
-		)
-		SELECT count(*), count(DISTINCT key) FROM k`, names).Scan(&keys, &distinct)
+	url := dbtest.NewSetUpDatabase(t)
+	l := openLedger(t, url)
+	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := int64(len(names) * (1 + 200*12)); keys != want || distinct != keys {
-		t.Errorf("%d run lock keys, %d distinct; want %d, all distinct", keys, distinct, want)
+	mle := connect(t, dbtest.URL(t, "mle_user", "mle_user", cfg.Database))
+	exec(t, mle, `SELECT pg_advisory_lock(1835625580, n) FROM generate_series(0, 3) n;
+		SELECT pg_advisory_lock(1835625580, hashtext('process_data/'))`)
+	for _, q := range []string{"SELECT FROM millrace.run_locks FOR UPDATE", "LOCK TABLE millrace.schema_migrations", "SELECT FROM millrace.locks FOR UPDATE"} {
+		err := pgx.BeginFunc(t.Context(), mle, func(tx pgx.Tx) error {
+			_, err := tx.Exec(t.Context(), q)
+			return err
+		})
+		if sqlState(err) != "42501" {
+			t.Errorf("as mle_user: %s = %v, want permission denied", q, err)
+		}
+	}
+	run, err := l.Execute(t.Context(), ledger.RunSpec{Pipeline: millrace.ProcessData}, func(context.Context, pgx.Tx, *slog.Logger) (int64, error) { return 1, nil })
+	if err != nil || run.State != millrace.StateSucceeded {
+		t.Errorf("Execute while mle_user holds advisory locks = %s, %v; want succeeded", run.State, err)
 	}
 }

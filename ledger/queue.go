@@ -55,19 +55,29 @@ type Key struct {
 // and whose run lock nobody holds: the job queue gave up on their job (a
 // process killed on its last attempt) without the run recording an
 // outcome. A `millrace run` has no job but holds the lock. A partition
-// changed in the last minute is left alone: its job may be committing.
+// changed in the last minute is left alone: its job may be committing. The
+// locks of the partitions it closes stay taken until tx ends.
 func CloseLost(ctx context.Context, tx pgx.Tx, live []Key) error {
 	pipelines, partitions := make([]string, len(live)), make([]string, len(live))
 	for i, k := range live {
 		pipelines[i], partitions[i] = k.Pipeline, k.Partition
 	}
 	_, err := tx.Exec(ctx, `
+		WITH candidates AS (
+			SELECT p.pipeline, p.partition FROM millrace.partitions p
+			WHERE p.state = ANY($2)
+			  AND p.updated_at < clock_timestamp() - interval '1 minute'
+			  AND (p.pipeline, p.partition) NOT IN (SELECT * FROM unnest($3::text[], $4::text[]))
+		), free AS (
+			SELECT l.pipeline, l.partition FROM millrace.run_locks l JOIN candidates c USING (pipeline, partition)
+			FOR UPDATE OF l SKIP LOCKED
+		)
 		UPDATE millrace.partitions p SET state = $1, updated_at = clock_timestamp(),
 			error = CASE WHEN p.error = '' THEN 'lost: its job ended without a result (the process running it stopped); run it again' ELSE p.error END
-		WHERE p.state = ANY($2)
-		  AND p.updated_at < clock_timestamp() - interval '1 minute'
-		  AND (p.pipeline, p.partition) NOT IN (SELECT * FROM unnest($3::text[], $4::text[]))
-		  AND pg_try_advisory_xact_lock(millrace.run_lock_key(p.pipeline, p.partition))`,
+		FROM candidates c
+		WHERE p.pipeline = c.pipeline AND p.partition = c.partition
+		  AND ((c.pipeline, c.partition) IN (SELECT pipeline, partition FROM free)
+		       OR NOT EXISTS (SELECT 1 FROM millrace.run_locks l WHERE l.pipeline = c.pipeline AND l.partition = c.partition))`,
 		lose.To, lose.from(), pipelines, partitions)
 	if err != nil {
 		return fmt.Errorf("close lost runs: %w", err)

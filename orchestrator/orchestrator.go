@@ -133,9 +133,10 @@ func New(ctx context.Context, w *warehouse.Warehouse, l *ledger.Ledger, set *pip
 	cfg = cfg.withDefaults()
 	// The pipelines refuse the months before the orchestrator's start.
 	set = set.WithSalesStart(cfg.SalesStart)
-	// Each run holds a connection for its whole length; River, the
-	// scheduler and the UI need some more.
-	if need, have := int32(cfg.MaxConcurrentRuns+4), w.Pool().Config().MaxConns; cfg.Workers && have < need {
+	// Each run holds a connection for its whole length and needs another
+	// for a moment to record its start; River, the scheduler and the UI
+	// need some more.
+	if need, have := int32(2*cfg.MaxConcurrentRuns+4), w.Pool().Config().MaxConns; cfg.Workers && have < need {
 		return nil, millrace.Permanent(fmt.Errorf("%d concurrent runs need %d database connections, the pool has %d: lower MILLRACE_MAX_CONCURRENT_RUNS or add pool_max_conns=%d to MILLRACE_DATABASE_URL",
 			cfg.MaxConcurrentRuns, need, have, need))
 	}
@@ -192,29 +193,31 @@ func New(ctx context.Context, w *warehouse.Warehouse, l *ledger.Ledger, set *pip
 }
 
 // migrateQueue applies River's migrations to the millrace schema, once per
-// process, under an advisory lock, so that processes starting together do
-// it once.
+// process, under millrace's lock for it, so that processes starting
+// together do it once.
 func (o *Orchestrator) migrateQueue(ctx context.Context) error {
 	o.queueMu.Lock()
 	defer o.queueMu.Unlock()
 	if o.queueReady {
 		return nil
 	}
-	conn, err := o.w.Pool().Acquire(ctx)
+	// The lock is held by a transaction of its own while River's migrator
+	// works on other connections.
+	err := pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
+		if err := warehouse.Lock(ctx, tx, warehouse.LockJobQueueMigrations); err != nil {
+			return err
+		}
+		m, err := rivermigrate.New(riverpgxv5.New(o.w.Pool()), &rivermigrate.Config{Schema: warehouse.Schema, Logger: o.cfg.Logger})
+		if err != nil {
+			return fmt.Errorf("job queue migrations: %w", err)
+		}
+		if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+			return fmt.Errorf("migrate job queue: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("acquire connection: %w", err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", warehouse.LockSpace, warehouse.LockRiverMigrations); err != nil {
-		return fmt.Errorf("lock job queue migrations: %w", err)
-	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, $2)", warehouse.LockSpace, warehouse.LockRiverMigrations) //nolint:errcheck // the session ends the lock at worst
-	m, err := rivermigrate.New(riverpgxv5.New(o.w.Pool()), &rivermigrate.Config{Schema: warehouse.Schema, Logger: o.cfg.Logger})
-	if err != nil {
-		return fmt.Errorf("job queue migrations: %w", err)
-	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("migrate job queue: %w", err)
+		return err
 	}
 	o.queueReady = true
 	return nil

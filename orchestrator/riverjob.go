@@ -45,7 +45,8 @@ func liveRunJobs(ctx context.Context, tx pgx.Tx) ([]ledger.Key, error) {
 
 // rescueDead hands back to the queue, in tx, the run jobs that River shows
 // running for longer than after while no process holds their partition's
-// run lock: their process died (kill -9, a lost machine). A live run holds
+// run lock (millrace.run_locks, which a run holds until its outcome
+// commits): their process died (kill -9, a lost machine). A live run holds
 // the lock however long it takes, so it is never taken over. A job with no
 // attempt left is discarded, and the ledger then closes its partition as
 // lost (ledger.CloseLost). River's own rescuer would not do it: it skips
@@ -53,11 +54,13 @@ func liveRunJobs(ctx context.Context, tx pgx.Tx) ([]ledger.Key, error) {
 func rescueDead(ctx context.Context, tx pgx.Tx, after time.Duration) (int64, error) {
 	tag, err := tx.Exec(ctx, `
 		WITH stuck AS (
-			SELECT id FROM millrace.river_job
+			SELECT id, args->>'pipeline' AS pipeline, args->>'partition' AS partition FROM millrace.river_job
 			WHERE kind = $1 AND state = $2::text::millrace.river_job_state
 			  AND attempted_at < now() - make_interval(secs => $3)
-			  AND pg_try_advisory_xact_lock(millrace.run_lock_key(args->>'pipeline', args->>'partition'))
 			FOR UPDATE SKIP LOCKED
+		), free AS (
+			SELECT l.pipeline, l.partition FROM millrace.run_locks l JOIN stuck s USING (pipeline, partition)
+			FOR UPDATE OF l SKIP LOCKED
 		)
 		UPDATE millrace.river_job j SET
 			state = (CASE WHEN j.attempt >= j.max_attempts THEN $4 ELSE $5 END)::text::millrace.river_job_state,
@@ -65,7 +68,10 @@ func rescueDead(ctx context.Context, tx pgx.Tx, after time.Duration) (int64, err
 			scheduled_at = now(),
 			errors = array_append(j.errors, jsonb_build_object('at', now(), 'attempt', j.attempt,
 				'error', 'rescued: the process running it stopped', 'trace', ''))
-		FROM stuck WHERE j.id = stuck.id`,
+		FROM stuck s
+		WHERE j.id = s.id
+		  AND ((s.pipeline, s.partition) IN (SELECT pipeline, partition FROM free)
+		       OR NOT EXISTS (SELECT 1 FROM millrace.run_locks l WHERE l.pipeline = s.pipeline AND l.partition = s.partition))`,
 		runArgs{}.Kind(), rivertype.JobStateRunning, after.Seconds(), rivertype.JobStateDiscarded, rivertype.JobStateAvailable)
 	if err != nil {
 		return 0, fmt.Errorf("rescue runs of dead processes: %w", err)

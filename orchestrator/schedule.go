@@ -103,8 +103,8 @@ func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 	onStart := !o.passed.Load()
 	err := pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
 		// One pass at a time, across processes.
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", warehouse.LockSpace, warehouse.LockSchedulerPass); err != nil {
-			return fmt.Errorf("lock scheduler pass: %w", err)
+		if err := warehouse.Lock(ctx, tx, warehouse.LockSchedulerPass); err != nil {
+			return err
 		}
 		rescued, err := rescueDead(ctx, tx, o.cfg.RescueAfter)
 		if err != nil {

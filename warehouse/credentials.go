@@ -120,7 +120,7 @@ const redacted = "xxxxx"
 // net/url cannot parse.
 var (
 	quotedPassword = regexp.MustCompile(`password\s*=\s*'(?:[^'\\]|\\.)*'`)
-	plainPassword  = regexp.MustCompile(`password\s*=\s*[^\s&']+`)
+	plainPassword  = regexp.MustCompile(`password\s*=\s*(?:[^\s&'\\]|\\.)+`)
 	userPassword   = regexp.MustCompile(`(://[^:/@]*):[^@/]*@`)
 )
 
@@ -133,9 +133,12 @@ func RedactURL(s string) string {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), redacted)
 		}
-		if q := u.Query(); q.Has("password") {
-			q.Set("password", redacted)
-			u.RawQuery = q.Encode()
+		q := u.Query()
+		for key := range q {
+			if strings.HasSuffix(strings.ToLower(key), "password") { // password, sslpassword
+				q.Set(key, redacted)
+				u.RawQuery = q.Encode()
+			}
 		}
 		return u.String()
 	}

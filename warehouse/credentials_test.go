@@ -141,6 +141,9 @@ func TestRedactURL(t *testing.T) {
 		{"host=db user=admin password=s3cret dbname=companydata", "host=db user=admin password=xxxxx dbname=companydata"},
 		{"host=db password='s3 cr\\'et' dbname=companydata", "host=db password=xxxxx dbname=companydata"},
 		{"postgres://admin:s3cret@db:bad-port/x", "postgres://admin:xxxxx@db:bad-port/x"},
+		{"postgres://admin@db/x?sslpassword=k3y&sslmode=verify-full", "postgres://admin@db/x?sslmode=verify-full&sslpassword=xxxxx"},
+		{"host=db password=sec\\ ret dbname=x", "host=db password=xxxxx dbname=x"},
+		{"host=db sslpassword=k3y", "host=db sslpassword=xxxxx"},
 	} {
 		if got := warehouse.RedactURL(c.in); got != c.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", c.in, got, c.want)

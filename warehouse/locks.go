@@ -1,19 +1,26 @@
 package warehouse
 
-// LockSpace is the first key of millrace's fixed advisory locks, (LockSpace,
-// n), so that they never collide with an application's. The locks of runs
-// use the 64-bit key of millrace.run_lock_key (migration 5), a key space
-// that PostgreSQL keeps apart from the two-key one.
-const LockSpace = 0x6d696c6c // "mill"
+import (
+	"context"
+	"fmt"
 
-// The second keys of millrace's fixed advisory locks.
-const (
-	// LockMigrations serializes the migrations of millrace's schema.
-	LockMigrations = 0
-	// LockSetup serializes the set-up of roles and rights.
-	LockSetup = 1
-	// LockRiverMigrations serializes the migrations of River's tables.
-	LockRiverMigrations = 2
-	// LockSchedulerPass lets one scheduler pass run at a time.
-	LockSchedulerPass = 3
+	"github.com/jackc/pgx/v5"
 )
+
+// The named locks of millrace.locks (migration 5). millrace takes no
+// advisory lock: any database user could take the same one and stop it.
+const (
+	// LockSchedulerPass lets one scheduler pass run at a time.
+	LockSchedulerPass = "scheduler_pass"
+	// LockJobQueueMigrations lets one process migrate River's tables.
+	LockJobQueueMigrations = "job_queue_migrations"
+)
+
+// Lock takes the named lock of millrace.locks in tx, waiting for whoever
+// holds it; the transaction's end releases it.
+func Lock(ctx context.Context, tx pgx.Tx, name string) error {
+	if _, err := tx.Exec(ctx, "SELECT FROM millrace.locks WHERE name = $1 FOR UPDATE", name); err != nil {
+		return fmt.Errorf("take lock %s: %w", name, err)
+	}
+	return nil
+}

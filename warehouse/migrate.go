@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 //go:embed migrations/*.sql
@@ -66,32 +67,18 @@ type MigrationStatus struct {
 
 // Migrate creates the orchestrator's schema if it is missing and applies the
 // embedded migrations that have not been applied yet, in version order, each
-// in a transaction of its own under an advisory lock, so that several
-// processes starting at once apply each migration exactly once and a failure
-// keeps the ones before it. Migrations only go forward. A database that has
-// a migration this millrace does not know is refused with ErrDatabaseNewer,
-// before anything changes.
+// in a transaction of its own that locks millrace.schema_migrations (a
+// table no other user can reach), so that several processes starting at
+// once apply each migration exactly once and a failure keeps the ones
+// before it. Migrations only go forward. A database that has a migration
+// this millrace does not know is refused with ErrDatabaseNewer, before
+// anything changes.
 func (w *Warehouse) Migrate(ctx context.Context) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return err
 	}
-	err = w.migrateTx(ctx, func(tx pgx.Tx) error {
-		for _, q := range []string{
-			"CREATE SCHEMA IF NOT EXISTS " + Schema,
-			"REVOKE ALL ON SCHEMA " + Schema + " FROM PUBLIC",
-			`CREATE TABLE IF NOT EXISTS ` + Schema + `.schema_migrations (
-				version integer PRIMARY KEY,
-				name text NOT NULL,
-				applied_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
-		} {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return fmt.Errorf("create schema %s: %w", Schema, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := w.bootstrap(ctx); err != nil {
 		return err
 	}
 	for _, m := range ms {
@@ -157,10 +144,52 @@ func (w *Warehouse) CheckMigrated(ctx context.Context) error {
 	return nil
 }
 
-// migrateTx runs fn in a transaction that holds the migrations' lock.
+// bootstrap creates the orchestrator's schema and its table of migrations
+// when they are missing. Two processes creating them at once collide; the
+// later one finds them on its next try.
+func (w *Warehouse) bootstrap(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+			for _, q := range []string{
+				"CREATE SCHEMA IF NOT EXISTS " + Schema,
+				"REVOKE ALL ON SCHEMA " + Schema + " FROM PUBLIC",
+				`CREATE TABLE IF NOT EXISTS ` + Schema + `.schema_migrations (
+					version integer PRIMARY KEY,
+					name text NOT NULL,
+					applied_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+			} {
+				if _, err := tx.Exec(ctx, q); err != nil {
+					return fmt.Errorf("create schema %s: %w", Schema, err)
+				}
+			}
+			return nil
+		})
+		if err == nil || attempt == 5 || !concurrentChange(err) {
+			return err
+		}
+	}
+}
+
+// concurrentChange reports whether err is PostgreSQL's way of saying that
+// another session changed the same catalog row at the same time: trying
+// again succeeds.
+func concurrentChange(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "23505", "XX000", "40001", "40P01": // unique_violation, "tuple concurrently updated", serialization_failure, deadlock_detected
+		return true
+	}
+	return false
+}
+
+// migrateTx runs fn in a transaction that holds the migrations' lock: a
+// lock on millrace.schema_migrations that conflicts with itself.
 func (w *Warehouse) migrateTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", LockSpace, LockMigrations); err != nil {
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+Schema+".schema_migrations IN SHARE ROW EXCLUSIVE MODE"); err != nil {
 			return fmt.Errorf("lock migrations: %w", err)
 		}
 		return fn(tx)

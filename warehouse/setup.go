@@ -2,17 +2,17 @@ package warehouse
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Passwords are the passwords of the database users. Empty ones default to
-// the user's name, as the specification gives them.
+// Passwords are the passwords of the database users. A password given is
+// set on its user, whether set-up creates the user or finds it; an empty
+// one leaves an existing user's password alone (its user may have changed
+// it) and gives a new user its name, as the specification does.
 type Passwords struct {
 	// Admin is used only when set-up has to create the admin user.
 	// Defaults to "admin".
@@ -63,16 +63,19 @@ func Setup(ctx context.Context, url string, pw Passwords, logger *slog.Logger) e
 		return err
 	}
 	defer w.Close()
-	// Roles belong to the whole cluster, beyond the reach of a database's
-	// advisory lock: set-ups of two databases at once can collide, and
-	// the later one then tries again.
+	// Set-ups of one database take turns on the migrations' lock, a table
+	// lock in millrace's schema (an advisory lock any database user could
+	// take). Set-ups of two databases at once can still collide on the
+	// roles, which belong to the whole cluster: the later one tries again.
+	if err := w.bootstrap(ctx); err != nil {
+		return err
+	}
 	for attempt := 1; ; attempt++ {
-		err := w.setupRoles(ctx, pw)
+		err := w.migrateTx(ctx, func(tx pgx.Tx) error { return setupRoles(ctx, tx, pw) })
 		if err == nil {
 			break
 		}
-		var pgErr *pgconn.PgError
-		if attempt == 3 || !errors.As(err, &pgErr) || (pgErr.Code != "23505" && pgErr.Code != "XX000" && pgErr.Code != "40001") {
+		if attempt == 5 || !concurrentChange(err) {
 			return err
 		}
 		logger.Info("roles changed concurrently; setting them up again", "err", err)
@@ -109,107 +112,113 @@ func createDatabase(ctx context.Context, url string, logger *slog.Logger) error 
 	return nil
 }
 
-// setupRoles creates the roles and users and grants their rights.
-func (w *Warehouse) setupRoles(ctx context.Context, pw Passwords) error {
-	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", LockSpace, LockSetup); err != nil {
-			return fmt.Errorf("lock set-up: %w", err)
-		}
-		var me, db string
-		if err := tx.QueryRow(ctx, "SELECT current_user, current_database()").Scan(&me, &db); err != nil {
-			return fmt.Errorf("read current user: %w", err)
-		}
-		for _, r := range []string{DSRole, MLERole, AnalyticsRole} {
-			if err := ensureRole(ctx, tx, r, "NOLOGIN", "", true); err != nil {
-				return err
-			}
-		}
-		// The admin user is created when missing (set-up ran as another
-		// superuser) but never altered: its password belongs to whoever runs
-		// the server.
-		if err := ensureRole(ctx, tx, AdminUser, "LOGIN SUPERUSER", or(pw.Admin, AdminUser), false); err != nil {
+// setupRoles creates the roles and users and grants their rights, in tx.
+func setupRoles(ctx context.Context, tx pgx.Tx, pw Passwords) error {
+	var me, db string
+	if err := tx.QueryRow(ctx, "SELECT current_user, current_database()").Scan(&me, &db); err != nil {
+		return fmt.Errorf("read current user: %w", err)
+	}
+	for _, r := range []string{DSRole, MLERole, AnalyticsRole} {
+		if err := ensureRole(ctx, tx, r, "NOLOGIN", "", "", true); err != nil {
 			return err
 		}
-		users := []struct{ user, role, password string }{
-			{DSUser, DSRole, or(pw.DSUser, DSUser)},
-			{MLEUser, MLERole, or(pw.MLEUser, MLEUser)},
-			{AnalyticsUser, AnalyticsRole, or(pw.Analytics, AnalyticsUser)},
+	}
+	// The admin user is created when missing (set-up ran as another
+	// superuser) but never altered: its password belongs to whoever runs
+	// the server.
+	if err := ensureRole(ctx, tx, AdminUser, "LOGIN SUPERUSER", or(pw.Admin, AdminUser), "", false); err != nil {
+		return err
+	}
+	users := []struct{ user, role, password string }{
+		{DSUser, DSRole, pw.DSUser},
+		{MLEUser, MLERole, pw.MLEUser},
+		{AnalyticsUser, AnalyticsRole, pw.Analytics},
+	}
+	for _, u := range users {
+		if err := ensureRole(ctx, tx, u.user, "LOGIN", or(u.password, u.user), u.password, true); err != nil {
+			return err
 		}
-		for _, u := range users {
-			if err := ensureRole(ctx, tx, u.user, "LOGIN", u.password, true); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, fmt.Sprintf("GRANT %s TO %s", ident(u.role), ident(u.user))); err != nil {
-				return fmt.Errorf("grant %s to %s: %w", u.role, u.user, err)
-			}
+		if _, err := tx.Exec(ctx, fmt.Sprintf("GRANT %s TO %s", ident(u.role), ident(u.user))); err != nil {
+			return fmt.Errorf("grant %s to %s: %w", u.role, u.user, err)
 		}
-		ds, mle, an := ident(DSRole), ident(MLERole), ident(AnalyticsRole)
-		stmts := []string{
-			"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
-			"GRANT CONNECT ON DATABASE " + ident(db) + " TO " + ds + ", " + mle + ", " + an,
-			"GRANT USAGE ON SCHEMA public TO " + ds + ", " + an,
-			"GRANT ALL ON SCHEMA public TO " + mle,
-			"GRANT SELECT ON ALL TABLES IN SCHEMA public TO " + ds,
-			"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO " + ds,
-			// Not TRIGGER or REFERENCES: a trigger on a table millrace
-			// writes would run as the superuser, and a foreign key to a
-			// table that every load replaces would block it.
-			"GRANT " + mleTableRights + " ON ALL TABLES IN SCHEMA public TO " + mle,
-			"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO " + mle,
-			"GRANT ALL ON ALL FUNCTIONS IN SCHEMA public TO " + mle,
-			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO " + an,
-			"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO " + an,
+	}
+	ds, mle, an := ident(DSRole), ident(MLERole), ident(AnalyticsRole)
+	stmts := []string{
+		"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+		"GRANT CONNECT ON DATABASE " + ident(db) + " TO " + ds + ", " + mle + ", " + an,
+		"GRANT USAGE ON SCHEMA public TO " + ds + ", " + an,
+		"GRANT ALL ON SCHEMA public TO " + mle,
+	}
+	// Default privileges apply to the objects a given role creates, so
+	// they are set for every role that can create tables in public.
+	// mle_user gets all rights on the tables of its peers, and all but
+	// TRIGGER and REFERENCES on the superusers' (millrace's).
+	superusers := unique(me, AdminUser)
+	for _, creator := range unique(me, AdminUser, MLEUser, MLERole, AnalyticsUser, AnalyticsRole) {
+		dp := "ALTER DEFAULT PRIVILEGES FOR ROLE " + ident(creator) + " IN SCHEMA public "
+		mleTables := "GRANT ALL ON TABLES TO " + mle
+		if slices.Contains(superusers, creator) {
+			mleTables = "GRANT " + mleTableRights + " ON TABLES TO " + mle
+			stmts = append(stmts, dp+"REVOKE TRIGGER, REFERENCES ON TABLES FROM "+mle)
 		}
-		// Default privileges apply to the objects a given role creates, so
-		// they are set for every role that can create tables in public.
-		// mle_user gets all rights on the tables of its peers, and all but
-		// TRIGGER and REFERENCES on the superusers' (millrace's).
-		superusers := unique(me, AdminUser)
-		for _, creator := range unique(me, AdminUser, MLEUser, MLERole, AnalyticsUser, AnalyticsRole) {
-			dp := "ALTER DEFAULT PRIVILEGES FOR ROLE " + ident(creator) + " IN SCHEMA public "
-			mleTables := "GRANT ALL ON TABLES TO " + mle
-			if slices.Contains(superusers, creator) {
-				mleTables = "GRANT " + mleTableRights + " ON TABLES TO " + mle
-				stmts = append(stmts, dp+"REVOKE TRIGGER, REFERENCES ON TABLES FROM "+mle)
-			}
+		stmts = append(stmts,
+			dp+"GRANT SELECT ON TABLES TO "+ds,
+			dp+"GRANT SELECT ON SEQUENCES TO "+ds,
+			dp+mleTables,
+			dp+"GRANT ALL ON SEQUENCES TO "+mle,
+			dp+"GRANT ALL ON FUNCTIONS TO "+mle,
+			dp+"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "+an,
+			dp+"GRANT USAGE, SELECT ON SEQUENCES TO "+an,
+		)
+	}
+	// The tables and sequences that the superusers (millrace, a DBA)
+	// created before, whatever rights they had then; those of the other
+	// users are theirs to grant, and a set-up never undoes a REVOKE of
+	// theirs.
+	rows, err := tx.Query(ctx, `SELECT c.relkind = 'S', pg_catalog.format('public.%I', c.relname) FROM pg_catalog.pg_class c
+		WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+		  AND pg_catalog.pg_get_userbyid(c.relowner) = ANY($1)
+		ORDER BY 2`, superusers)
+	if err != nil {
+		return fmt.Errorf("list the superusers' tables: %w", err)
+	}
+	var sequence bool
+	var name string
+	_, err = pgx.ForEachRow(rows, []any{&sequence, &name}, func() error {
+		if sequence {
 			stmts = append(stmts,
-				dp+"GRANT SELECT ON TABLES TO "+ds,
-				dp+"GRANT SELECT ON SEQUENCES TO "+ds,
-				dp+mleTables,
-				dp+"GRANT ALL ON SEQUENCES TO "+mle,
-				dp+"GRANT ALL ON FUNCTIONS TO "+mle,
-				dp+"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "+an,
-				dp+"GRANT USAGE, SELECT ON SEQUENCES TO "+an,
-			)
+				"GRANT SELECT ON SEQUENCE "+name+" TO "+ds,
+				"GRANT ALL ON SEQUENCE "+name+" TO "+mle,
+				"GRANT USAGE, SELECT ON SEQUENCE "+name+" TO "+an)
+			return nil
 		}
-		// Tables that the superusers created before, with all rights.
-		rows, err := tx.Query(ctx, `SELECT pg_catalog.format('%I', c.relname) FROM pg_catalog.pg_class c
-			WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-			  AND pg_catalog.pg_get_userbyid(c.relowner) = ANY($1)`, superusers)
-		if err != nil {
-			return fmt.Errorf("list the superusers' tables: %w", err)
-		}
-		owned, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return fmt.Errorf("list the superusers' tables: %w", err)
-		}
-		for _, t := range owned {
-			stmts = append(stmts, "REVOKE TRIGGER, REFERENCES ON public."+t+" FROM "+mle)
-		}
-		for _, q := range stmts {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return fmt.Errorf("set up rights (%s): %w", q, err)
-			}
-		}
+		// Not TRIGGER or REFERENCES for mle_user: a trigger on a table
+		// millrace writes would run as the superuser, and a foreign key
+		// to a table that every load replaces would block it.
+		stmts = append(stmts,
+			"GRANT SELECT ON "+name+" TO "+ds,
+			"GRANT "+mleTableRights+" ON "+name+" TO "+mle,
+			"REVOKE TRIGGER, REFERENCES ON "+name+" FROM "+mle,
+			"GRANT SELECT, INSERT, UPDATE, DELETE ON "+name+" TO "+an)
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("list the superusers' tables: %w", err)
+	}
+	for _, q := range stmts {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("set up rights (%s): %w", q, err)
+		}
+	}
+	return nil
 }
 
-// ensureRole creates the role when it is missing and, when update is set,
-// sets its options and password on an existing role too, so that a changed
-// password in the configuration reaches the database. The password is quoted by the
-// server's format(), never by string building here.
-func ensureRole(ctx context.Context, tx pgx.Tx, role, options, password string, update bool) error {
+// ensureRole creates the role when it is missing, with the password
+// initial, and, when update is set, sets its options on an existing role
+// too, and its password when password is not empty, so that a password
+// changed in the configuration reaches the database. The password is
+// quoted by the server's format(), never by string building here.
+func ensureRole(ctx context.Context, tx pgx.Tx, role, options, initial, password string, update bool) error {
 	var exists bool
 	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role).Scan(&exists); err != nil {
 		return fmt.Errorf("look up role %s: %w", role, err)
@@ -217,14 +226,15 @@ func ensureRole(ctx context.Context, tx pgx.Tx, role, options, password string, 
 	if exists && !update {
 		return nil
 	}
-	verb := "ALTER"
-	if !exists {
-		verb = "CREATE"
+	verb, q, pw := "CREATE", "SELECT format('%s ROLE %I WITH '||$3||' PASSWORD %L', $1::text, $2::text, $4::text)", initial
+	switch {
+	case exists && password == "":
+		verb, q = "ALTER", "SELECT format('%s ROLE %I WITH '||$3, $1::text, $2::text, $4::text)"
+	case exists:
+		verb, pw = "ALTER", password
 	}
 	var stmt string
-	err := tx.QueryRow(ctx, "SELECT format('%s ROLE %I WITH '||$3||' PASSWORD %L', $1::text, $2::text, $4::text)",
-		verb, role, options, nullIfEmpty(password)).Scan(&stmt)
-	if err != nil {
+	if err := tx.QueryRow(ctx, q, verb, role, options, nullIfEmpty(pw)).Scan(&stmt); err != nil {
 		return fmt.Errorf("build statement for role %s: %w", role, err)
 	}
 	if _, err := tx.Exec(ctx, stmt); err != nil {

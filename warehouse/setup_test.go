@@ -38,6 +38,10 @@ func TestSetup(t *testing.T) {
 		GRANT ALL ON kept TO mle_user_role`)
 	exec(t, admin, `INSERT INTO millrace.partitions (pipeline, partition, state, attempts, rows)
 		VALUES ('load_sales_data', '2020-01', 'succeeded', 1, 42)`)
+	// A table mle_user keeps to itself: a set-up never undoes its REVOKE.
+	mleFirst := connect(t, dbtest.URL(t, "mle_user", "mle_user", database))
+	exec(t, mleFirst, `CREATE TABLE public.mle_private (secret text);
+		REVOKE ALL ON public.mle_private FROM ds_user_role, analytics_role`)
 
 	unlock = dbtest.Lock(t)
 	err = warehouse.Setup(ctx, url, warehouse.Passwords{}, testLogger(t))
@@ -87,6 +91,7 @@ func TestSetup(t *testing.T) {
 		"INSERT INTO kept VALUES (4, 'd')",
 	}
 	create := []string{"CREATE TABLE public.made_by_me (id integer)"}
+	private := []string{"SELECT count(*) FROM public.mle_private", "DELETE FROM public.mle_private"}
 	// No code or foreign key on the superuser's tables (millrace's): a
 	// trigger would run as the superuser, a key would block reloads.
 	hooks := []string{
@@ -120,9 +125,9 @@ func TestSetup(t *testing.T) {
 		conn  *pgx.Conn
 		rules []rule
 	}{
-		{"ds_user", ds, slices.Concat(rules(true, readAll), rules(false, writeAll, create, ledger, hooks, truncate, data))},
-		{"mle_user", mle, slices.Concat(rules(true, readAll, writeAll, create, truncate), rules(false, ledger, hooks, data))},
-		{"analytics", analytics, slices.Concat(rules(true, readAll, writeAll), rules(false, create, ledger, hooks, truncate, data))},
+		{"ds_user", ds, slices.Concat(rules(true, readAll), rules(false, writeAll, create, ledger, hooks, truncate, data, private))},
+		{"mle_user", mle, slices.Concat(rules(true, readAll, writeAll, create, truncate, private), rules(false, ledger, hooks, data))},
+		{"analytics", analytics, slices.Concat(rules(true, readAll, writeAll), rules(false, create, ledger, hooks, truncate, data, private))},
 	} {
 		t.Run(u.user, func(t *testing.T) {
 			for _, r := range u.rules {
@@ -207,7 +212,7 @@ func TestSetupPassword(t *testing.T) {
 	restored := false
 	restore := func(ctx context.Context) error {
 		restored = true
-		return warehouse.Setup(ctx, url, warehouse.Passwords{}, logger)
+		return warehouse.Setup(ctx, url, warehouse.Passwords{DSUser: "ds_user"}, logger)
 	}
 	// Registered after Lock, so it runs before the lock is released.
 	t.Cleanup(func() {
@@ -238,6 +243,14 @@ func TestSetupPassword(t *testing.T) {
 		t.Errorf("mle_user, whose password was not given: %v", err)
 	}
 
+	// A set-up that gives no password leaves the user's own alone.
+	if err := warehouse.Setup(ctx, url, warehouse.Passwords{}, logger); err != nil {
+		t.Fatalf("setup without passwords: %v", err)
+	}
+	if err := login("ds_user", "s3cret"); err != nil {
+		t.Errorf("ds_user after a set-up that gave no password: %v; want its password kept", err)
+	}
+
 	if err := restore(ctx); err != nil {
 		t.Fatalf("setup with the default passwords: %v", err)
 	}
@@ -245,7 +258,7 @@ func TestSetupPassword(t *testing.T) {
 		t.Errorf("ds_user with the default password restored: %v", err)
 	}
 	if err := login("ds_user", "s3cret"); sqlState(err) != "28P01" {
-		t.Errorf("ds_user with the old password after restoring the default: %v; want invalid_password (28P01)", err)
+		t.Errorf("ds_user with the old password after giving the default again: %v; want invalid_password (28P01)", err)
 	}
 	unlock()
 }

@@ -43,18 +43,25 @@ const (
 // the entries closest to expiring go. User names are stored hashed, so
 // that a long name costs no more memory than a short one.
 type loginLimiter struct {
-	mu      sync.Mutex
-	now     func() time.Time
+	mu  sync.Mutex
+	now func() time.Time
+	// isUser reports whether a name is a user's; the failures of all
+	// other names count under one key, so that a flood of made-up names
+	// cannot push a real user's count out of the table. Nil counts every
+	// name apart.
+	isUser  func(name string) bool
 	clients *failures
 	users   *failures
 	// known maps client and hashed user name to when the exemption ends.
 	known *expiring
 }
 
-// newLoginLimiter returns a limiter with the settings above and the clock now.
-func newLoginLimiter(now func() time.Time) *loginLimiter {
+// newLoginLimiter returns a limiter with the settings above, the clock now
+// and the test isUser (see loginLimiter.isUser).
+func newLoginLimiter(now func() time.Time, isUser func(string) bool) *loginLimiter {
 	return &loginLimiter{
 		now:     now,
+		isUser:  isUser,
 		clients: &failures{max: clientFailures, window: loginWindow, entries: expiring{cap: limiterEntries, m: map[string]counter{}}},
 		users:   &failures{max: userFailures, window: loginWindow, entries: expiring{cap: limiterEntries, m: map[string]counter{}}},
 		known:   &expiring{cap: limiterEntries, m: map[string]counter{}},
@@ -74,10 +81,10 @@ func (l *loginLimiter) allowUser(client, user string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if _, ok := l.known.get(knownKey(client, user), now); ok {
+	if _, ok := l.known.get(l.knownKey(client, user), now); ok {
 		return true
 	}
-	return l.users.allow(userKey(user), now)
+	return l.users.allow(l.userKey(user), now)
 }
 
 // fail records a failed login of the client as user.
@@ -86,7 +93,7 @@ func (l *loginLimiter) fail(client, user string) {
 	defer l.mu.Unlock()
 	now := l.now()
 	l.clients.add(client, now)
-	l.users.add(userKey(user), now)
+	l.users.add(l.userKey(user), now)
 }
 
 // succeed records that the client logged in as user.
@@ -94,7 +101,7 @@ func (l *loginLimiter) succeed(client, user string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	l.known.put(knownKey(client, user), counter{until: now.Add(knownFor)}, now)
+	l.known.put(l.knownKey(client, user), counter{until: now.Add(knownFor)}, now)
 }
 
 // size returns the number of entries of the three tables.
@@ -104,14 +111,18 @@ func (l *loginLimiter) size() (clients, users, known int) {
 	return len(l.clients.entries.m), len(l.users.entries.m), len(l.known.m)
 }
 
-// userKey is the key of a user name: its hash.
-func userKey(user string) string {
+// userKey is the key of a user name: its hash, or one key for every name
+// that is not a user's.
+func (l *loginLimiter) userKey(user string) string {
+	if l.isUser != nil && !l.isUser(user) {
+		return "not a user"
+	}
 	h := sha256.Sum256([]byte(user))
 	return string(h[:])
 }
 
 // knownKey is the key of a client and a user name.
-func knownKey(client, user string) string { return client + "\x00" + userKey(user) }
+func (l *loginLimiter) knownKey(client, user string) string { return client + "\x00" + l.userKey(user) }
 
 // counter counts failures in a window that ends at until.
 type counter struct {

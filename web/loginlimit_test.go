@@ -31,7 +31,7 @@ func TestLoginLimiter(t *testing.T) {
 	t.Run("a client is locked out after its failures, for the window", func(t *testing.T) {
 		t.Parallel()
 		clock := newFakeClock()
-		l := newLoginLimiter(clock.now)
+		l := newLoginLimiter(clock.now, nil)
 		failN(l, clientFailures-1, "198.51.100.1", "admin")
 		if !l.allowClient("198.51.100.1") {
 			t.Fatalf("locked out after %d failures, want %d", clientFailures-1, clientFailures)
@@ -53,9 +53,29 @@ func TestLoginLimiter(t *testing.T) {
 		}
 	})
 
+	t.Run("a flood of made-up names cannot unlock a user", func(t *testing.T) {
+		t.Parallel()
+		l := newLoginLimiter(newFakeClock().now, func(name string) bool { return name == "admin" })
+		for i := range userFailures {
+			l.fail(fmt.Sprintf("198.51.100.%d", i), "admin")
+		}
+		if l.allowUser("203.0.113.1", "admin") {
+			t.Fatal("admin not locked after its failures")
+		}
+		for i := range 3 * limiterEntries {
+			l.fail(fmt.Sprintf("2001:db8:%x::1", i), fmt.Sprintf("nobody-%d", i))
+		}
+		if l.allowUser("203.0.113.1", "admin") {
+			t.Error("admin unlocked by a flood of failures under made-up names")
+		}
+		if _, users, _ := l.size(); users > 2 {
+			t.Errorf("%d user names counted, want admin and one for all others", users)
+		}
+	})
+
 	t.Run("a success resets nothing", func(t *testing.T) {
 		t.Parallel()
-		l := newLoginLimiter(newFakeClock().now)
+		l := newLoginLimiter(newFakeClock().now, nil)
 		failN(l, clientFailures-1, "198.51.100.1", "admin")
 		l.succeed("198.51.100.1", "admin")
 		l.fail("198.51.100.1", "admin")
@@ -67,7 +87,7 @@ func TestLoginLimiter(t *testing.T) {
 	t.Run("a user name is locked out after failures from many clients", func(t *testing.T) {
 		t.Parallel()
 		clock := newFakeClock()
-		l := newLoginLimiter(clock.now)
+		l := newLoginLimiter(clock.now, nil)
 		l.succeed("198.51.100.9", "admin") // a script that logged in before
 		for i := range userFailures - 1 {
 			l.fail(fmt.Sprintf("203.0.113.%d", i), "admin")
@@ -102,7 +122,7 @@ func TestLoginLimiter(t *testing.T) {
 	t.Run("the tables are pruned and capped", func(t *testing.T) {
 		t.Parallel()
 		clock := newFakeClock()
-		l := newLoginLimiter(clock.now)
+		l := newLoginLimiter(clock.now, nil)
 		for i := range 3 * limiterEntries {
 			c := fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)
 			l.fail(c, strings.Repeat("x", 1000)+fmt.Sprint(i)) // long names cost no more

@@ -94,7 +94,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("river ui: %w", err)
 	}
-	return &Server{cfg: cfg, pages: pg, limiter: newLoginLimiter(cfg.Now), sessions: sessions{cfg.Warehouse.Pool()}, riverUI: rui}, nil
+	return &Server{cfg: cfg, pages: pg, limiter: newLoginLimiter(cfg.Now, func(name string) bool { return name == cfg.Username }), sessions: sessions{cfg.Warehouse.Pool()}, riverUI: rui}, nil
 }
 
 // Start starts the background work of River's UI; it stops with ctx.
@@ -112,7 +112,9 @@ func (s *Server) Handler() http.Handler {
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(time.Hour, http.FileServerFS(static))))
 	mux.HandleFunc("GET /healthz", s.handleHealth)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	// Open to scrapers without a login, so bounded: a few scrapes at once,
+	// each of which reads the database.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{MaxRequestsInFlight: 4, Timeout: 10 * time.Second}))
 	mux.HandleFunc("GET /login", s.handleLoginView)
 	mux.HandleFunc("POST /login", s.handleLogin)
 

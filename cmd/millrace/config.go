@@ -184,3 +184,24 @@ func (c *Config) orchestratorConfig() (orchestrator.Config, error) {
 	return orchestrator.Config{SalesStart: start, MaxConcurrentRuns: c.MaxConcurrentRuns, MaxAttempts: c.MaxAttempts,
 		RetryBackoff: c.RetryBackoff, PassInterval: c.PassInterval, RescueAfter: c.RescueAfter}, c.check()
 }
+
+// setupPasswords returns the passwords of the database users for set-up:
+// those the configuration gives explicitly (a variable or a flag), and
+// empty for the others, so that set-up gives a new user its name as
+// password and leaves an existing user's own password alone.
+func (m *Main) setupPasswords() warehouse.Passwords {
+	pw := m.config.Passwords
+	for _, s := range []struct {
+		env, flag string
+		field     *string
+	}{
+		{"MILLRACE_DS_USER_PASSWORD", "ds-user-password", &pw.DSUser},
+		{"MILLRACE_MLE_USER_PASSWORD", "mle-user-password", &pw.MLEUser},
+		{"MILLRACE_ANALYTICS_PASSWORD", "analytics-password", &pw.Analytics},
+	} {
+		if m.Getenv(s.env) == "" && (m.flags == nil || !m.flags.Changed(s.flag)) {
+			*s.field = ""
+		}
+	}
+	return pw
+}

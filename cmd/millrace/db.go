@@ -30,7 +30,7 @@ millrace's own schema with its migrations. Running it again changes nothing
 and never loses data. Connects as a superuser (MILLRACE_DATABASE_URL).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := warehouse.Setup(cmd.Context(), m.config.DatabaseURL, m.config.Passwords, m.logger); err != nil {
+			if err := warehouse.Setup(cmd.Context(), m.config.DatabaseURL, m.setupPasswords(), m.logger); err != nil {
 				return err
 			}
 			m.logger.Info("database ready")

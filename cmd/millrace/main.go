@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/ledger"
@@ -42,6 +43,7 @@ type Main struct {
 	Now            func() time.Time
 
 	config Config
+	flags  *pflag.FlagSet
 	logger *slog.Logger
 }
 
@@ -65,6 +67,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	if err := m.config.bindFlags(root.PersistentFlags(), m.Getenv); err != nil {
 		return err
 	}
+	m.flags = root.PersistentFlags()
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(m.Stdout)
 	root.SetErr(m.Stderr)

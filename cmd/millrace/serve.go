@@ -37,7 +37,7 @@ running runs get 30s to finish, then roll back and go back to the queue.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if setup {
-				if err := warehouse.Setup(cmd.Context(), m.config.DatabaseURL, m.config.Passwords, m.logger); err != nil {
+				if err := warehouse.Setup(cmd.Context(), m.config.DatabaseURL, m.setupPasswords(), m.logger); err != nil {
 					return err
 				}
 			}
