@@ -73,16 +73,10 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 		},
 	}
 	started := time.Now()
-	run, _, err := o.runner.Run(ctx, spec, func(ctx context.Context, tx pgx.Tx, next FollowUp) error {
+	run, next, err := o.runner.Run(ctx, spec, func(ctx context.Context, tx pgx.Tx, next FollowUp) error {
 		for _, p := range next.Then {
 			if _, err := o.enqueueTx(ctx, tx, p, []string{""}, "after:"+spec.Pipeline); err != nil {
 				return err
-			}
-		}
-		// Runs waiting for this pipeline (sales for the stores) can go now.
-		if next.Unblocks {
-			if _, err := o.client.InsertTx(ctx, tx, passArgs{}, nil); err != nil {
-				return fmt.Errorf("queue a scheduler pass: %w", err)
 			}
 		}
 		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
@@ -119,6 +113,13 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 		return err
 	}
 	o.metrics.observe(pipeline, run.State, time.Since(started), run.Rows)
+	// Runs waiting for this pipeline (sales for the stores) can go now: a
+	// pass at once, not a job that River would take for the same as the
+	// pass still finishing (and that waits for a worker of its queue). If
+	// the process dies first, the next periodic pass does it.
+	if next.Unblocks {
+		o.passNow(ctx)
+	}
 	return nil
 }
 

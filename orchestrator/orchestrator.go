@@ -51,9 +51,9 @@ type Config struct {
 	// the pass it schedules for the instant each month closes.
 	// Defaults to 1m.
 	PassInterval time.Duration
-	// RescueAfter is how long a run job may stay running while nobody
-	// holds its partition's lock (its process died) before the scheduler
-	// hands it back to the queue; and how long a scheduler pass may take.
+	// RescueAfter is how long a scheduler pass may take before River hands
+	// it to another process. (A run of a dead process is handed back within
+	// seconds, as soon as its run lock is free: see rescueDead.)
 	// Defaults to 5m.
 	RescueAfter time.Duration
 	// Workers makes the orchestrator execute runs; without it it only
@@ -120,6 +120,14 @@ type Orchestrator struct {
 	// queueMu guards queueReady, set once River's tables are migrated.
 	queueMu    sync.Mutex
 	queueReady bool
+	// passes counts the passes made outside River's jobs, which Stop waits
+	// for; they run in runCtx, which Stop cancels.
+	passes     sync.WaitGroup
+	runCtx     context.Context
+	stopPasses context.CancelFunc
+	// timersMu guards timers: the instants for which a pass waits.
+	timersMu sync.Mutex
+	timers   map[time.Time]bool
 }
 
 // New returns an orchestrator for the pipelines in set, keeping its state
@@ -181,7 +189,7 @@ func New(ctx context.Context, w *warehouse.Warehouse, l *ledger.Ledger, set *pip
 			rc.Queues[queueScheduler] = river.QueueConfig{MaxWorkers: 1}
 			rc.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.PassInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return passArgs{}, nil },
-				&river.PeriodicJobOpts{ID: "scheduler_pass", RunOnStart: true})}
+				&river.PeriodicJobOpts{ID: "scheduler_pass"})}
 		}
 	}
 	client, err := river.NewClient(riverpgxv5.New(w.Pool()), rc)
@@ -232,7 +240,59 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 	if err := o.client.Start(ctx); err != nil {
 		return fmt.Errorf("start job queue: %w", err)
 	}
+	if o.cfg.Scheduler {
+		// The first pass at once, not as a job behind River's start-up
+		// (its services start after random waits, and leadership takes
+		// a while): catch-up and the rescue of a dead process's runs
+		// begin the moment the process is up.
+		o.timersMu.Lock()
+		o.runCtx, o.stopPasses = context.WithCancel(context.WithoutCancel(ctx))
+		o.timers = map[time.Time]bool{}
+		o.timersMu.Unlock()
+		o.passAt(time.Time{})
+	}
 	return nil
+}
+
+// passAt makes a scheduler pass at t on the orchestrator's clock (at once
+// for a time past), in a goroutine that Stop ends and waits for; one per
+// instant. Passes that wait for a moment (a month closing, the grace of a
+// run that looks dead) wait here, in every process, and not as River's
+// scheduled jobs, which become available only when River's leader gets to
+// them. Without a started scheduler it does nothing.
+func (o *Orchestrator) passAt(t time.Time) {
+	o.timersMu.Lock()
+	defer o.timersMu.Unlock()
+	if o.runCtx == nil || o.runCtx.Err() != nil || o.timers[t] {
+		return
+	}
+	o.timers[t] = true
+	o.passes.Add(1)
+	go func() {
+		defer o.passes.Done()
+		defer func() {
+			o.timersMu.Lock()
+			delete(o.timers, t)
+			o.timersMu.Unlock()
+		}()
+		if wait := t.Sub(o.cfg.Now()); wait > 0 {
+			timer := time.NewTimer(wait)
+			defer timer.Stop()
+			select {
+			case <-timer.C:
+			case <-o.runCtx.Done():
+				return
+			}
+		}
+		o.passNow(o.runCtx)
+	}()
+}
+
+// passNow makes a scheduler pass in this goroutine, logging its error.
+func (o *Orchestrator) passNow(ctx context.Context) {
+	if _, err := o.Pass(ctx); err != nil && ctx.Err() == nil {
+		o.cfg.Logger.Error("scheduler pass", "err", err)
+	}
 }
 
 // Stop lets running runs finish for up to grace, then cancels them: a
@@ -242,6 +302,12 @@ func (o *Orchestrator) Stop(ctx context.Context, grace time.Duration) error {
 	if !o.cfg.Workers {
 		return nil
 	}
+	o.timersMu.Lock()
+	if o.stopPasses != nil {
+		o.stopPasses()
+	}
+	o.timersMu.Unlock()
+	defer o.passes.Wait()
 	soft, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
 	err := o.client.Stop(soft)

@@ -43,40 +43,59 @@ func liveRunJobs(ctx context.Context, tx pgx.Tx) ([]ledger.Key, error) {
 	return keys, nil
 }
 
+// rescueGrace is how long a run job must have been running, with its run
+// lock free, before it counts as its process's, dead: the moment between
+// River handing the job to a worker and the worker locking the partition,
+// or between the worker's end and River recording it.
+const rescueGrace = 5 * time.Second
+
 // rescueDead hands back to the queue, in tx, the run jobs that River shows
-// running for longer than after while no process holds their partition's
-// run lock (millrace.run_locks, which a run holds until its outcome
-// commits): their process died (kill -9, a lost machine). A live run holds
-// the lock however long it takes, so it is never taken over. A job with no
-// attempt left is discarded, and the ledger then closes its partition as
-// lost (ledger.CloseLost). River's own rescuer would not do it: it skips
-// jobs whose worker has no timeout, and waits for its own interval.
-func rescueDead(ctx context.Context, tx pgx.Tx, after time.Duration) (int64, error) {
-	tag, err := tx.Exec(ctx, `
+// running for longer than rescueGrace while no process holds their
+// partition's run lock (millrace.run_locks, which a run holds until its
+// outcome commits) and whose attempt recorded no outcome: their process
+// died (kill -9, a lost machine). A live run holds the lock however long it
+// takes, so it is never taken over. A job with no attempt left is
+// discarded, and the ledger then closes its partition as lost
+// (ledger.CloseLost). River's own rescuer would wait far longer. It also
+// returns when the youngest job that looks dead but is within its grace
+// will have passed it, to look again then (zero when there is none).
+func rescueDead(ctx context.Context, tx pgx.Tx) (rescued int64, lookAgain time.Time, err error) {
+	var again *time.Time
+	err = tx.QueryRow(ctx, `
 		WITH stuck AS (
-			SELECT id, args->>'pipeline' AS pipeline, args->>'partition' AS partition FROM millrace.river_job
-			WHERE kind = $1 AND state = $2::text::millrace.river_job_state
-			  AND attempted_at < now() - make_interval(secs => $3)
-			FOR UPDATE SKIP LOCKED
+			SELECT j.id, j.attempted_at, j.args->>'pipeline' AS pipeline, j.args->>'partition' AS partition
+			FROM millrace.river_job j
+			WHERE j.kind = $1 AND j.state = $2::text::millrace.river_job_state
+			  AND NOT EXISTS (SELECT 1 FROM millrace.runs r WHERE r.job_id = j.id AND r.finished_at >= j.attempted_at)
+			FOR UPDATE OF j SKIP LOCKED
 		), free AS (
 			SELECT l.pipeline, l.partition FROM millrace.run_locks l JOIN stuck s USING (pipeline, partition)
 			FOR UPDATE OF l SKIP LOCKED
+		), dead AS (
+			SELECT s.id, s.attempted_at FROM stuck s
+			WHERE (s.pipeline, s.partition) IN (SELECT pipeline, partition FROM free)
+			   OR NOT EXISTS (SELECT 1 FROM millrace.run_locks l WHERE l.pipeline = s.pipeline AND l.partition = s.partition)
+		), rescued AS (
+			UPDATE millrace.river_job j SET
+				state = (CASE WHEN j.attempt >= j.max_attempts THEN $4 ELSE $5 END)::text::millrace.river_job_state,
+				finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
+				scheduled_at = now(),
+				errors = array_append(j.errors, jsonb_build_object('at', now(), 'attempt', j.attempt,
+					'error', 'rescued: the process running it stopped', 'trace', ''))
+			FROM dead d
+			WHERE j.id = d.id AND d.attempted_at < now() - make_interval(secs => $3)
+			RETURNING j.id
 		)
-		UPDATE millrace.river_job j SET
-			state = (CASE WHEN j.attempt >= j.max_attempts THEN $4 ELSE $5 END)::text::millrace.river_job_state,
-			finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
-			scheduled_at = now(),
-			errors = array_append(j.errors, jsonb_build_object('at', now(), 'attempt', j.attempt,
-				'error', 'rescued: the process running it stopped', 'trace', ''))
-		FROM stuck s
-		WHERE j.id = s.id
-		  AND ((s.pipeline, s.partition) IN (SELECT pipeline, partition FROM free)
-		       OR NOT EXISTS (SELECT 1 FROM millrace.run_locks l WHERE l.pipeline = s.pipeline AND l.partition = s.partition))`,
-		runArgs{}.Kind(), rivertype.JobStateRunning, after.Seconds(), rivertype.JobStateDiscarded, rivertype.JobStateAvailable)
+		SELECT (SELECT count(*) FROM rescued),
+		       (SELECT min(attempted_at) + make_interval(secs => $3) FROM dead WHERE attempted_at >= now() - make_interval(secs => $3))`,
+		runArgs{}.Kind(), rivertype.JobStateRunning, rescueGrace.Seconds(), rivertype.JobStateDiscarded, rivertype.JobStateAvailable).Scan(&rescued, &again)
 	if err != nil {
-		return 0, fmt.Errorf("rescue runs of dead processes: %w", err)
+		return 0, time.Time{}, fmt.Errorf("rescue runs of dead processes: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	if again != nil {
+		lookAgain = *again
+	}
+	return rescued, lookAgain, nil
 }
 
 // queuedRunJobs returns how many run jobs are in each state that is not

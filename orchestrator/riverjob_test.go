@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river/rivertype"
@@ -79,7 +78,7 @@ func TestRiverJobSchema(t *testing.T) {
 		if err != nil || len(live) != 1 || live[0] != (ledger.Key{Pipeline: "process_data", Partition: ""}) {
 			t.Errorf("liveRunJobs = %v, %v; want process_data", live, err)
 		}
-		n, err := rescueDead(ctx, tx, time.Minute)
+		n, _, err := rescueDead(ctx, tx)
 		if err != nil || n != 1 {
 			t.Errorf("rescueDead = %d, %v; want the job rescued", n, err)
 		}

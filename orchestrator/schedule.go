@@ -84,7 +84,11 @@ func (o *Orchestrator) enqueueTx(ctx context.Context, tx pgx.Tx, pipeline string
 
 // PassResult says what a scheduler pass queued.
 type PassResult struct {
-	Queued []string // "pipeline partition" of each run queued
+	// MonthClose is when the current month closes: the next pass is due then.
+	MonthClose time.Time
+	// LookAgain, when set, is when a run that looks dead leaves its grace.
+	LookAgain time.Time
+	Queued    []string // "pipeline partition" of each run queued
 }
 
 // Pass looks for due work and queues it, in one transaction:
@@ -106,13 +110,14 @@ func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 		if err := warehouse.Lock(ctx, tx, warehouse.LockSchedulerPass); err != nil {
 			return err
 		}
-		rescued, err := rescueDead(ctx, tx, o.cfg.RescueAfter)
+		rescued, lookAgain, err := rescueDead(ctx, tx)
 		if err != nil {
 			return err
 		}
 		if rescued > 0 {
 			o.cfg.Logger.Warn("rescued runs whose process stopped", "jobs", rescued)
 		}
+		res.LookAgain = lookAgain
 		live, err := liveRunJobs(ctx, tx)
 		if err != nil {
 			return err
@@ -131,9 +136,11 @@ func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 			}
 			res.add(p.Name, q)
 		}
-		next := millrace.MonthOf(now).End()
-		if _, err := o.client.InsertTx(ctx, tx, passArgs{At: next}, &river.InsertOpts{ScheduledAt: next}); err != nil {
-			return fmt.Errorf("schedule the pass at %s: %w", next.Format(time.RFC3339), err)
+		// The month's close, also as River's job: a pass then even if
+		// every process restarts before it.
+		res.MonthClose = millrace.MonthOf(now).End()
+		if _, err := o.client.InsertTx(ctx, tx, passArgs{At: res.MonthClose}, &river.InsertOpts{ScheduledAt: res.MonthClose}); err != nil {
+			return fmt.Errorf("schedule the pass at %s: %w", res.MonthClose.Format(time.RFC3339), err)
 		}
 		return nil
 	})
@@ -141,6 +148,12 @@ func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 		return res, fmt.Errorf("scheduler pass: %w", err)
 	}
 	o.passed.Store(true)
+	o.passAt(res.MonthClose)
+	if !res.LookAgain.IsZero() {
+		// A run that looks dead but is within its grace: look again when
+		// the grace is over (on the database's clock, about ours).
+		o.passAt(o.cfg.Now().Add(time.Until(res.LookAgain)))
+	}
 	if len(res.Queued) > 0 {
 		o.cfg.Logger.Info("scheduler queued runs", "runs", len(res.Queued), "first", res.Queued[0])
 	}

@@ -116,3 +116,78 @@ func BenchmarkSalesMonth(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkProcessData builds feature_store and customer_activity_ranked
+// with process_data from a generated client load (MILLRACE_BENCH_CUSTOMERS,
+// 2,000,000 by default), next to hand-written SQL that builds the same two
+// tables (CREATE TABLE AS, then the keys) in one transaction. Run it with
+//
+//	go test -run '^$' -bench ProcessData -benchtime 3x ./pipelines
+func BenchmarkProcessData(b *testing.B) {
+	ctx := context.Background()
+	customers := 2_000_000
+	if s := os.Getenv("MILLRACE_BENCH_CUSTOMERS"); s != "" {
+		var err error
+		if customers, err = strconv.Atoi(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dir := b.TempDir()
+	jan, _ := millrace.ParseMonth("2020-01")
+	if _, err := gen.Write(ctx, dir, gen.Config{Customers: customers, From: jan, To: jan, SalesPerMonth: 10}); err != nil {
+		b.Fatal(err)
+	}
+	url := dbtest.NewSetUpDatabase(b)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := warehouse.Open(ctx, url, logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	src, err := source.New(ctx, dir, source.S3Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	set := pipelines.New(src)
+	l := ledger.New(w, logger)
+	client, _ := set.Get(millrace.LoadClientData)
+	if _, err := pipelines.RunOnce(ctx, l, client, ledger.RunSpec{Trigger: "bench"}, now); err != nil {
+		b.Fatal(err)
+	}
+	process, _ := set.Get(millrace.ProcessData)
+
+	b.Run("process_data", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := pipelines.RunOnce(ctx, l, process, ledger.RunSpec{Trigger: "bench"}, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("hand_written_sql", func(b *testing.B) {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		for b.Loop() {
+			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, `
+					DROP TABLE IF EXISTS public.hand_features, public.hand_ranked;
+					CREATE TABLE public.hand_features AS
+						SELECT p.idx, p.attr_a, p.attr_b, a.scd_a, a.scd_b, l.label
+						FROM public.customer_profiles p
+						JOIN (SELECT DISTINCT ON (idx) idx, scd_a, scd_b FROM public.customer_activity ORDER BY idx, valid_from DESC) a ON a.idx = p.idx
+						JOIN public.labels l ON l.idx = p.idx;
+					ALTER TABLE public.hand_features ADD PRIMARY KEY (idx);
+					CREATE TABLE public.hand_ranked AS
+						SELECT idx, valid_from, valid_to, scd_a, scd_b, row_number() OVER (PARTITION BY idx ORDER BY valid_from DESC) AS activity_rank
+						FROM public.customer_activity;
+					ALTER TABLE public.hand_ranked ADD PRIMARY KEY (idx, activity_rank)`)
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,7 +18,7 @@ import (
 const (
 	createFeatureStore = `
 		CREATE TABLE %s (
-			idx    bigint           NOT NULL PRIMARY KEY,
+			idx    bigint           NOT NULL,
 			attr_a integer          NOT NULL,
 			attr_b text             NOT NULL,
 			scd_a  double precision NOT NULL,
@@ -35,12 +36,9 @@ const (
 		      FROM public.customer_activity ORDER BY idx, valid_from DESC) a ON a.idx = p.idx
 		JOIN public.labels l ON l.idx = p.idx
 		ORDER BY p.idx`
-	// countUnmatched counts the clients left out of feature_store because
-	// a part of them is missing.
-	countUnmatched = `
-		SELECT
-			(SELECT count(*) FROM public.customer_profiles p WHERE NOT EXISTS (SELECT 1 FROM public.customer_activity a WHERE a.idx = p.idx)),
-			(SELECT count(*) FROM public.customer_profiles p WHERE NOT EXISTS (SELECT 1 FROM public.labels l WHERE l.idx = p.idx))`
+	// countClients counts the clients, to tell how many feature_store left
+	// out (two anti-joins would say why, at ten times the cost).
+	countClients = `SELECT count(*) FROM public.customer_profiles`
 	createActivityRanked = `
 		CREATE TABLE %s (
 			idx           bigint           NOT NULL,
@@ -48,8 +46,7 @@ const (
 			valid_to      date,
 			scd_a         double precision NOT NULL,
 			scd_b         integer          NOT NULL,
-			activity_rank integer          NOT NULL,
-			PRIMARY KEY (idx, activity_rank)
+			activity_rank integer          NOT NULL
 		)`
 	// fillActivityRanked numbers each client's activities 1, 2, 3...
 	// from the newest valid_from; row_number, unlike rank, never repeats.
@@ -67,19 +64,19 @@ func processData(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error
 	if err := requireTables(ctx, tx, "customer_profiles", "customer_activity", "labels"); err != nil {
 		return 0, err
 	}
-	features, err := build(ctx, tx, "feature_store", createFeatureStore, fillFeatureStore)
+	features, err := build(ctx, tx, "feature_store", createFeatureStore, fillFeatureStore, "idx")
 	if err != nil {
 		return 0, err
 	}
-	var noActivity, noLabel int64
-	if err := tx.QueryRow(ctx, countUnmatched).Scan(&noActivity, &noLabel); err != nil {
+	var clients int64
+	if err := tx.QueryRow(ctx, countClients).Scan(&clients); err != nil {
 		return 0, fmt.Errorf("count clients left out of feature_store: %w", err)
 	}
-	if noActivity > 0 || noLabel > 0 {
-		log.Warn("clients left out of feature_store", "without_activity", noActivity, "without_label", noLabel)
+	if left := clients - features; left > 0 {
+		log.Warn("clients left out of feature_store: they lack an activity or a label", "clients", clients, "left_out", left)
 	}
 	log.Info("built", "table", "feature_store", "rows", features)
-	ranked, err := build(ctx, tx, "customer_activity_ranked", createActivityRanked, fillActivityRanked)
+	ranked, err := build(ctx, tx, "customer_activity_ranked", createActivityRanked, fillActivityRanked, "idx", "activity_rank")
 	if err != nil {
 		return 0, err
 	}
@@ -92,16 +89,25 @@ func processData(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error
 	return features + ranked, nil
 }
 
-// build creates a table under its staging name and fills it: create and
-// fill are SQL with %s for that name.
-func build(ctx context.Context, tx pgx.Tx, table, create, fill string) (int64, error) {
-	staging := warehouse.Staging(table).Sanitize()
-	if _, err := tx.Exec(ctx, fmt.Sprintf(create, staging)); err != nil {
+// build creates a table under its staging name, fills it, then adds its
+// primary key on the columns key (a key built once over the rows beats one
+// maintained row by row): create and fill are SQL with %s for that name.
+func build(ctx context.Context, tx pgx.Tx, table, create, fill string, key ...string) (int64, error) {
+	staging := warehouse.Staging(table)
+	if _, err := tx.Exec(ctx, fmt.Sprintf(create, staging.Sanitize())); err != nil {
 		return 0, fmt.Errorf("create %s: %w", table, err)
 	}
-	tag, err := tx.Exec(ctx, fmt.Sprintf(fill, staging))
+	tag, err := tx.Exec(ctx, fmt.Sprintf(fill, staging.Sanitize()))
 	if err != nil {
 		return 0, fmt.Errorf("build %s: %w", table, err)
+	}
+	columns := make([]string, len(key))
+	for i, k := range key {
+		columns[i] = pgx.Identifier{k}.Sanitize()
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY (%s)",
+		staging.Sanitize(), pgx.Identifier{staging[1] + "_pkey"}.Sanitize(), strings.Join(columns, ", "))); err != nil {
+		return 0, fmt.Errorf("add the key of %s: %w", table, err)
 	}
 	return tag.RowsAffected(), nil
 }

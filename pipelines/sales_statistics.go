@@ -19,8 +19,7 @@ const (
 			location    text    NOT NULL,
 			sale_month  date    NOT NULL,
 			avg_value   numeric NOT NULL,
-			sales_count bigint  NOT NULL,
-			PRIMARY KEY (sale_month, store_idx)
+			sales_count bigint  NOT NULL
 		)`
 	// fillSalesStatistics averages exactly (numeric) and rounds to four
 	// decimals, more than the one decimal of the values.
@@ -42,7 +41,7 @@ func salesStatistics(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, e
 	if err := requireTables(ctx, tx, "stores", "sales"); err != nil {
 		return 0, err
 	}
-	n, err := build(ctx, tx, "sales_statistics", createSalesStatistics, fillSalesStatistics)
+	n, err := build(ctx, tx, "sales_statistics", createSalesStatistics, fillSalesStatistics, "sale_month", "store_idx")
 	if err != nil {
 		return 0, err
 	}

@@ -80,7 +80,7 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_MAX_ATTEMPTS", flag: "max-attempts", def: "5", usage: "attempts of a run failing with transient errors before it stays failed", integer: &c.MaxAttempts},
 		{env: "MILLRACE_RETRY_BACKOFF", flag: "retry-backoff", def: "30s", usage: "wait before the first retry; doubles each attempt, at most 1h", duration: &c.RetryBackoff},
 		{env: "MILLRACE_SCHEDULE_INTERVAL", flag: "schedule-interval", def: "1m", usage: "how often the scheduler looks for due work (it also wakes when a month closes)", duration: &c.PassInterval},
-		{env: "MILLRACE_RESCUE_AFTER", flag: "rescue-after", def: "5m", usage: "how long a run of a dead process waits before another worker takes it; also the longest a scheduler pass may take", duration: &c.RescueAfter},
+		{env: "MILLRACE_RESCUE_AFTER", flag: "rescue-after", def: "5m", usage: "the longest a scheduler pass may take before River hands it to another process (a dead process's runs are taken over within seconds)", duration: &c.RescueAfter},
 		{env: "MILLRACE_RUN_TIMEOUT", flag: "run-timeout", def: "6h", usage: "longest a run may take: then it is cancelled, rolled back, recorded as failed and retried like a transient failure", duration: &c.RunTimeout},
 		{env: "MILLRACE_SOURCE_IDLE_TIMEOUT", flag: "source-idle-timeout", def: "2m", usage: "how long opening or reading a source file may go without progress before the run fails (transient)", duration: &c.SourceIdleTimeout},
 	}

@@ -39,14 +39,13 @@ import (
 // a cold start at a few seconds. A month without a file, which fails
 // permanently, is the subject of TestServeBackfillFailedMonth.
 
-// Settings of the serve processes: short waits, so that the jobs of a
-// killed process are rescued and retried within seconds. RESCUE_AFTER stays
-// well above the longest run (a heavy month takes well under a second
-// here), so that no live run looks stuck.
+// Settings of the serve processes: short waits for retries and passes.
+// RESCUE_AFTER is an hour: the runs of a killed process must be taken over
+// within seconds by their free run locks, never by waiting for it.
 var serveSettings = map[string]string{
 	"MILLRACE_HTTP_ADDR":         "127.0.0.1:0",
 	"MILLRACE_SALES_START":       "2020-01",
-	"MILLRACE_RESCUE_AFTER":      "3s",
+	"MILLRACE_RESCUE_AFTER":      "1h",
 	"MILLRACE_SCHEDULE_INTERVAL": "1s",
 	"MILLRACE_RETRY_BACKOFF":     "1s",
 	"MILLRACE_LOG_LEVEL":         "info",
