@@ -38,7 +38,7 @@ const (
 		ORDER BY p.idx`
 	// countClients counts the clients, to tell how many feature_store left
 	// out (two anti-joins would say why, at ten times the cost).
-	countClients = `SELECT count(*) FROM public.customer_profiles`
+	countClients         = `SELECT count(*) FROM public.customer_profiles`
 	createActivityRanked = `
 		CREATE TABLE %s (
 			idx           bigint           NOT NULL,
