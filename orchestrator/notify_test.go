@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -64,4 +65,18 @@ func TestNotifyCannotCancel(t *testing.T) {
 	if err := b.conn.QueryRow(b.ctx, "SELECT state::text FROM millrace.river_job WHERE kind = 'millrace_run' AND args->>'pipeline' = $1", millrace.LoadClientData).Scan(&state); err != nil || state != "completed" {
 		t.Errorf("the run's job is %q (%v), want completed", state, err)
 	}
+}
+
+// TestNothingWaitsForTheInterval starts a fresh installation with an hour
+// between periodic passes: the client load must start at once, and the
+// months, which wait for its stores, right after it, without a periodic
+// pass.
+func TestNothingWaitsForTheInterval(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.orchestrator(t, b.src, true, func(c *orchestrator.Config) { c.PassInterval = time.Hour })
+	waitFor(t, "the six closed months", func() bool {
+		s := b.states(t, millrace.LoadSalesData)
+		return len(s) == 6 && s[5] == "2020-06=succeeded"
+	})
 }
