@@ -31,8 +31,8 @@ func newLedger(t *testing.T) *ledgerBundle {
 	t.Helper()
 	url := dbtest.NewDatabase(t)
 	l := openLedger(t, url)
-	admin := connect(t, url)
-	exec(t, admin, "CREATE TABLE public.items (id integer PRIMARY KEY, note text NOT NULL)")
+	admin := dbtest.Connect(t, url)
+	dbtest.Exec(t, admin, "CREATE TABLE public.items (id integer PRIMARY KEY, note text NOT NULL)")
 	return &ledgerBundle{url: url, l: l, admin: admin}
 }
 
@@ -153,7 +153,7 @@ func TestExecute(t *testing.T) {
 	// A failure of SQL inside the run, which aborts its transaction: the
 	// ledger must still record it.
 	run, err = b.l.Execute(ctx, spec, insertItems("duplicate", nil, 20, 1))
-	if err == nil || sqlState(err) != "23505" {
+	if err == nil || dbtest.SQLState(err) != "23505" {
 		t.Fatalf("Execute = %v, want the unique violation of the run", err)
 	}
 	if n := count(t, b.admin, "items"); n != 3 {
@@ -290,7 +290,7 @@ func TestExecuteInterrupted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		exec(t, b.admin, `UPDATE millrace.partitions SET state = 'running', attempts = 2, last_run_id = $3
+		dbtest.Exec(t, b.admin, `UPDATE millrace.partitions SET state = 'running', attempts = 2, last_run_id = $3
 			WHERE pipeline = $1 AND partition = $2`, spec.Pipeline, spec.Partition, dead)
 
 		run, err := b.l.Execute(ctx, spec, insertItems("third", nil, 3))
@@ -403,7 +403,7 @@ func TestExecuteOnNewerDatabase(t *testing.T) {
 	ctx := t.Context()
 	url := dbtest.NewSetUpDatabase(t)
 	l := openLedger(t, url)
-	exec(t, connect(t, url), "INSERT INTO millrace.schema_migrations (version, name) VALUES (9999, '9999_future.sql')")
+	dbtest.Exec(t, dbtest.Connect(t, url), "INSERT INTO millrace.schema_migrations (version, name) VALUES (9999, '9999_future.sql')")
 	ran := false
 	_, err := l.Execute(ctx, ledger.RunSpec{Pipeline: "process_data"}, func(context.Context, pgx.Tx, *slog.Logger) (int64, error) {
 		ran = true
@@ -413,7 +413,7 @@ func TestExecuteOnNewerDatabase(t *testing.T) {
 		t.Errorf("Execute on a newer database = %v, ran %v; want ErrDatabaseNewer, nothing run", err, ran)
 	}
 	var n int
-	if err := connect(t, url).QueryRow(ctx, "SELECT count(*) FROM millrace.runs").Scan(&n); err != nil || n != 0 {
+	if err := dbtest.Connect(t, url).QueryRow(ctx, "SELECT count(*) FROM millrace.runs").Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d runs recorded (%v), want none", n, err)
 	}
 }
@@ -431,15 +431,15 @@ func TestRunLockIsMillraces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mle := connect(t, dbtest.URL(t, "mle_user", "mle_user", cfg.Database))
-	exec(t, mle, `SELECT pg_advisory_lock(1835625580, n) FROM generate_series(0, 3) n;
+	mle := dbtest.Connect(t, dbtest.URL(t, "mle_user", "mle_user", cfg.Database))
+	dbtest.Exec(t, mle, `SELECT pg_advisory_lock(1835625580, n) FROM generate_series(0, 3) n;
 		SELECT pg_advisory_lock(1835625580, hashtext('process_data/'))`)
 	for _, q := range []string{"SELECT FROM millrace.run_locks FOR UPDATE", "LOCK TABLE millrace.schema_migrations", "SELECT FROM millrace.locks FOR UPDATE"} {
 		err := pgx.BeginFunc(t.Context(), mle, func(tx pgx.Tx) error {
 			_, err := tx.Exec(t.Context(), q)
 			return err
 		})
-		if sqlState(err) != "42501" {
+		if dbtest.SQLState(err) != "42501" {
 			t.Errorf("as mle_user: %s = %v, want permission denied", q, err)
 		}
 	}

@@ -158,7 +158,7 @@ func TestCopyCSV(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			conn := connect(t, url)
+			conn := dbtest.Connect(t, url)
 			dest := pgx.Identifier{"public", fmt.Sprintf("loaded_%02d", i)}
 			tx, err := conn.Begin(ctx)
 			if err != nil {
@@ -205,7 +205,7 @@ func TestCopyCSV(t *testing.T) {
 func TestCopyCSVPrimaryKey(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	conn := connect(t, dbtest.NewDatabase(t))
+	conn := dbtest.Connect(t, dbtest.NewDatabase(t))
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -405,7 +405,7 @@ func TestCopyCSVContractError(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			conn := connect(t, url)
+			conn := dbtest.Connect(t, url)
 			dest := pgx.Identifier{"public", fmt.Sprintf("broken_%02d", i)}
 			tx, err := conn.Begin(ctx)
 			if err != nil {

@@ -19,7 +19,7 @@ func TestNameAsPassword(t *testing.T) {
 	t.Parallel()
 	url := dbtest.NewDatabase(t)
 	db := databaseOf(t, url)
-	admin := connect(t, url)
+	admin := dbtest.Connect(t, url)
 	roles := []struct {
 		suffix, encryption, options string
 		nameAsPassword, want        bool
@@ -40,14 +40,14 @@ func TestNameAsPassword(t *testing.T) {
 		}
 		sql, args := "SELECT format('CREATE ROLE %I "+r.options+"', $1::text)", []any{name}
 		if r.encryption != "" {
-			exec(t, admin, "SET password_encryption = "+pgx.Identifier{r.encryption}.Sanitize())
+			dbtest.Exec(t, admin, "SET password_encryption = "+pgx.Identifier{r.encryption}.Sanitize())
 			sql, args = "SELECT format('CREATE ROLE %I "+r.options+" PASSWORD %L', $1::text, $2::text)", []any{name, password}
 		}
 		var create string
 		if err := admin.QueryRow(t.Context(), sql, args...).Scan(&create); err != nil {
 			t.Fatal(err)
 		}
-		exec(t, admin, create)
+		dbtest.Exec(t, admin, create)
 		t.Cleanup(func() {
 			if _, err := admin.Exec(context.Background(), "DROP ROLE "+pgx.Identifier{name}.Sanitize()); err != nil {
 				t.Errorf("drop role %s: %v", name, err)
@@ -75,7 +75,7 @@ func TestNameAsPassword(t *testing.T) {
 	}
 
 	// The verifier that matched is the real password: the role logs in with it.
-	conn := connect(t, dbtest.URL(t, db+"_scram", db+"_scram", db))
+	conn := dbtest.Connect(t, dbtest.URL(t, db+"_scram", db+"_scram", db))
 	var user string
 	if err := conn.QueryRow(t.Context(), "SELECT current_user").Scan(&user); err != nil || user != db+"_scram" {
 		t.Errorf("log in as %s_scram: %q, %v", db, user, err)

@@ -1,13 +1,10 @@
 package warehouse_test
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/millrace/millrace/internal/dbtest"
 	"github.com/millrace/millrace/warehouse"
@@ -20,17 +17,6 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 func testLogger(t *testing.T) *slog.Logger {
 	t.Helper()
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-// connect opens a connection to url, closed when the test ends.
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
 }
 
 // openWarehouse opens a Warehouse on url, closed when the test ends.
@@ -78,20 +64,12 @@ func setupDatabase(t *testing.T) *setupBundle {
 	if err := warehouse.Setup(t.Context(), url, warehouse.Passwords{}, testLogger(t)); err != nil {
 		t.Fatalf("setup: %v", err)
 	}
-	b.ds = connect(t, dbtest.URL(t, "ds_user", "ds_user", b.database))
-	b.mle = connect(t, dbtest.URL(t, "mle_user", "mle_user", b.database))
-	b.analytics = connect(t, dbtest.URL(t, "analytics", "analytics", b.database))
+	b.ds = dbtest.Connect(t, dbtest.URL(t, "ds_user", "ds_user", b.database))
+	b.mle = dbtest.Connect(t, dbtest.URL(t, "mle_user", "mle_user", b.database))
+	b.analytics = dbtest.Connect(t, dbtest.URL(t, "analytics", "analytics", b.database))
 	unlock()
-	b.admin = connect(t, url)
+	b.admin = dbtest.Connect(t, url)
 	return b
-}
-
-// exec runs sql on conn and fails the test on an error.
-func exec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
-	t.Helper()
-	if _, err := conn.Exec(t.Context(), sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
 }
 
 // count returns the number of rows of table, read through conn.
@@ -102,15 +80,6 @@ func count(t *testing.T, conn *pgx.Conn, table string) int64 {
 		t.Fatalf("count %s: %v", table, err)
 	}
 	return n
-}
-
-// sqlState returns the SQLSTATE of err, or "" when it is not a server error.
-func sqlState(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	return ""
 }
 
 // tableExists reports whether public.name exists, as conn sees it.

@@ -43,7 +43,7 @@ func TestMigrate(t *testing.T) {
 		t.Errorf("Migrate again: %v", err)
 	}
 
-	conn := connect(t, url)
+	conn := dbtest.Connect(t, url)
 	rows, err := conn.Query(ctx, "SELECT version || ' ' || name FROM millrace.schema_migrations ORDER BY version")
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +97,8 @@ func TestMigrateNewerDatabase(t *testing.T) {
 	if err := w.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	conn := connect(t, url)
-	exec(t, conn, "INSERT INTO millrace.schema_migrations (version, name) VALUES (9999, '9999_future.sql')")
+	conn := dbtest.Connect(t, url)
+	dbtest.Exec(t, conn, "INSERT INTO millrace.schema_migrations (version, name) VALUES (9999, '9999_future.sql')")
 	err = w.Migrate(ctx)
 	if !errors.Is(err, warehouse.ErrDatabaseNewer) || !strings.Contains(err.Error(), "9999") || !strings.Contains(err.Error(), "upgrade millrace") {
 		t.Errorf("Migrate on a newer database = %v, want ErrDatabaseNewer naming 9999 and the fix", err)

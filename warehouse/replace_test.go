@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/dbtest"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -121,8 +122,8 @@ func TestReplaceDependentView(t *testing.T) {
 	ctx := t.Context()
 	b := setupDatabase(t)
 	publish(t, b, "idx,location\n1,Berlin\n2,Paris\n")
-	exec(t, b.mle, `CREATE VIEW public.berlin AS SELECT * FROM public.stores WHERE location = 'Berlin'`)
-	exec(t, b.mle, `CREATE MATERIALIZED VIEW public.store_count AS SELECT count(*) AS n FROM public.stores`)
+	dbtest.Exec(t, b.mle, `CREATE VIEW public.berlin AS SELECT * FROM public.stores WHERE location = 'Berlin'`)
+	dbtest.Exec(t, b.mle, `CREATE MATERIALIZED VIEW public.store_count AS SELECT count(*) AS n FROM public.stores`)
 
 	publish(t, b, "idx,location\n1,Berlin\n2,Berlin\n3,Rome\n")
 	var n int64
@@ -132,13 +133,13 @@ func TestReplaceDependentView(t *testing.T) {
 	if got := locations(t, b.ds); got != "Berlin,Berlin,Rome" {
 		t.Errorf("ds_user after the reload reads %q, want Berlin,Berlin,Rome", got)
 	}
-	exec(t, b.mle, "REFRESH MATERIALIZED VIEW public.store_count")
+	dbtest.Exec(t, b.mle, "REFRESH MATERIALIZED VIEW public.store_count")
 	if err := b.mle.QueryRow(ctx, "SELECT n FROM public.store_count").Scan(&n); err != nil || n != 3 {
 		t.Errorf("mle_user's materialized view, refreshed after the reload, says %d, %v; want 3", n, err)
 	}
 
 	// Without dependents the next reload swaps the table again.
-	exec(t, b.mle, "DROP VIEW public.berlin; DROP MATERIALIZED VIEW public.store_count")
+	dbtest.Exec(t, b.mle, "DROP VIEW public.berlin; DROP MATERIALIZED VIEW public.store_count")
 	publish(t, b, "idx,location\n7,Oslo\n")
 	if got := locations(t, b.ds); got != "Oslo" {
 		t.Errorf("ds_user after the last reload reads %q, want Oslo", got)
@@ -153,7 +154,7 @@ func TestReplaceForeignObject(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	b := setupDatabase(t)
-	exec(t, b.mle, `CREATE TABLE public.stores (idx integer, location text); INSERT INTO public.stores VALUES (42, 'mine');
+	dbtest.Exec(t, b.mle, `CREATE TABLE public.stores (idx integer, location text); INSERT INTO public.stores VALUES (42, 'mine');
 		CREATE TABLE public.stores_pkey (x int); CREATE TYPE public._stores AS (x int)`)
 	tx, err := b.admin.Begin(ctx)
 	if err != nil {
@@ -171,7 +172,7 @@ func TestReplaceForeignObject(t *testing.T) {
 
 	// Once the user's table is gone, the first load publishes beside the
 	// user's stores_pkey and _stores.
-	exec(t, b.mle, "DROP TABLE public.stores")
+	dbtest.Exec(t, b.mle, "DROP TABLE public.stores")
 	publish(t, b, "idx,location\n1,Paris\n")
 	if got := locations(t, b.ds); got != "Paris" {
 		t.Errorf("ds_user after the load reads %q, want Paris", got)
@@ -179,7 +180,7 @@ func TestReplaceForeignObject(t *testing.T) {
 	if n := count(t, b.mle, "stores_pkey"); n != 0 {
 		t.Errorf("mle_user's stores_pkey has %d rows, want its 0", n)
 	}
-	exec(t, b.mle, "SELECT ROW(1)::public._stores")
+	dbtest.Exec(t, b.mle, "SELECT ROW(1)::public._stores")
 }
 
 // publish loads file as the stores table and commits.

@@ -22,7 +22,7 @@ func TestSetup(t *testing.T) {
 	ctx := t.Context()
 	url := dbtest.NewDatabase(t)
 	database := databaseOf(t, url)
-	admin := connect(t, url)
+	admin := dbtest.Connect(t, url)
 
 	unlock := dbtest.Lock(t)
 	err := warehouse.Setup(ctx, url, warehouse.Passwords{}, testLogger(t))
@@ -33,23 +33,23 @@ func TestSetup(t *testing.T) {
 
 	// Data between the runs: a table in public, with all rights for
 	// mle_user as an older set-up gave them, and a ledger record.
-	exec(t, admin, `CREATE TABLE kept (id integer PRIMARY KEY, name text);
+	dbtest.Exec(t, admin, `CREATE TABLE kept (id integer PRIMARY KEY, name text);
 		INSERT INTO kept VALUES (1, 'a'), (2, 'b'), (3, 'c');
 		GRANT ALL ON kept TO mle_user_role`)
-	exec(t, admin, `INSERT INTO millrace.partitions (pipeline, partition, state, attempts, rows)
+	dbtest.Exec(t, admin, `INSERT INTO millrace.partitions (pipeline, partition, state, attempts, rows)
 		VALUES ('load_sales_data', '2020-01', 'succeeded', 1, 42)`)
 	// A table mle_user keeps to itself: a set-up never undoes its REVOKE.
-	mleFirst := connect(t, dbtest.URL(t, "mle_user", "mle_user", database))
-	exec(t, mleFirst, `CREATE TABLE public.mle_private (secret text);
+	mleFirst := dbtest.Connect(t, dbtest.URL(t, "mle_user", "mle_user", database))
+	dbtest.Exec(t, mleFirst, `CREATE TABLE public.mle_private (secret text);
 		REVOKE ALL ON public.mle_private FROM ds_user_role, analytics_role`)
 
 	unlock = dbtest.Lock(t)
 	err = warehouse.Setup(ctx, url, warehouse.Passwords{}, testLogger(t))
 	var ds, mle, analytics *pgx.Conn
 	if err == nil {
-		ds = connect(t, dbtest.URL(t, "ds_user", "ds_user", database))
-		mle = connect(t, dbtest.URL(t, "mle_user", "mle_user", database))
-		analytics = connect(t, dbtest.URL(t, "analytics", "analytics", database))
+		ds = dbtest.Connect(t, dbtest.URL(t, "ds_user", "ds_user", database))
+		mle = dbtest.Connect(t, dbtest.URL(t, "mle_user", "mle_user", database))
+		analytics = dbtest.Connect(t, dbtest.URL(t, "analytics", "analytics", database))
 	}
 	unlock()
 	if err != nil {
@@ -70,9 +70,9 @@ func TestSetup(t *testing.T) {
 
 	// Tables created after set-up, by admin (a serial column, so that writers
 	// need its sequence too) and by mle_user.
-	exec(t, admin, `CREATE TABLE after_setup (id serial PRIMARY KEY, name text NOT NULL);
+	dbtest.Exec(t, admin, `CREATE TABLE after_setup (id serial PRIMARY KEY, name text NOT NULL);
 		INSERT INTO after_setup (name) VALUES ('x'), ('y')`)
-	exec(t, mle, `CREATE TABLE mle_made (id serial PRIMARY KEY, name text NOT NULL);
+	dbtest.Exec(t, mle, `CREATE TABLE mle_made (id serial PRIMARY KEY, name text NOT NULL);
 		INSERT INTO mle_made (name) VALUES ('m')`)
 
 	readAll := []string{
@@ -144,7 +144,7 @@ func TestSetup(t *testing.T) {
 					t.Errorf("%s: %s: %v; want it allowed", u.user, r.sql, err)
 				case !r.allowed && err == nil:
 					t.Errorf("%s: %s succeeded; want permission denied", u.user, r.sql)
-				case !r.allowed && sqlState(err) != "42501":
+				case !r.allowed && dbtest.SQLState(err) != "42501":
 					t.Errorf("%s: %s: %v; want permission denied (42501)", u.user, r.sql, err)
 				}
 			}
@@ -236,7 +236,7 @@ func TestSetupPassword(t *testing.T) {
 	if err := login("ds_user", "s3cret"); err != nil {
 		t.Errorf("ds_user with the password given to setup: %v", err)
 	}
-	if err := login("ds_user", "ds_user"); sqlState(err) != "28P01" {
+	if err := login("ds_user", "ds_user"); dbtest.SQLState(err) != "28P01" {
 		t.Errorf("ds_user with the default password after setting another: %v; want invalid_password (28P01)", err)
 	}
 	if err := login("mle_user", "mle_user"); err != nil {
@@ -257,7 +257,7 @@ func TestSetupPassword(t *testing.T) {
 	if err := login("ds_user", "ds_user"); err != nil {
 		t.Errorf("ds_user with the default password restored: %v", err)
 	}
-	if err := login("ds_user", "s3cret"); sqlState(err) != "28P01" {
+	if err := login("ds_user", "s3cret"); dbtest.SQLState(err) != "28P01" {
 		t.Errorf("ds_user with the old password after giving the default again: %v; want invalid_password (28P01)", err)
 	}
 	unlock()
@@ -289,7 +289,7 @@ func TestSetupCreatesDatabase(t *testing.T) {
 	// A database of our own, for the cluster's other databases belong to
 	// dbtest: remember to drop it.
 	name := fmt.Sprintf("setup_creates_%d_%d", os.Getpid(), time.Now().UnixNano())
-	maintenance := connect(t, dbtest.URL(t, dbtest.AdminUser, dbtest.AdminPassword, "postgres"))
+	maintenance := dbtest.Connect(t, dbtest.URL(t, dbtest.AdminUser, dbtest.AdminPassword, "postgres"))
 	t.Cleanup(func() {
 		if _, err := maintenance.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop database %s: %v", name, err)
@@ -303,7 +303,7 @@ func TestSetupCreatesDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatalf("setup: %v", err)
 	}
-	conn := connect(t, url)
+	conn := dbtest.Connect(t, url)
 	var migrations int
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM millrace.schema_migrations").Scan(&migrations); err != nil || migrations != len(migrationFiles(t)) {
 		t.Errorf("schema_migrations has %d rows, %v; want %d", migrations, err, len(migrationFiles(t)))

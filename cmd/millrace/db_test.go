@@ -66,7 +66,7 @@ func TestReadOnlyCommands(t *testing.T) {
 			t.Errorf("millrace %s logged a migration:\n%s", strings.Join(args, " "), errOut)
 		}
 	}
-	db := connect(t, url)
+	db := dbtest.Connect(t, url)
 	var river bool
 	if err := db.QueryRow(t.Context(), "SELECT to_regclass('millrace.river_job') IS NOT NULL").Scan(&river); err != nil || river {
 		t.Errorf("River's tables exist after the read-only commands (%v)", err)

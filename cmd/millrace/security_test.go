@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -117,8 +116,8 @@ func TestSecurityHostileUser(t *testing.T) {
 	unlock := dbtest.Lock(t)
 	c.ok("db", "setup")
 	unlock()
-	admin := connect(t, url)
-	mle := connect(t, dbtest.URL(t, "mle_user", "mle_user", databaseName(t, url)))
+	admin := dbtest.Connect(t, url)
+	mle := dbtest.Connect(t, dbtest.URL(t, "mle_user", "mle_user", databaseName(t, url)))
 	execAll(t, mle, pwnSetup, shadows, squatters, baits)
 
 	// A fresh installation: serve loads the client data, processes it and
@@ -206,7 +205,7 @@ func TestSecurityHostileUser(t *testing.T) {
 		t.Errorf("mle_user's view has %d rows, feature_store %d with label 1 (%v); want the same, more than 0", inView, inTable, err)
 	}
 	// ds_user reads what millrace published, the months through sales.
-	ds := connect(t, dbtest.URL(t, "ds_user", "ds_user", databaseName(t, url)))
+	ds := dbtest.Connect(t, dbtest.URL(t, "ds_user", "ds_user", databaseName(t, url)))
 	var sales, statistics, loaded int64
 	if err := admin.QueryRow(ctx, "SELECT sum(rows) FROM millrace.partitions WHERE pipeline = 'load_sales_data'").Scan(&loaded); err != nil {
 		t.Fatal(err)
@@ -279,24 +278,11 @@ func waitLedger(t *testing.T, db *pgx.Conn, want map[string]int) {
 	}
 }
 
-// connect opens a connection to url, closed when the test ends.
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
 // execAll runs each script through conn, failing the test on error.
 func execAll(t *testing.T, conn *pgx.Conn, scripts ...string) {
 	t.Helper()
 	for _, s := range scripts {
-		if _, err := conn.Exec(context.Background(), s); err != nil {
-			t.Fatalf("as %s: %s: %v", conn.Config().User, strings.TrimSpace(s), err)
-		}
+		dbtest.Exec(t, conn, s)
 	}
 }
 

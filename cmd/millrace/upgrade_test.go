@@ -115,7 +115,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := connect(t, url)
+	db := dbtest.Connect(t, url)
 
 	// The old serve: the client data, every month but 2020-03, a login.
 	serve := exec.Command(old, "serve")
@@ -213,7 +213,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	c.ok("run", "load_client_data")
 	c.ok("run", "load_sales_data", "--partition", "2020-01")
 	c.ok("run", "sales_statistics")
-	ds := connect(t, dbtest.URL(t, "ds_user", "ds_user", databaseName(t, url)))
+	ds := dbtest.Connect(t, dbtest.URL(t, "ds_user", "ds_user", databaseName(t, url)))
 	var sales, loaded int64
 	if err := db.QueryRow(ctx, "SELECT sum(rows) FROM millrace.partitions WHERE pipeline = 'load_sales_data'").Scan(&loaded); err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/millrace/millrace/localpg"
 	"github.com/millrace/millrace/warehouse"
@@ -221,4 +222,32 @@ func runAdmin(ctx context.Context, sql string) error {
 		return fmt.Errorf("run %q: %w", sql, err)
 	}
 	return nil
+}
+
+// Connect opens a connection to url, closed when the test ends.
+func Connect(t testing.TB, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// Exec runs sql through conn, failing the test on error.
+func Exec(t testing.TB, conn *pgx.Conn, sql string, args ...any) {
+	t.Helper()
+	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("as %s: %s: %v", conn.Config().User, sql, err)
+	}
+}
+
+// SQLState returns the SQLSTATE of a PostgreSQL error, "" for other errors.
+func SQLState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
 }
