@@ -51,6 +51,9 @@ type RunFunc func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (rows int64,
 // Execute returns the attempt as recorded; its error is fn's error or the
 // commit's.
 func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrace.Run, error) {
+	if n := l.pool.Config().MaxConns; n < 2 {
+		return millrace.Run{}, millrace.Permanent(fmt.Errorf("a run needs two database connections, the pool has %d: raise pool_max_conns in MILLRACE_DATABASE_URL", n))
+	}
 	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
 		return millrace.Run{}, fmt.Errorf("acquire connection: %w", err)
@@ -103,6 +106,15 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 	if ferr != nil {
 		_ = tx.Rollback(wctx)
 		ferr = pgx.BeginFunc(wctx, l.pool, func(tx pgx.Tx) error { return finish(wctx, tx, &run, runErr, retry, rl.String()) })
+		if errors.Is(ferr, errFinished) {
+			// The outcome is recorded already: the commit went through
+			// (its reply was lost), or a later attempt closed this one.
+			var state millrace.State
+			if err := l.pool.QueryRow(wctx, "SELECT state FROM millrace.runs WHERE id = $1", run.ID).Scan(&state); err == nil && state == millrace.StateSucceeded {
+				run.State, run.Error, run.Rows = state, "", rows
+				return run, nil
+			}
+		}
 	}
 	if ferr != nil {
 		return run, errors.Join(runErr, fmt.Errorf("record failure: %w", ferr))
@@ -126,6 +138,11 @@ func lockRun(ctx context.Context, conn *pgxpool.Conn, pipeline, partition string
 	// run's work takes: a server's idle-in-transaction limit must not end
 	// it, and the lock with it.
 	_, err = tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0")
+	if err == nil {
+		// A backend whose client died (kill -9) ends its statement, and
+		// frees the lock, within a second rather than at the statement's end.
+		_, err = tx.Exec(ctx, "SET LOCAL client_connection_check_interval = 1000")
+	}
 	if err == nil {
 		_, err = tx.Exec(ctx, "SELECT FROM millrace.run_locks WHERE pipeline = $1 AND partition = $2 FOR UPDATE NOWAIT", pipeline, partition)
 	}
@@ -208,6 +225,9 @@ func (l *Ledger) work(ctx context.Context, tx pgx.Tx, spec RunSpec, fn RunFunc, 
 	return rows, nil
 }
 
+// errFinished says that the attempt's outcome was recorded already.
+var errFinished = errors.New("the attempt's outcome is recorded already")
+
 // finish records the attempt's outcome in the ledger; willRetry says that
 // the job queue will try a failed attempt again, so the partition is queued.
 func finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runErr error, willRetry bool, log string) error {
@@ -219,8 +239,10 @@ func finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runErr error, wil
 	var finished time.Time
 	if err := tx.QueryRow(ctx, `
 		UPDATE millrace.runs SET state = $2, finished_at = clock_timestamp(), rows = $3, error = $4, log = $5
-		WHERE id = $1 RETURNING finished_at`,
-		run.ID, run.State, run.Rows, run.Error, log).Scan(&finished); err != nil {
+		WHERE id = $1 AND state = $6 RETURNING finished_at`,
+		run.ID, run.State, run.Rows, run.Error, log, millrace.StateRunning).Scan(&finished); errors.Is(err, pgx.ErrNoRows) {
+		return errFinished
+	} else if err != nil {
 		return fmt.Errorf("record outcome of run %d: %w", run.ID, err)
 	}
 	run.FinishedAt = &finished
@@ -236,8 +258,8 @@ func finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runErr error, wil
 		UPDATE millrace.partitions SET state = $3, finished_at = $4, error = $5, updated_at = clock_timestamp(),
 			rows = CASE WHEN $3 = $7 THEN $6 ELSE rows END,
 			succeeded_at = CASE WHEN $3 = $7 THEN $4 ELSE succeeded_at END
-		WHERE pipeline = $1 AND partition = $2 AND state = ANY($8)`,
-		run.Pipeline, run.Partition, t.To, finished, run.Error, run.Rows, millrace.StateSucceeded, t.from()); err != nil {
+		WHERE pipeline = $1 AND partition = $2 AND state = ANY($8) AND last_run_id = $9`,
+		run.Pipeline, run.Partition, t.To, finished, run.Error, run.Rows, millrace.StateSucceeded, t.from(), run.ID); err != nil {
 		return fmt.Errorf("record outcome of %s %s: %w", run.Pipeline, millrace.PartitionLabel(run.Partition), err)
 	}
 	return nil

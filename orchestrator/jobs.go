@@ -79,8 +79,14 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 				return err
 			}
 		}
-		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+		done, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+		if err != nil {
 			return fmt.Errorf("complete job %d: %w", job.ID, err)
+		}
+		if done.State != rivertype.JobStateCompleted || done.Attempt != job.Attempt {
+			// River writes nothing for a job that is no longer this
+			// attempt's: committing would leave it to run again.
+			return fmt.Errorf("complete job %d: it is %s at attempt %d, not this attempt's (%d)", job.ID, done.State, done.Attempt, job.Attempt)
 		}
 		return nil
 	})
@@ -116,8 +122,9 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	// Runs waiting for this pipeline (sales for the stores) can go now: a
 	// pass at once, not a job that River would take for the same as the
 	// pass still finishing (and that waits for a worker of its queue). If
-	// the process dies first, the next periodic pass does it.
-	if next.Unblocks {
+	// the process dies first, the next periodic pass does it. A process
+	// without the scheduler (backfill --wait) leaves it to serve's.
+	if next.Unblocks && o.cfg.Scheduler {
 		o.passNow(ctx)
 	}
 	return nil

@@ -56,25 +56,23 @@ const rescueGrace = 5 * time.Second
 // died (kill -9, a lost machine). A live run holds the lock however long it
 // takes, so it is never taken over. A job with no attempt left is
 // discarded, and the ledger then closes its partition as lost
-// (ledger.CloseLost). River's own rescuer would wait far longer. It also
-// returns when the youngest job that looks dead but is within its grace
-// will have passed it, to look again then (zero when there is none).
-func rescueDead(ctx context.Context, tx pgx.Tx) (rescued int64, lookAgain time.Time, err error) {
-	var again *time.Time
+// (ledger.CloseLost). River's own rescuer would wait far longer. It locks
+// nothing of a job within its grace (a worker about to take its run lock
+// would find it taken), and returns how long until the youngest running
+// job leaves its grace, to look again then (0 when none is running).
+func rescueDead(ctx context.Context, tx pgx.Tx) (rescued int64, lookAgain time.Duration, err error) {
+	var again *float64
 	err = tx.QueryRow(ctx, `
 		WITH stuck AS (
-			SELECT j.id, j.attempted_at, j.args->>'pipeline' AS pipeline, j.args->>'partition' AS partition
+			SELECT j.id, j.args->>'pipeline' AS pipeline, j.args->>'partition' AS partition
 			FROM millrace.river_job j
 			WHERE j.kind = $1 AND j.state = $2::text::millrace.river_job_state
-			  AND NOT EXISTS (SELECT 1 FROM millrace.runs r WHERE r.job_id = j.id AND r.finished_at >= j.attempted_at)
+			  AND j.attempted_at < clock_timestamp() - make_interval(secs => $3)
+			  AND NOT EXISTS (SELECT 1 FROM millrace.runs r WHERE r.job_id = j.id AND r.started_at >= j.attempted_at AND r.finished_at IS NOT NULL)
 			FOR UPDATE OF j SKIP LOCKED
 		), free AS (
 			SELECT l.pipeline, l.partition FROM millrace.run_locks l JOIN stuck s USING (pipeline, partition)
 			FOR UPDATE OF l SKIP LOCKED
-		), dead AS (
-			SELECT s.id, s.attempted_at FROM stuck s
-			WHERE (s.pipeline, s.partition) IN (SELECT pipeline, partition FROM free)
-			   OR NOT EXISTS (SELECT 1 FROM millrace.run_locks l WHERE l.pipeline = s.pipeline AND l.partition = s.partition)
 		), rescued AS (
 			UPDATE millrace.river_job j SET
 				state = (CASE WHEN j.attempt >= j.max_attempts THEN $4 ELSE $5 END)::text::millrace.river_job_state,
@@ -82,18 +80,24 @@ func rescueDead(ctx context.Context, tx pgx.Tx) (rescued int64, lookAgain time.T
 				scheduled_at = now(),
 				errors = array_append(j.errors, jsonb_build_object('at', now(), 'attempt', j.attempt,
 					'error', 'rescued: the process running it stopped', 'trace', ''))
-			FROM dead d
-			WHERE j.id = d.id AND d.attempted_at < now() - make_interval(secs => $3)
+			FROM stuck s
+			WHERE j.id = s.id
+			  AND ((s.pipeline, s.partition) IN (SELECT pipeline, partition FROM free)
+			       OR NOT EXISTS (SELECT 1 FROM millrace.run_locks l WHERE l.pipeline = s.pipeline AND l.partition = s.partition))
 			RETURNING j.id
 		)
 		SELECT (SELECT count(*) FROM rescued),
-		       (SELECT min(attempted_at) + make_interval(secs => $3) FROM dead WHERE attempted_at >= now() - make_interval(secs => $3))`,
+		       (SELECT extract(epoch FROM min(j.attempted_at) + make_interval(secs => $3) - clock_timestamp())
+		        FROM millrace.river_job j
+		        WHERE j.kind = $1 AND j.state = $2::text::millrace.river_job_state
+		          AND j.attempted_at >= clock_timestamp() - make_interval(secs => $3))::float8`,
 		runArgs{}.Kind(), rivertype.JobStateRunning, rescueGrace.Seconds(), rivertype.JobStateDiscarded, rivertype.JobStateAvailable).Scan(&rescued, &again)
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("rescue runs of dead processes: %w", err)
+		return 0, 0, fmt.Errorf("rescue runs of dead processes: %w", err)
 	}
 	if again != nil {
-		lookAgain = *again
+		// At least a moment: the database's clock and ours may differ.
+		lookAgain = max(time.Duration(*again*float64(time.Second)), 100*time.Millisecond)
 	}
 	return rescued, lookAgain, nil
 }

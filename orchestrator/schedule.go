@@ -86,8 +86,9 @@ func (o *Orchestrator) enqueueTx(ctx context.Context, tx pgx.Tx, pipeline string
 type PassResult struct {
 	// MonthClose is when the current month closes: the next pass is due then.
 	MonthClose time.Time
-	// LookAgain, when set, is when a run that looks dead leaves its grace.
-	LookAgain time.Time
+	// LookAgain, when not 0, is how long until a running job leaves the
+	// grace after which, its run lock free, it counts as dead.
+	LookAgain time.Duration
 	Queued    []string // "pipeline partition" of each run queued
 }
 
@@ -149,10 +150,10 @@ func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 	}
 	o.passed.Store(true)
 	o.passAt(res.MonthClose)
-	if !res.LookAgain.IsZero() {
-		// A run that looks dead but is within its grace: look again when
-		// the grace is over (on the database's clock, about ours).
-		o.passAt(o.cfg.Now().Add(time.Until(res.LookAgain)))
+	if res.LookAgain > 0 {
+		// A running job within its grace: look again when it is over,
+		// to the second (one pass for the jobs of that second).
+		o.passAt(o.cfg.Now().Add(res.LookAgain).Truncate(time.Second).Add(time.Second))
 	}
 	if len(res.Queued) > 0 {
 		o.cfg.Logger.Info("scheduler queued runs", "runs", len(res.Queued), "first", res.Queued[0])

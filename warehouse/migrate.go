@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strconv"
@@ -148,6 +149,14 @@ func (w *Warehouse) CheckMigrated(ctx context.Context) error {
 // when they are missing. Two processes creating them at once collide; the
 // later one finds them on its next try.
 func (w *Warehouse) bootstrap(ctx context.Context) error {
+	// Most starts find it done: they change nothing, so that processes
+	// starting together do not collide on the schema's catalog row.
+	var done bool
+	if err := w.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL
+		AND NOT has_schema_privilege('public', $2, 'USAGE') AND NOT has_schema_privilege('public', $2, 'CREATE')`,
+		Schema+".schema_migrations", Schema).Scan(&done); err == nil && done {
+		return nil
+	}
 	for attempt := 1; ; attempt++ {
 		err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
 			for _, q := range []string{
@@ -164,9 +173,11 @@ func (w *Warehouse) bootstrap(ctx context.Context) error {
 			}
 			return nil
 		})
-		if err == nil || attempt == 5 || !concurrentChange(err) {
+		if err == nil || attempt == 10 || !concurrentChange(err) {
 			return err
 		}
+		// Apart, so that the colliding processes do not collide again.
+		time.Sleep(time.Duration(rand.IntN(50*attempt)) * time.Millisecond)
 	}
 }
 

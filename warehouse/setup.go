@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -75,10 +77,11 @@ func Setup(ctx context.Context, url string, pw Passwords, logger *slog.Logger) e
 		if err == nil {
 			break
 		}
-		if attempt == 5 || !concurrentChange(err) {
+		if attempt == 10 || !concurrentChange(err) {
 			return err
 		}
 		logger.Info("roles changed concurrently; setting them up again", "err", err)
+		time.Sleep(time.Duration(rand.IntN(50*attempt)) * time.Millisecond)
 	}
 	return w.Migrate(ctx)
 }
