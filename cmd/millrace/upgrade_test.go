@@ -18,25 +18,29 @@ import (
 	"github.com/millrace/millrace/internal/dbtest"
 )
 
-// previousRelease returns the version and commit of the newest release in
-// the repository's RELEASES file.
-func previousRelease(t *testing.T) (version, commit string) {
+// release is one line of the repository's RELEASES file.
+type release struct{ version, commit string }
+
+// releases returns the releases of the repository's RELEASES file, oldest
+// first.
+func releases(t *testing.T) []release {
 	t.Helper()
 	f, err := os.Open(filepath.Join("..", "..", "RELEASES"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	var out []release
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		if fields := strings.Fields(s.Text()); len(fields) == 2 && !strings.HasPrefix(fields[0], "#") {
-			version, commit = fields[0], fields[1]
+			out = append(out, release{fields[0], fields[1]})
 		}
 	}
-	if commit == "" {
+	if len(out) == 0 {
 		t.Fatal("RELEASES names no release")
 	}
-	return version, commit
+	return out
 }
 
 // buildRelease builds the millrace of a commit of this repository, taken
@@ -65,19 +69,29 @@ func buildRelease(t *testing.T, version, commit string) string {
 	return bin
 }
 
-// TestUpgradeFromPreviousRelease sets up a database with the previous
-// release and runs its serve until it has loaded the client data and every
-// closed month but one, whose file is missing; a user logs in to its UI and
-// the statistics are computed. Then the current millrace sets the same
-// database up: every table's data, every ledger row and attempt with its
-// log, the rights, the UI's sessions and River's jobs must be intact and the
-// sales partitions moved out of public. Its serve must run nothing again but
-// the failed month once its file is back, accept the old session, and the
-// current pipelines must work on the upgraded database.
+// TestUpgradeFromPreviousRelease does, for each release of RELEASES: it
+// sets up a database with the release and runs its serve until it has
+// loaded the client data and every closed month but one, whose file is
+// missing; a user logs in to its UI and the statistics are computed. Then
+// the current millrace sets the same database up: every table's data,
+// every ledger row and attempt with its log, the rights, the UI's sessions
+// and River's jobs must be intact and the sales partitions out of public.
+// Its serve must run nothing again but the failed month once its file is
+// back, accept the old session, and the current pipelines must work on the
+// upgraded database.
 func TestUpgradeFromPreviousRelease(t *testing.T) {
 	t.Parallel()
+	for _, r := range releases(t) {
+		t.Run(r.version, func(t *testing.T) {
+			t.Parallel()
+			testUpgradeFrom(t, r.version, r.commit)
+		})
+	}
+}
+
+// testUpgradeFrom is TestUpgradeFromPreviousRelease for one release.
+func testUpgradeFrom(t *testing.T, version, commit string) {
 	ctx := context.Background()
-	version, commit := previousRelease(t)
 	old := buildRelease(t, version, commit)
 
 	now := time.Now().UTC()
