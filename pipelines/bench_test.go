@@ -77,6 +77,33 @@ func BenchmarkSalesMonth(b *testing.B) {
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
 
+	// sales_statistics over the loaded month, next to hand-written SQL that
+	// builds the same table.
+	b.Run("sales_statistics", func(b *testing.B) {
+		stats, _ := set.Get(millrace.SalesStatistics)
+		for b.Loop() {
+			if _, err := pipelines.RunOnce(ctx, l, stats, ledger.RunSpec{Trigger: "bench"}, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("hand_written_statistics", func(b *testing.B) {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		for b.Loop() {
+			if _, err := conn.Exec(ctx, `DROP TABLE IF EXISTS public.hand_statistics;
+				CREATE TABLE public.hand_statistics AS
+					SELECT s.store_idx, st.location, date_trunc('month', s.date)::date AS sale_month, round(avg(s.value), 4) AS avg_value, count(*) AS sales_count
+					FROM public.sales s JOIN public.stores st ON st.idx = s.store_idx GROUP BY 1, 2, 3;
+				ALTER TABLE public.hand_statistics ADD PRIMARY KEY (sale_month, store_idx)`); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
 	// psql's \copy into a plain table of the same columns, then the
 	// per-store sums (issue 10's reference), and into one with the primary
 	// key the month's partition has.

@@ -90,13 +90,15 @@ func processData(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error
 
 // build creates a table under its staging name, fills it, then adds its
 // primary key on the columns key (a key built once over the rows beats one
-// maintained row by row): create and fill are SQL with %s for that name.
+// maintained row by row): create and fill are SQL with %s for that name,
+// and the rows are those that either reports (CREATE TABLE AS, INSERT).
 func build(ctx context.Context, tx pgx.Tx, table, create, fill string, key ...string) (int64, error) {
 	staging := warehouse.Staging(table)
-	if _, err := tx.Exec(ctx, fmt.Sprintf(create, staging.Sanitize())); err != nil {
+	created, err := tx.Exec(ctx, fmt.Sprintf(create, staging.Sanitize()))
+	if err != nil {
 		return 0, fmt.Errorf("create %s: %w", table, err)
 	}
-	tag, err := tx.Exec(ctx, fmt.Sprintf(fill, staging.Sanitize()))
+	filled, err := tx.Exec(ctx, fmt.Sprintf(fill, staging.Sanitize()))
 	if err != nil {
 		return 0, fmt.Errorf("build %s: %w", table, err)
 	}
@@ -108,5 +110,5 @@ func build(ctx context.Context, tx pgx.Tx, table, create, fill string, key ...st
 		staging.Sanitize(), pgx.Identifier{staging[1] + "_pkey"}.Sanitize(), strings.Join(columns, ", "))); err != nil {
 		return 0, fmt.Errorf("add the key of %s: %w", table, err)
 	}
-	return tag.RowsAffected(), nil
+	return created.RowsAffected() + filled.RowsAffected(), nil
 }
