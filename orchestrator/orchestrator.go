@@ -128,6 +128,9 @@ type Orchestrator struct {
 	// timersMu guards timers: the instants for which a pass waits.
 	timersMu sync.Mutex
 	timers   map[time.Time]bool
+	// alive holds this process's row of millrace.processes while its
+	// workers run.
+	alive *alive
 }
 
 // New returns an orchestrator for the pipelines in set, keeping its state
@@ -142,9 +145,9 @@ func New(ctx context.Context, w *warehouse.Warehouse, l *ledger.Ledger, set *pip
 	// The pipelines refuse the months before the orchestrator's start.
 	set = set.WithSalesStart(cfg.SalesStart)
 	// Each run holds a connection for its whole length and needs another
-	// for a moment to record its start; River, the scheduler and the UI
-	// need some more.
-	if need, have := int32(2*cfg.MaxConcurrentRuns+4), w.Pool().Config().MaxConns; cfg.Workers && have < need {
+	// for a moment to record its start; the process's proof of life holds
+	// one; River, the scheduler and the UI need some more.
+	if need, have := int32(2*cfg.MaxConcurrentRuns+5), w.Pool().Config().MaxConns; cfg.Workers && have < need {
 		return nil, millrace.Permanent(fmt.Errorf("%d concurrent runs need %d database connections, the pool has %d: lower MILLRACE_MAX_CONCURRENT_RUNS or add pool_max_conns=%d to MILLRACE_DATABASE_URL",
 			cfg.MaxConcurrentRuns, need, have, need))
 	}
@@ -237,7 +240,13 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 	if !o.cfg.Workers {
 		return nil
 	}
+	a, err := stayAlive(ctx, o.w.Pool(), o.client.ID())
+	if err != nil {
+		return err
+	}
+	o.alive = a
 	if err := o.client.Start(ctx); err != nil {
+		o.alive.end(context.WithoutCancel(ctx))
 		return fmt.Errorf("start job queue: %w", err)
 	}
 	if o.cfg.Scheduler {
@@ -308,6 +317,10 @@ func (o *Orchestrator) Stop(ctx context.Context, grace time.Duration) error {
 	}
 	o.timersMu.Unlock()
 	defer o.passes.Wait()
+	// Once the workers are done: their jobs are no longer this process's.
+	if o.alive != nil {
+		defer o.alive.end(context.WithoutCancel(ctx))
+	}
 	soft, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
 	err := o.client.Stop(soft)

@@ -43,32 +43,44 @@ func liveRunJobs(ctx context.Context, tx pgx.Tx) ([]ledger.Key, error) {
 	return keys, nil
 }
 
-// rescueGrace is how long a run job must have been running, with its run
-// lock free, before it counts as its process's, dead: the moment between
-// River handing the job to a worker and the worker locking the partition,
-// or between the worker's end and River recording it.
+// rescueGrace is how long a run job of a worker without a row of
+// millrace.processes (an older millrace) must have been running, with its
+// run lock free, before it counts as dead: the moment between River handing
+// the job to a worker and the worker locking the partition, or between the
+// worker's end and River recording it.
 const rescueGrace = 5 * time.Second
 
 // rescueDead hands back to the queue, in tx, the run jobs that River shows
-// running for longer than rescueGrace while no process holds their
-// partition's run lock (millrace.run_locks, which a run holds until its
-// outcome commits) and whose attempt recorded no outcome: their process
-// died (kill -9, a lost machine). A live run holds the lock however long it
-// takes, so it is never taken over. A job with no attempt left is
-// discarded, and the ledger then closes its partition as lost
-// (ledger.CloseLost). River's own rescuer would wait far longer. It locks
-// nothing of a job within its grace (a worker about to take its run lock
-// would find it taken), and returns how long until the youngest running
-// job leaves its grace, to look again then (0 when none is running).
+// running whose worker is dead: its process's row of millrace.processes
+// is free (see alive) — or, for a worker that has no row (a process of an
+// older millrace), the job has been running for longer than rescueGrace —
+// while no process holds the partition's run lock (millrace.run_locks, which
+// a run holds until its outcome commits) and the attempt recorded no
+// outcome. A live process's job is never handed back, however long it
+// stalls. A job with no attempt left is discarded, and the ledger then
+// closes its partition as lost (ledger.CloseLost). River's own rescuer would
+// wait far longer. It locks nothing of a job it does not hand back (a worker
+// about to take its run lock would find it taken), and returns how long
+// until the youngest job of a worker without a row leaves its grace, to look
+// again then (0 when there is none).
 func rescueDead(ctx context.Context, tx pgx.Tx) (rescued int64, lookAgain time.Duration, err error) {
 	var again *float64
 	err = tx.QueryRow(ctx, `
-		WITH stuck AS (
-			SELECT j.id, j.args->>'pipeline' AS pipeline, j.args->>'partition' AS partition
+		WITH running AS (
+			SELECT j.id, j.attempted_at, j.attempted_by[array_upper(j.attempted_by, 1)] AS worker,
+			       j.args->>'pipeline' AS pipeline, j.args->>'partition' AS partition
 			FROM millrace.river_job j
 			WHERE j.kind = $1 AND j.state = $2::text::millrace.river_job_state
-			  AND j.attempted_at < clock_timestamp() - make_interval(secs => $3)
 			  AND NOT EXISTS (SELECT 1 FROM millrace.runs r WHERE r.job_id = j.id AND r.started_at >= j.attempted_at AND r.finished_at IS NOT NULL)
+		), gone AS (
+			SELECT p.id FROM millrace.processes p WHERE p.id IN (SELECT worker FROM running)
+			FOR UPDATE SKIP LOCKED
+		), stuck AS (
+			SELECT j.id, r.pipeline, r.partition
+			FROM millrace.river_job j JOIN running r ON r.id = j.id
+			WHERE r.worker IN (SELECT id FROM gone)
+			   OR (NOT EXISTS (SELECT 1 FROM millrace.processes p WHERE p.id = r.worker)
+			       AND r.attempted_at < clock_timestamp() - make_interval(secs => $3))
 			FOR UPDATE OF j SKIP LOCKED
 		), free AS (
 			SELECT l.pipeline, l.partition FROM millrace.run_locks l JOIN stuck s USING (pipeline, partition)
@@ -87,10 +99,10 @@ func rescueDead(ctx context.Context, tx pgx.Tx) (rescued int64, lookAgain time.D
 			RETURNING j.id
 		)
 		SELECT (SELECT count(*) FROM rescued),
-		       (SELECT extract(epoch FROM min(j.attempted_at) + make_interval(secs => $3) - clock_timestamp())
-		        FROM millrace.river_job j
-		        WHERE j.kind = $1 AND j.state = $2::text::millrace.river_job_state
-		          AND j.attempted_at >= clock_timestamp() - make_interval(secs => $3))::float8`,
+		       (SELECT extract(epoch FROM min(r.attempted_at) + make_interval(secs => $3) - clock_timestamp())
+		        FROM running r
+		        WHERE NOT EXISTS (SELECT 1 FROM millrace.processes p WHERE p.id = r.worker)
+		          AND r.attempted_at >= clock_timestamp() - make_interval(secs => $3))::float8`,
 		runArgs{}.Kind(), rivertype.JobStateRunning, rescueGrace.Seconds(), rivertype.JobStateDiscarded, rivertype.JobStateAvailable).Scan(&rescued, &again)
 	if err != nil {
 		return 0, 0, fmt.Errorf("rescue runs of dead processes: %w", err)

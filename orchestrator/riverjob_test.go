@@ -46,7 +46,7 @@ func TestRiverJobSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []string{"id bigint", "kind text", "state USER-DEFINED", "args jsonb", "attempt smallint", "max_attempts smallint",
-		"attempted_at timestamp with time zone", "finalized_at timestamp with time zone", "scheduled_at timestamp with time zone", "errors ARRAY"} {
+		"attempted_at timestamp with time zone", "finalized_at timestamp with time zone", "scheduled_at timestamp with time zone", "errors ARRAY", "attempted_by ARRAY"} {
 		if !slices.Contains(columns, c) {
 			t.Errorf("river_job has no column %q; it has %v", c, columns)
 		}
