@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/warehouse"
 )
 
 // RunSpec names what to run and why.
@@ -123,38 +123,14 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 }
 
 // lockRun begins a transaction on conn that holds the run lock of the
-// partition, or returns an error wrapping millrace.ErrAlreadyRunning when
-// another session holds it.
+// partition, its row of millrace.run_locks, or returns an error wrapping
+// millrace.ErrAlreadyRunning when another session holds it.
 func lockRun(ctx context.Context, conn *pgxpool.Conn, pipeline, partition string) (pgx.Tx, error) {
-	// The row exists before anyone locks it; inserting it waits for no one.
-	if _, err := conn.Exec(ctx, "INSERT INTO millrace.run_locks (pipeline, partition) VALUES ($1, $2) ON CONFLICT DO NOTHING", pipeline, partition); err != nil {
-		return nil, fmt.Errorf("create run lock: %w", err)
+	tx, err := warehouse.HoldRow(ctx, conn, "run_locks", []string{"pipeline", "partition"}, pipeline, partition)
+	if errors.Is(err, warehouse.ErrRowLocked) {
+		return nil, millrace.ErrAlreadyRunning
 	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("begin run: %w", err)
-	}
-	// The transaction waits between its statements for as long as the
-	// run's work takes: a server's idle-in-transaction limit must not end
-	// it, and the lock with it.
-	_, err = tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0")
-	if err == nil {
-		// A backend whose client died (kill -9) ends its statement, and
-		// frees the lock, within a second rather than at the statement's end.
-		_, err = tx.Exec(ctx, "SET LOCAL client_connection_check_interval = 1000")
-	}
-	if err == nil {
-		_, err = tx.Exec(ctx, "SELECT FROM millrace.run_locks WHERE pipeline = $1 AND partition = $2 FOR UPDATE NOWAIT", pipeline, partition)
-	}
-	if err != nil {
-		_ = tx.Rollback(ctx)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
-			return nil, millrace.ErrAlreadyRunning
-		}
-		return nil, fmt.Errorf("take run lock: %w", err)
-	}
-	return tx, nil
+	return tx, err
 }
 
 // recordStart closes the attempts of the partition that a dead process left

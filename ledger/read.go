@@ -64,9 +64,7 @@ func withMissing(pipeline string, expected []string, recorded []millrace.Partiti
 
 // Runs returns the attempts of a pipeline partition, newest first, with their logs.
 func (l *Ledger) Runs(ctx context.Context, pipeline, partition string) ([]millrace.Run, error) {
-	rows, err := l.pool.Query(ctx, `
-		SELECT id, pipeline, partition, attempt, state, trigger, started_at, finished_at, rows, error, log
-		FROM millrace.runs WHERE pipeline = $1 AND partition = $2 ORDER BY id DESC`, pipeline, partition)
+	rows, err := l.pool.Query(ctx, "SELECT "+runColumns+" FROM millrace.runs WHERE pipeline = $1 AND partition = $2 ORDER BY id DESC", pipeline, partition)
 	if err != nil {
 		return nil, fmt.Errorf("read runs of %s %s: %w", pipeline, millrace.PartitionLabel(partition), err)
 	}
@@ -77,7 +75,10 @@ func (l *Ledger) Runs(ctx context.Context, pipeline, partition string) ([]millra
 	return runs, nil
 }
 
-// scanRun reads an attempt from a row of the columns Runs selects.
+// runColumns are the columns of an attempt that scanRun reads.
+const runColumns = "id, pipeline, partition, attempt, state, trigger, started_at, finished_at, rows, error, log"
+
+// scanRun reads an attempt from a row of runColumns.
 func scanRun(r pgx.CollectableRow) (millrace.Run, error) {
 	var x millrace.Run
 	err := r.Scan(&x.ID, &x.Pipeline, &x.Partition, &x.Attempt, &x.State, &x.Trigger, &x.StartedAt, &x.FinishedAt, &x.Rows, &x.Error, &x.Log)
@@ -89,9 +90,7 @@ var ErrRunNotFound = errors.New("no such run")
 
 // Run returns one attempt with its log.
 func (l *Ledger) Run(ctx context.Context, id int64) (millrace.Run, error) {
-	rows, err := l.pool.Query(ctx, `
-		SELECT id, pipeline, partition, attempt, state, trigger, started_at, finished_at, rows, error, log
-		FROM millrace.runs WHERE id = $1`, id)
+	rows, err := l.pool.Query(ctx, "SELECT "+runColumns+" FROM millrace.runs WHERE id = $1", id)
 	if err != nil {
 		return millrace.Run{}, fmt.Errorf("read run %d: %w", id, err)
 	}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/millrace/millrace/warehouse"
 )
 
 // alive is a process's proof of life: its row of millrace.processes, locked
@@ -24,29 +26,16 @@ func stayAlive(ctx context.Context, pool *pgxpool.Pool, id string) (*alive, erro
 	if err != nil {
 		return nil, fmt.Errorf("acquire connection: %w", err)
 	}
-	// The rows of processes that are gone (theirs is free), then ours.
+	// The rows of processes that are gone: theirs is free.
 	if _, err := conn.Exec(ctx, `DELETE FROM millrace.processes WHERE id IN (
 		SELECT id FROM millrace.processes WHERE started_at < clock_timestamp() - interval '1 day' FOR UPDATE SKIP LOCKED)`); err != nil {
 		conn.Release()
 		return nil, fmt.Errorf("remove the rows of processes that are gone: %w", err)
 	}
-	if _, err := conn.Exec(ctx, "INSERT INTO millrace.processes (id) VALUES ($1) ON CONFLICT DO NOTHING", id); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("record this process: %w", err)
-	}
-	tx, err := conn.Begin(ctx)
-	if err == nil {
-		_, err = tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0")
-	}
-	if err == nil {
-		_, err = tx.Exec(ctx, "SELECT FROM millrace.processes WHERE id = $1 FOR UPDATE NOWAIT", id)
-	}
+	tx, err := warehouse.HoldRow(ctx, conn, "processes", []string{"id"}, id)
 	if err != nil {
-		if tx != nil {
-			_ = tx.Rollback(ctx)
-		}
 		conn.Release()
-		return nil, fmt.Errorf("lock this process's row: %w", err)
+		return nil, err
 	}
 	return &alive{conn: conn, tx: tx}, nil
 }
