@@ -28,4 +28,8 @@ const (
 	StateSucceeded State = "succeeded"
 	// StateFailed means the last attempt ended with an error and nothing changed.
 	StateFailed State = "failed"
+	// StateCancelled means a person cancelled the run: a queued one never
+	// started, a running one rolled back. It is not retried; the data of
+	// an earlier success is served as before.
+	StateCancelled State = "cancelled"
 )

@@ -13,6 +13,15 @@ const StateMissing State = "missing"
 // partition is executing elsewhere, in this process or another.
 var ErrAlreadyRunning = errors.New("already running")
 
+// ErrCancelled is returned, wrapped, by a run that a person cancelled while
+// it ran: its work rolled back.
+var ErrCancelled = errors.New("cancelled")
+
+// ErrNotQueued is returned, wrapped, when the job queue starts a run of a
+// partition that is no longer queued: a person cancelled it, or ran it by
+// hand meanwhile. The job then ends without an attempt.
+var ErrNotQueued = errors.New("no longer queued")
+
 // Partition is the ledger's record of one pipeline partition: a month of a
 // monthly pipeline, or "" for a pipeline that is not partitioned. Its state is
 // that of the newest attempt.
@@ -30,16 +39,28 @@ type Partition struct {
 	Error string `json:"error"`
 	// LastRunID is the id of the newest attempt, 0 when none ran.
 	LastRunID int64 `json:"last_run_id"`
+	// SucceededAt is when the newest success finished: the data served
+	// since. Nil when the partition never succeeded.
+	SucceededAt *time.Time `json:"succeeded_at"`
+	// CancelRequestedBy names who asked to cancel the running attempt.
+	CancelRequestedBy string `json:"cancel_requested_by,omitempty"`
+	// Late says that the month closed more than MILLRACE_LATE_AFTER ago
+	// and has not succeeded (set by the reader that knows the schedule).
+	Late bool `json:"late"`
 }
 
 // Run is one attempt of a pipeline partition, kept as history.
 type Run struct {
-	ID         int64      `json:"id"`
-	Pipeline   string     `json:"pipeline"`
-	Partition  string     `json:"partition"`
-	Attempt    int        `json:"attempt"`
-	State      State      `json:"state"`
-	Trigger    string     `json:"trigger"`
+	ID        int64  `json:"id"`
+	Pipeline  string `json:"pipeline"`
+	Partition string `json:"partition"`
+	Attempt   int    `json:"attempt"`
+	State     State  `json:"state"`
+	Trigger   string `json:"trigger"`
+	// RequestedBy names the person who asked for the run ("" for the schedule).
+	RequestedBy string `json:"requested_by,omitempty"`
+	// BackfillID is the backfill that queued the run, 0 for none.
+	BackfillID int64      `json:"backfill_id,omitempty"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at"`
 	Rows       int64      `json:"rows"`

@@ -19,8 +19,14 @@ type RunSpec struct {
 	Pipeline string
 	// Partition is the month, YYYY-MM, or "" for a pipeline without partitions.
 	Partition string
-	// Trigger says who asked: "cli", "schedule", "backfill", "ui".
+	// Trigger says how it was asked for: "cli", "schedule", "backfill", "ui".
 	Trigger string
+	// RequestedBy names the person who asked, "" for the schedule.
+	RequestedBy string
+	// BackfillID is the backfill that queued the run, 0 for none. Its
+	// runs start only while fewer than its max_concurrent are running
+	// (else ErrBackfillBusy).
+	BackfillID int64
 	// JobID is the job queue's id of the run, 0 outside the queue.
 	JobID int64
 	// Retried, when set, says whether the job queue will try the partition
@@ -83,7 +89,15 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 	log := rl.logger(l.logger).With("pipeline", spec.Pipeline, "partition", spec.Partition, "run_id", run.ID, "attempt", run.Attempt)
 	log.Info("run started", "trigger", spec.Trigger)
 	started := time.Now()
-	rows, runErr := l.work(ctx, tx, spec, fn, log)
+	// A person may cancel the attempt: its work's context ends, which
+	// cancels the query in progress, and the work rolls back.
+	workCtx, stopWork := context.WithCancelCause(ctx)
+	defer stopWork(nil)
+	go l.watchCancel(workCtx, stopWork, run)
+	rows, runErr := l.work(workCtx, tx, spec, fn, log)
+	if cause := context.Cause(workCtx); runErr != nil && errors.Is(cause, millrace.ErrCancelled) {
+		runErr = cause
+	}
 	if runErr == nil {
 		run.Rows = rows
 		log.Info("run succeeded", "rows", rows, "seconds", time.Since(started).Seconds())
@@ -93,9 +107,13 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 			}
 		}
 	}
-	log.Error("run failed", "err", runErr, "seconds", time.Since(started).Seconds())
+	if errors.Is(runErr, millrace.ErrCancelled) {
+		log.Warn("run cancelled", "err", runErr, "seconds", time.Since(started).Seconds())
+	} else {
+		log.Error("run failed", "err", runErr, "seconds", time.Since(started).Seconds())
+	}
 	run.Rows = 0
-	retry := spec.Retried != nil && spec.Retried(runErr)
+	retry := spec.Retried != nil && spec.Retried(runErr) && !errors.Is(runErr, millrace.ErrCancelled)
 	wctx := context.WithoutCancel(ctx)
 	// Under the lock when the transaction lives on (the work rolled back
 	// to its savepoint); else, its connection gone, on another.
@@ -133,9 +151,20 @@ func lockRun(ctx context.Context, conn *pgxpool.Conn, pipeline, partition string
 	return tx, err
 }
 
+// ErrBackfillBusy is returned, wrapped, when a backfill's run would exceed
+// the backfill's max_concurrent: the job waits and tries again.
+var ErrBackfillBusy = errors.New("the backfill runs as many months as it may at once")
+
 // recordStart closes the attempts of the partition that a dead process left
-// running (its lock is ours now) and records a new one in tx.
+// running (its lock is ours now) and records a new one in tx. A job's
+// attempt starts only while its partition is queued (startJob), and a
+// backfill's only below the backfill's cap.
 func recordStart(ctx context.Context, tx pgx.Tx, spec RunSpec, run *millrace.Run) error {
+	if spec.BackfillID != 0 {
+		if err := backfillRoom(ctx, tx, spec.BackfillID); err != nil {
+			return err
+		}
+	}
 	if _, err := tx.Exec(ctx, `
 		UPDATE millrace.runs SET state = $4, finished_at = clock_timestamp(),
 			error = 'interrupted: the process running it stopped before it finished'
@@ -143,19 +172,33 @@ func recordStart(ctx context.Context, tx pgx.Tx, spec RunSpec, run *millrace.Run
 		spec.Pipeline, spec.Partition, millrace.StateRunning, millrace.StateFailed); err != nil {
 		return fmt.Errorf("close interrupted attempts: %w", err)
 	}
-	if err := tx.QueryRow(ctx, `
-		INSERT INTO millrace.partitions AS p (pipeline, partition, state, attempts, started_at)
-		VALUES ($1, $2, $3, 1, clock_timestamp())
-		ON CONFLICT (pipeline, partition) DO UPDATE SET state = $3, attempts = p.attempts + 1,
-			started_at = clock_timestamp(), finished_at = NULL, error = '', updated_at = clock_timestamp()
-		WHERE p.state = ANY($4)
-		RETURNING attempts`, spec.Pipeline, spec.Partition, start.To, start.from()).Scan(&run.Attempt); err != nil {
+	const started = `state = $3, attempts = p.attempts + 1, started_at = clock_timestamp(), finished_at = NULL,
+		error = '', cancel_requested_at = NULL, cancel_requested_by = '', updated_at = clock_timestamp()`
+	var err error
+	if spec.JobID == 0 {
+		err = tx.QueryRow(ctx, `
+			INSERT INTO millrace.partitions AS p (pipeline, partition, state, attempts, started_at)
+			VALUES ($1, $2, $3, 1, clock_timestamp())
+			ON CONFLICT (pipeline, partition) DO UPDATE SET `+started+`
+			WHERE p.state = ANY($4)
+			RETURNING attempts`, spec.Pipeline, spec.Partition, start.To, start.from()).Scan(&run.Attempt)
+	} else {
+		err = tx.QueryRow(ctx, `UPDATE millrace.partitions p SET `+started+`
+			WHERE pipeline = $1 AND partition = $2 AND state = ANY($4)
+			RETURNING attempts`, spec.Pipeline, spec.Partition, startJob.To, startJob.from()).Scan(&run.Attempt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return millrace.ErrNotQueued
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("record attempt: %w", err)
 	}
+	run.RequestedBy, run.BackfillID = spec.RequestedBy, spec.BackfillID
 	if err := tx.QueryRow(ctx, `
-		INSERT INTO millrace.runs (pipeline, partition, attempt, state, trigger, job_id)
-		VALUES ($1, $2, $3, $4, $5, NULLIF($6::bigint, 0)) RETURNING id, started_at`,
-		spec.Pipeline, spec.Partition, run.Attempt, millrace.StateRunning, spec.Trigger, spec.JobID).Scan(&run.ID, &run.StartedAt); err != nil {
+		INSERT INTO millrace.runs (pipeline, partition, attempt, state, trigger, job_id, requested_by, backfill_id)
+		VALUES ($1, $2, $3, $4, $5, NULLIF($6::bigint, 0), $7, NULLIF($8::bigint, 0)) RETURNING id, started_at`,
+		spec.Pipeline, spec.Partition, run.Attempt, millrace.StateRunning, spec.Trigger, spec.JobID,
+		spec.RequestedBy, spec.BackfillID).Scan(&run.ID, &run.StartedAt); err != nil {
 		return fmt.Errorf("record attempt: %w", err)
 	}
 	if _, err := tx.Exec(ctx, "UPDATE millrace.partitions SET last_run_id = $3 WHERE pipeline = $1 AND partition = $2",
@@ -207,9 +250,21 @@ var errFinished = errors.New("the attempt's outcome is recorded already")
 // finish records the attempt's outcome in the ledger; willRetry says that
 // the job queue will try a failed attempt again, so the partition is queued.
 func finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runErr error, willRetry bool, log string) error {
+	t := succeed
+	switch {
+	case errors.Is(runErr, millrace.ErrCancelled):
+		t = cancelRunning
+	case runErr != nil && willRetry:
+		t = retry
+	case runErr != nil:
+		t = fail
+	}
 	run.State, run.Error = millrace.StateSucceeded, ""
 	if runErr != nil {
 		run.State, run.Error = millrace.StateFailed, runErr.Error()
+	}
+	if t.Name == cancelRunning.Name {
+		run.State = millrace.StateCancelled
 	}
 	run.Log = log
 	var finished time.Time
@@ -222,21 +277,50 @@ func finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runErr error, wil
 		return fmt.Errorf("record outcome of run %d: %w", run.ID, err)
 	}
 	run.FinishedAt = &finished
-	t := succeed
-	switch {
-	case runErr != nil && willRetry:
-		t = retry
-	case runErr != nil:
-		t = fail
-	}
 	// A failure keeps the rows of the newest success: that data is still there.
 	if _, err := tx.Exec(ctx, `
 		UPDATE millrace.partitions SET state = $3, finished_at = $4, error = $5, updated_at = clock_timestamp(),
+			cancel_requested_at = NULL, cancel_requested_by = '',
 			rows = CASE WHEN $3 = $7 THEN $6 ELSE rows END,
 			succeeded_at = CASE WHEN $3 = $7 THEN $4 ELSE succeeded_at END
 		WHERE pipeline = $1 AND partition = $2 AND state = ANY($8) AND last_run_id = $9`,
 		run.Pipeline, run.Partition, t.To, finished, run.Error, run.Rows, millrace.StateSucceeded, t.from(), run.ID); err != nil {
 		return fmt.Errorf("record outcome of %s %s: %w", run.Pipeline, millrace.PartitionLabel(run.Partition), err)
 	}
+	switch t.Name {
+	case fail.Name:
+		return recordAlert(ctx, tx, EventFailed, *run)
+	case cancelRunning.Name:
+		return recordAlert(ctx, tx, EventCancelled, *run)
+	case succeed.Name:
+		return recordRecovered(ctx, tx, *run)
+	}
 	return nil
+}
+
+// cancelPoll is how often a running attempt looks whether a person asked
+// to cancel it.
+const cancelPoll = time.Second
+
+// watchCancel ends the attempt's work with an error wrapping
+// millrace.ErrCancelled once someone has asked to cancel the run (Cancel),
+// and returns when ctx ends.
+func (l *Ledger) watchCancel(ctx context.Context, stop context.CancelCauseFunc, run millrace.Run) {
+	tick := time.NewTicker(cancelPoll)
+	defer tick.Stop()
+	for {
+		var by *string
+		err := l.pool.QueryRow(ctx, `SELECT CASE WHEN cancel_requested_at IS NOT NULL THEN cancel_requested_by END
+			FROM millrace.partitions WHERE pipeline = $1 AND partition = $2 AND last_run_id = $3`,
+			run.Pipeline, run.Partition, run.ID).Scan(&by)
+		if err == nil && by != nil {
+			stop(fmt.Errorf("%w by %s: the run rolled back; the data served is what it was before the run", millrace.ErrCancelled, *by))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

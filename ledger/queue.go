@@ -35,9 +35,14 @@ func MarkQueued(ctx context.Context, tx pgx.Tx, pipeline, partition string) (boo
 // RecordRefusal records that the queued run of a partition was refused
 // before it started, with why: the partition is failed with that error.
 func (l *Ledger) RecordRefusal(ctx context.Context, pipeline, partition string, refusal error) error {
-	_, err := l.pool.Exec(ctx, `UPDATE millrace.partitions SET state = $3, error = $4,
-		finished_at = clock_timestamp(), updated_at = clock_timestamp()
-		WHERE pipeline = $1 AND partition = $2 AND state = ANY($5)`, pipeline, partition, refuse.To, refusal.Error(), refuse.from())
+	_, err := l.pool.Exec(ctx, `WITH refused AS (
+			UPDATE millrace.partitions SET state = $3, error = $4,
+				finished_at = clock_timestamp(), updated_at = clock_timestamp()
+			WHERE pipeline = $1 AND partition = $2 AND state = ANY($5)
+			RETURNING pipeline, partition, error, attempts, last_run_id)
+		INSERT INTO millrace.alerts (event, pipeline, partition, error, attempts, run_id)
+		SELECT $6, pipeline, partition, error, attempts, last_run_id FROM refused`,
+		pipeline, partition, refuse.To, refusal.Error(), refuse.from(), EventFailed)
 	if err != nil {
 		return fmt.Errorf("record refusal of %s %s: %w", pipeline, millrace.PartitionLabel(partition), err)
 	}
@@ -71,14 +76,18 @@ func CloseLost(ctx context.Context, tx pgx.Tx, live []Key) error {
 		), free AS (
 			SELECT l.pipeline, l.partition FROM millrace.run_locks l JOIN candidates c USING (pipeline, partition)
 			FOR UPDATE OF l SKIP LOCKED
+		), lost AS (
+			UPDATE millrace.partitions p SET state = $1, updated_at = clock_timestamp(),
+				error = CASE WHEN p.error = '' THEN 'lost: its job ended without a result (the process running it stopped); run it again' ELSE p.error END
+			FROM candidates c
+			WHERE p.pipeline = c.pipeline AND p.partition = c.partition
+			  AND ((c.pipeline, c.partition) IN (SELECT pipeline, partition FROM free)
+			       OR NOT EXISTS (SELECT 1 FROM millrace.run_locks l WHERE l.pipeline = c.pipeline AND l.partition = c.partition))
+			RETURNING p.pipeline, p.partition, p.error, p.attempts, p.last_run_id
 		)
-		UPDATE millrace.partitions p SET state = $1, updated_at = clock_timestamp(),
-			error = CASE WHEN p.error = '' THEN 'lost: its job ended without a result (the process running it stopped); run it again' ELSE p.error END
-		FROM candidates c
-		WHERE p.pipeline = c.pipeline AND p.partition = c.partition
-		  AND ((c.pipeline, c.partition) IN (SELECT pipeline, partition FROM free)
-		       OR NOT EXISTS (SELECT 1 FROM millrace.run_locks l WHERE l.pipeline = c.pipeline AND l.partition = c.partition))`,
-		lose.To, lose.from(), pipelines, partitions)
+		INSERT INTO millrace.alerts (event, pipeline, partition, error, attempts, run_id)
+		SELECT $5, pipeline, partition, error, attempts, last_run_id FROM lost`,
+		lose.To, lose.from(), pipelines, partitions, EventFailed)
 	if err != nil {
 		return fmt.Errorf("close lost runs: %w", err)
 	}

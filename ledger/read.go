@@ -14,14 +14,15 @@ import (
 // Records returns the ledger's records of a pipeline, oldest partition first.
 func (l *Ledger) Records(ctx context.Context, pipeline string) ([]millrace.Partition, error) {
 	rows, err := l.pool.Query(ctx, `
-		SELECT pipeline, partition, state, attempts, rows, started_at, finished_at, error, COALESCE(last_run_id, 0)
+		SELECT pipeline, partition, state, attempts, rows, started_at, finished_at, error, COALESCE(last_run_id, 0),
+			succeeded_at, CASE WHEN cancel_requested_at IS NOT NULL THEN cancel_requested_by ELSE '' END
 		FROM millrace.partitions WHERE pipeline = $1 ORDER BY partition`, pipeline)
 	if err != nil {
 		return nil, fmt.Errorf("read partitions of %s: %w", pipeline, err)
 	}
 	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (millrace.Partition, error) {
 		var p millrace.Partition
-		err := r.Scan(&p.Pipeline, &p.Partition, &p.State, &p.Attempts, &p.Rows, &p.StartedAt, &p.FinishedAt, &p.Error, &p.LastRunID)
+		err := r.Scan(&p.Pipeline, &p.Partition, &p.State, &p.Attempts, &p.Rows, &p.StartedAt, &p.FinishedAt, &p.Error, &p.LastRunID, &p.SucceededAt, &p.CancelRequestedBy)
 		return p, err
 	})
 	if err != nil {
@@ -76,12 +77,12 @@ func (l *Ledger) Runs(ctx context.Context, pipeline, partition string) ([]millra
 }
 
 // runColumns are the columns of an attempt that scanRun reads.
-const runColumns = "id, pipeline, partition, attempt, state, trigger, started_at, finished_at, rows, error, log"
+const runColumns = "id, pipeline, partition, attempt, state, trigger, requested_by, coalesce(backfill_id, 0), started_at, finished_at, rows, error, log"
 
 // scanRun reads an attempt from a row of runColumns.
 func scanRun(r pgx.CollectableRow) (millrace.Run, error) {
 	var x millrace.Run
-	err := r.Scan(&x.ID, &x.Pipeline, &x.Partition, &x.Attempt, &x.State, &x.Trigger, &x.StartedAt, &x.FinishedAt, &x.Rows, &x.Error, &x.Log)
+	err := r.Scan(&x.ID, &x.Pipeline, &x.Partition, &x.Attempt, &x.State, &x.Trigger, &x.RequestedBy, &x.BackfillID, &x.StartedAt, &x.FinishedAt, &x.Rows, &x.Error, &x.Log)
 	return x, err
 }
 

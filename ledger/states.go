@@ -23,16 +23,29 @@ type Transition struct {
 var (
 	// queue: a run is put in the job queue. Never a partition that is
 	// queued or running already, so that none is queued twice.
-	queue = Transition{"queue", []millrace.State{none, millrace.StateSucceeded, millrace.StateFailed}, millrace.StateQueued, "MarkQueued"}
-	// start: an attempt begins, under the partition's run lock. A running
-	// partition here is one whose process died (the lock was free).
-	start = Transition{"start", []millrace.State{none, millrace.StateQueued, millrace.StateRunning, millrace.StateSucceeded, millrace.StateFailed}, millrace.StateRunning, "Execute"}
+	queue = Transition{"queue", []millrace.State{none, millrace.StateSucceeded, millrace.StateFailed, millrace.StateCancelled}, millrace.StateQueued, "MarkQueued"}
+	// start: an attempt asked for outside the job queue (`millrace run`)
+	// begins, under the partition's run lock. A running partition here is
+	// one whose process died (the lock was free).
+	start = Transition{"start", []millrace.State{none, millrace.StateQueued, millrace.StateRunning, millrace.StateSucceeded, millrace.StateFailed, millrace.StateCancelled}, millrace.StateRunning, "Execute"}
+	// startJob: the job queue's attempt begins, only while the partition
+	// is queued (or running, when its process died): a partition cancelled
+	// or run by hand since its job was queued is not run again
+	// (millrace.ErrNotQueued).
+	startJob = Transition{"start job", []millrace.State{millrace.StateQueued, millrace.StateRunning}, millrace.StateRunning, "Execute"}
 	// succeed: the attempt's data and this record commit together.
 	succeed = Transition{"succeed", []millrace.State{millrace.StateRunning}, millrace.StateSucceeded, "Execute"}
 	// fail: the attempt failed for good; its data rolled back.
 	fail = Transition{"fail", []millrace.State{millrace.StateRunning}, millrace.StateFailed, "Execute"}
 	// retry: the attempt failed and the job queue will try again.
 	retry = Transition{"retry", []millrace.State{millrace.StateRunning}, millrace.StateQueued, "Execute"}
+	// cancelQueued: a person cancels a queued run; its job is cancelled in
+	// the same transaction, and a job already fetched finds the partition
+	// no longer queued (startJob).
+	cancelQueued = Transition{"cancel queued", []millrace.State{millrace.StateQueued}, millrace.StateCancelled, "Cancel"}
+	// cancelRunning: the attempt whose cancel a person asked for
+	// (Cancel) stops its work, rolls it back and records this.
+	cancelRunning = Transition{"cancel running", []millrace.State{millrace.StateRunning}, millrace.StateCancelled, "Execute"}
 	// refuse: a queued run was refused before it started (an unknown
 	// pipeline, a month not closed on the worker's clock).
 	refuse = Transition{"refuse", []millrace.State{millrace.StateQueued}, millrace.StateFailed, "RecordRefusal"}
@@ -42,7 +55,7 @@ var (
 )
 
 // Transitions lists the state machine, for the docs and the tests.
-var Transitions = []Transition{queue, start, succeed, fail, retry, refuse, lose}
+var Transitions = []Transition{queue, start, startJob, succeed, fail, retry, cancelQueued, cancelRunning, refuse, lose}
 
 // from returns the stored states of the transition's From as text, the
 // SQL parameter (none has no row to match).

@@ -18,15 +18,15 @@ func TestTransitions(t *testing.T) {
 		if tr.To == none || len(tr.From) == 0 {
 			t.Errorf("transition %s: %v -> %q", tr.Name, tr.From, tr.To)
 		}
-		if tr.To == millrace.StateRunning && tr.Name != "start" {
-			t.Errorf("transition %s leads to running: only start may", tr.Name)
+		if tr.To == millrace.StateRunning && tr.Name != "start" && tr.Name != "start job" {
+			t.Errorf("transition %s leads to running: only starting an attempt may", tr.Name)
 		}
 		reached[tr.To] = true
 		for _, f := range tr.From {
 			left[f] = true
 		}
 	}
-	for _, s := range []millrace.State{millrace.StateQueued, millrace.StateRunning, millrace.StateSucceeded, millrace.StateFailed} {
+	for _, s := range []millrace.State{millrace.StateQueued, millrace.StateRunning, millrace.StateSucceeded, millrace.StateFailed, millrace.StateCancelled} {
 		if !reached[s] || !left[s] {
 			t.Errorf("state %s: reached %v, left %v; want both", s, reached[s], left[s])
 		}
@@ -37,6 +37,13 @@ func TestTransitions(t *testing.T) {
 	// A partition already queued or running is never queued again.
 	if slices.Contains(queue.From, millrace.StateQueued) || slices.Contains(queue.From, millrace.StateRunning) {
 		t.Errorf("queue from %v: a queued or running partition would be queued twice", queue.From)
+	}
+	// The job queue never starts a partition that was cancelled, or ran
+	// by hand, after its job was queued.
+	for _, s := range []millrace.State{none, millrace.StateSucceeded, millrace.StateFailed, millrace.StateCancelled} {
+		if slices.Contains(startJob.From, s) {
+			t.Errorf("start job from %v: a job would run a partition that is %q", startJob.From, s)
+		}
 	}
 }
 

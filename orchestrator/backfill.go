@@ -2,6 +2,9 @@ package orchestrator
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -48,7 +51,49 @@ type BackfillRequest struct {
 	To       string `json:"to"`
 	Only     Only   `json:"only"`
 	DryRun   bool   `json:"dry_run"`
-	Trigger  string `json:"-"`
+	// MaxConcurrent caps how many of its months run at once; 0: the
+	// process's MILLRACE_MAX_CONCURRENT_RUNS.
+	MaxConcurrent int `json:"max_concurrent"`
+	// Expect, when set, is the Fingerprint of a previewed plan: the
+	// backfill is refused if the plan is no longer the same.
+	Expect  string `json:"plan"`
+	Trigger string `json:"-"`
+	By      string `json:"-"`
+}
+
+// Plan is a backfill's plan: every month of the range, and once queued
+// the id of its record (see ledger.Backfill).
+type Plan struct {
+	// ID is the backfill's record, 0 for a dry run.
+	ID int64 `json:"id,omitempty"`
+	// Fingerprint identifies the plan's months and states: a confirm of a
+	// previewed plan sends it back (BackfillRequest.Expect).
+	Fingerprint string          `json:"plan"`
+	Months      []BackfillMonth `json:"months"`
+}
+
+// Selected returns the months the plan runs.
+func (p Plan) Selected() []string {
+	var out []string
+	for _, m := range p.Months {
+		if m.Run {
+			out = append(out, m.Partition)
+		}
+	}
+	return out
+}
+
+// ErrPlanChanged is returned, wrapped, when a backfill's confirm finds that
+// the months changed since its preview.
+var ErrPlanChanged = errors.New("the months changed since the preview")
+
+// fingerprint identifies a plan by its months, their states and what it does with them.
+func fingerprint(months []BackfillMonth) string {
+	h := sha256.New()
+	for _, m := range months {
+		fmt.Fprintf(h, "%s %s %t\n", m.Partition, m.State, m.Run)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // BackfillMonth is the plan for one month of a backfill.
@@ -63,62 +108,69 @@ type BackfillMonth struct {
 	Queued bool `json:"queued"`
 }
 
-// Backfill plans the request and, unless it is a dry run, queues the months
-// the plan runs, in one transaction. The plan covers every month of the
-// range with its state and why it runs or not. Months already queued or
-// running are never queued twice. A range reaching past the last closed
+// Backfill plans the request and, unless it is a dry run, records the
+// backfill and queues the months the plan runs, in one transaction. The
+// plan covers every month of the range with its state and why it runs or
+// not. Months already queued or running are never queued twice. With
+// Expect set, a plan that differs from the previewed one is refused
+// (ErrPlanChanged), and nothing is queued. A range reaching past the last closed
 // month or before the start of the sales schedule, or longer than
 // MaxBackfillMonths, is refused with a permanent error, before the plan.
-func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) ([]BackfillMonth, error) {
+func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (Plan, error) {
+	var plan Plan
 	p, err := o.set.Get(req.Pipeline)
 	if err != nil {
-		return nil, err
+		return plan, err
 	}
 	if !p.Monthly {
-		return nil, millrace.Permanent(fmt.Errorf("%s has no months to backfill: run it instead", p.Name))
+		return plan, millrace.Permanent(fmt.Errorf("%s has no months to backfill: run it instead", p.Name))
+	}
+	if req.MaxConcurrent < 0 {
+		return plan, millrace.Permanent(fmt.Errorf("max concurrent %d: want 1 or more (0: the process's setting)", req.MaxConcurrent))
+	}
+	if req.MaxConcurrent == 0 {
+		req.MaxConcurrent = o.cfg.MaxConcurrentRuns
 	}
 	if req.Only, err = ParseOnly(string(req.Only)); err != nil {
-		return nil, err
+		return plan, err
 	}
 	from, err := millrace.ParseMonth(req.From)
 	if err != nil {
-		return nil, millrace.Permanent(fmt.Errorf("from: %w", err))
+		return plan, millrace.Permanent(fmt.Errorf("from: %w", err))
 	}
 	to, err := millrace.ParseMonth(req.To)
 	if err != nil {
-		return nil, millrace.Permanent(fmt.Errorf("to: %w", err))
+		return plan, millrace.Permanent(fmt.Errorf("to: %w", err))
 	}
 	if to.Before(from) {
-		return nil, millrace.Permanent(fmt.Errorf("from %s is after to %s", from, to))
+		return plan, millrace.Permanent(fmt.Errorf("from %s is after to %s", from, to))
 	}
 	if last := millrace.LastClosed(o.cfg.Now()); last.Before(to) {
-		return nil, millrace.Permanent(fmt.Errorf("month %s has not ended yet: a backfill can reach %s at most", last.Next(), last))
+		return plan, millrace.Permanent(fmt.Errorf("month %s has not ended yet: a backfill can reach %s at most", last.Next(), last))
 	}
 	// from is closed now, as to is: only the schedule's start can refuse it.
 	if _, err := p.CheckPartition(from.String(), o.cfg.Now()); err != nil {
-		return nil, err
+		return plan, err
 	}
 	if n := millrace.MonthsBetween(from, to); n > MaxBackfillMonths {
-		return nil, millrace.Permanent(fmt.Errorf("%s..%s is %d months: a backfill covers %d at most; split the range", from, to, n, MaxBackfillMonths))
+		return plan, millrace.Permanent(fmt.Errorf("%s..%s is %d months: a backfill covers %d at most; split the range", from, to, n, MaxBackfillMonths))
 	}
 	if !req.DryRun {
 		if err := o.migrateQueue(ctx); err != nil {
-			return nil, err
+			return plan, err
 		}
 	}
-	var plan []BackfillMonth
 	err = pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
 		states, err := ledger.States(ctx, tx, p.Name, from.String(), to.String())
 		if err != nil {
 			return err
 		}
-		var run []string
 		for _, m := range millrace.Range(from, to) {
-			bm := planMonth(m.String(), states[m.String()], req.Only)
-			if bm.Run {
-				run = append(run, bm.Partition)
-			}
-			plan = append(plan, bm)
+			plan.Months = append(plan.Months, planMonth(m.String(), states[m.String()], req.Only))
+		}
+		plan.Fingerprint = fingerprint(plan.Months)
+		if req.Expect != "" && req.Expect != plan.Fingerprint {
+			return millrace.Permanent(fmt.Errorf("%w: preview it again", ErrPlanChanged))
 		}
 		if req.DryRun {
 			return nil
@@ -127,24 +179,38 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) ([]Bac
 		if trigger == "" {
 			trigger = "backfill"
 		}
-		queued, err := o.enqueueTx(ctx, tx, p.Name, run, trigger)
+		record := ledger.Backfill{Pipeline: p.Name, From: from.String(), To: to.String(), Only: string(req.Only),
+			RequestedBy: req.By, Trigger: trigger, MaxConcurrent: req.MaxConcurrent}
+		months := make([]ledger.BackfillMonth, len(plan.Months))
+		for i, m := range plan.Months {
+			months[i] = ledger.BackfillMonth{Partition: m.Partition, StateAtPlan: m.State, Run: m.Run, Reason: m.Reason}
+		}
+		if plan.ID, err = ledger.RecordBackfill(ctx, tx, record, months); err != nil {
+			return err
+		}
+		// The plan was read in this transaction, and MarkQueued's row
+		// locks keep two backfills from queueing a month twice: a month
+		// another one queued meanwhile is reported, not queued.
+		queued, err := o.enqueueTx(ctx, tx, p.Name, plan.Selected(), Ask{Trigger: trigger, By: req.By, Backfill: plan.ID})
 		if err != nil {
 			return err
 		}
+		var already []string
 		for _, q := range queued {
-			for i := range plan {
-				if plan[i].Partition == q.Partition {
-					plan[i].Queued = q.Queued
+			for i := range plan.Months {
+				if plan.Months[i].Partition == q.Partition {
+					plan.Months[i].Queued = q.Queued
 					if !q.Queued {
-						plan[i].Run, plan[i].Reason = false, "already queued"
+						plan.Months[i].Run, plan.Months[i].Reason = false, "already queued"
+						already = append(already, q.Partition)
 					}
 				}
 			}
 		}
-		return nil
+		return ledger.UnplanBackfillMonths(ctx, tx, plan.ID, already, "already queued")
 	})
 	if err != nil {
-		return nil, fmt.Errorf("backfill %s %s..%s: %w", p.Name, from, to, err)
+		return Plan{}, fmt.Errorf("backfill %s %s..%s: %w", p.Name, from, to, err)
 	}
 	return plan, nil
 }

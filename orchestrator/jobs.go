@@ -22,8 +22,12 @@ import (
 type runArgs struct {
 	Pipeline  string `json:"pipeline"`
 	Partition string `json:"partition"`
-	// Trigger says who asked: schedule, backfill, cli, ui, after:PIPELINE.
+	// Trigger says how it was asked for: schedule, backfill, cli, ui, api, after:PIPELINE.
 	Trigger string `json:"trigger"`
+	// By names the person who asked, if one did.
+	By string `json:"by,omitempty"`
+	// Backfill is the backfill that queued it, 0 for none.
+	Backfill int64 `json:"backfill,omitempty"`
 }
 
 // Kind names the job kind in River's tables.
@@ -34,6 +38,10 @@ func (runArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: qu
 
 // snoozeBusy is how long a run waits when its partition is running elsewhere.
 const snoozeBusy = 15 * time.Second
+
+// backfillTurn is how long a backfill's run waits when the backfill runs
+// as many months as its max_concurrent allows.
+const backfillTurn = time.Second
 
 // runWorker executes runs.
 type runWorker struct {
@@ -61,10 +69,12 @@ func (wk *runWorker) Timeout(*river.Job[runArgs]) time.Duration {
 func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	o := wk.o
 	spec := ledger.RunSpec{
-		Pipeline:  job.Args.Pipeline,
-		Partition: job.Args.Partition,
-		Trigger:   job.Args.Trigger,
-		JobID:     job.ID,
+		Pipeline:    job.Args.Pipeline,
+		Partition:   job.Args.Partition,
+		Trigger:     job.Args.Trigger,
+		RequestedBy: job.Args.By,
+		BackfillID:  job.Args.Backfill,
+		JobID:       job.ID,
 		// A run cut short by a stop goes back to the queue (JobSnooze
 		// below); a transient failure, a timeout included, is retried
 		// while attempts remain.
@@ -74,8 +84,16 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	}
 	started := time.Now()
 	run, next, err := o.runner.Run(ctx, spec, func(ctx context.Context, tx pgx.Tx, next FollowUp) error {
+		// A paused pipeline is not queued as a follow-up.
+		paused, err := ledger.Pauses(ctx, tx, o.cfg.Now())
+		if err != nil {
+			return err
+		}
 		for _, p := range next.Then {
-			if _, err := o.enqueueTx(ctx, tx, p, []string{""}, "after:"+spec.Pipeline); err != nil {
+			if _, ok := paused[p]; ok {
+				continue
+			}
+			if _, err := o.enqueueTx(ctx, tx, p, []string{""}, Ask{Trigger: "after:" + spec.Pipeline}); err != nil {
 				return err
 			}
 		}
@@ -94,6 +112,16 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	switch {
 	case errors.Is(err, millrace.ErrAlreadyRunning):
 		return river.JobSnooze(snoozeBusy)
+	case errors.Is(err, ledger.ErrBackfillBusy):
+		// Its backfill runs as many months as it may: wait for a turn.
+		return river.JobSnooze(backfillTurn)
+	case errors.Is(err, millrace.ErrNotQueued):
+		// Cancelled, or run by hand, since it was queued: nothing to do.
+		o.cfg.Logger.Info("run job ended: its partition is no longer queued", "pipeline", pipeline, "partition", spec.Partition, "job_id", job.ID)
+		return river.JobCancel(err)
+	case errors.Is(err, millrace.ErrCancelled):
+		o.metrics.observe(pipeline, millrace.StateCancelled, time.Since(started), 0)
+		return river.JobCancel(err)
 	case errors.Is(err, warehouse.ErrDatabaseNewer):
 		// A newer millrace has migrated the database (a rolling
 		// upgrade): leave the run to it, without spending an attempt.

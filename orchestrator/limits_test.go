@@ -27,9 +27,9 @@ func TestMonthRange(t *testing.T) {
 			t.Errorf("%s: %v, want a permanent refusal containing %q", what, err, want)
 		}
 	}
-	_, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-02"}, "test")
+	_, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-02"}, orchestrator.Ask{Trigger: "test"})
 	refused("enqueue 2020-02", before, err)
-	_, err = o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-03", "0000-01"}, "test")
+	_, err = o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-03", "0000-01"}, orchestrator.Ask{Trigger: "test"})
 	refused("enqueue 0000-01", `month "0000-01"`, err)
 	for _, dry := range []bool{true, false} {
 		_, err = o.Backfill(b.ctx, orchestrator.BackfillRequest{Pipeline: millrace.LoadSalesData, From: "2020-02", To: "2020-04", Only: orchestrator.OnlyAll, DryRun: dry})
@@ -45,8 +45,8 @@ func TestMonthRange(t *testing.T) {
 	_, err = old.Backfill(b.ctx, orchestrator.BackfillRequest{Pipeline: millrace.LoadSalesData, From: "1900-01", To: "2020-06", Only: orchestrator.OnlyAll, DryRun: true})
 	refused("backfill of 1446 months", "1900-01..2020-06 is 1446 months: a backfill covers 600 at most", err)
 	plan, err := old.Backfill(b.ctx, orchestrator.BackfillRequest{Pipeline: millrace.LoadSalesData, From: "1970-07", To: "2020-06", Only: orchestrator.OnlyAll, DryRun: true})
-	if err != nil || len(plan) != orchestrator.MaxBackfillMonths {
-		t.Errorf("backfill of 600 months: %d months, %v", len(plan), err)
+	if err != nil || len(plan.Months) != orchestrator.MaxBackfillMonths {
+		t.Errorf("backfill of 600 months: %d months, %v", len(plan.Months), err)
 	}
 }
 
@@ -63,7 +63,7 @@ func TestRunTimeoutRetried(t *testing.T) {
 	mar := millrace.Month{Year: 2020, Month: time.March}
 	set := pipelines.NewWithConfig(stalling{Source: b.src, key: mar.SalesKey()}, pipelines.Config{RunTimeout: 200 * time.Millisecond})
 	o := b.orchestratorOf(t, set, true, func(c *orchestrator.Config) { c.Scheduler = false; c.MaxAttempts = 2 })
-	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{mar.String()}, "test"); err != nil {
+	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{mar.String()}, orchestrator.Ask{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	done, err := o.Wait(b.ctx, millrace.LoadSalesData, []string{mar.String()}, nil)

@@ -56,6 +56,9 @@ type Config struct {
 	// seconds, as soon as its run lock is free: see rescueDead.)
 	// Defaults to 5m.
 	RescueAfter time.Duration
+	// LateAfter is how long after its month closes a month that has not
+	// succeeded is late. Defaults to 6h.
+	LateAfter time.Duration
 	// Workers makes the orchestrator execute runs; without it it only
 	// enqueues them, for a running serve.
 	Workers bool
@@ -89,6 +92,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RescueAfter <= 0 {
 		c.RescueAfter = 5 * time.Minute
+	}
+	if c.LateAfter <= 0 {
+		c.LateAfter = 6 * time.Hour
 	}
 	if c.Now == nil {
 		c.Now = time.Now

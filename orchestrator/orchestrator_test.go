@@ -183,7 +183,7 @@ func TestCatchUp(t *testing.T) {
 	if len(res.Queued) != 0 {
 		t.Errorf("a pass after catch-up queued %v", res.Queued)
 	}
-	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-07"}, "test"); err == nil || !strings.Contains(err.Error(), "has not ended") || !millrace.IsPermanent(err) {
+	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-07"}, orchestrator.Ask{Trigger: "test"}); err == nil || !strings.Contains(err.Error(), "has not ended") || !millrace.IsPermanent(err) {
 		t.Errorf("enqueue of the open month: %v, want a refusal", err)
 	}
 }
@@ -215,12 +215,12 @@ func TestMissingFileThenBackfill(t *testing.T) {
 		t.Fatal(err)
 	}
 	var run []string
-	for _, p := range plan {
+	for _, p := range plan.Months {
 		if p.Run {
 			run = append(run, p.Partition+" "+p.Reason)
 		}
 	}
-	if len(plan) != 6 || !reflect.DeepEqual(run, []string{"2020-03 failed"}) {
+	if len(plan.Months) != 6 || !reflect.DeepEqual(run, []string{"2020-03 failed"}) {
 		t.Errorf("dry run plan %+v: want 6 months, only 2020-03 to run", plan)
 	}
 	if got := b.states(t, millrace.LoadSalesData); got[2] != "2020-03=failed" {
@@ -266,7 +266,7 @@ func TestBackfillPlans(t *testing.T) {
 			t.Fatal(err)
 		}
 		var run []string
-		for _, m := range p {
+		for _, m := range p.Months {
 			if m.Run {
 				run = append(run, m.Partition)
 			}
@@ -335,7 +335,7 @@ func TestRetries(t *testing.T) {
 	}
 	src := &flaky{Source: b.src, n: 2}
 	o := b.orchestrator(t, src, true, func(c *orchestrator.Config) { c.Scheduler = false; c.MaxConcurrentRuns = 1 })
-	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-01"}, "test"); err != nil {
+	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-01"}, orchestrator.Ask{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	done, err := o.Wait(b.ctx, millrace.LoadSalesData, []string{"2020-01"}, nil)
@@ -347,7 +347,7 @@ func TestRetries(t *testing.T) {
 	}
 
 	src.n, src.calls = 1000, atomic.Int32{}
-	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-02"}, "test"); err != nil {
+	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-02"}, orchestrator.Ask{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	done, err = o.Wait(b.ctx, millrace.LoadSalesData, []string{"2020-02"}, nil)

@@ -36,7 +36,7 @@ func TestPassLeavesStartingRunsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := o.Enqueue(ctx, "process_data", []string{""}, "test"); err != nil {
+	if _, err := o.Enqueue(ctx, "process_data", []string{""}, Ask{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	// River has just handed the job to a worker (attempted a moment ago);
@@ -79,7 +79,7 @@ func TestSecondKillRescued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := o.Enqueue(ctx, "process_data", []string{""}, "test")
+	q, err := o.Enqueue(ctx, "process_data", []string{""}, Ask{Trigger: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

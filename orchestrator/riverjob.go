@@ -43,6 +43,45 @@ func liveRunJobs(ctx context.Context, tx pgx.Tx) ([]ledger.Key, error) {
 	return keys, nil
 }
 
+// waitingStates are the job states of a run job that has not started.
+var waitingStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+}
+
+// waitingRunJobs returns the ids of the run jobs of the pipeline's
+// partitions that have not started, read in tx; with backfill not 0, only
+// that backfill's.
+func waitingRunJobs(ctx context.Context, tx pgx.Tx, pipeline string, partitions []string, backfill int64) ([]int64, error) {
+	rows, err := tx.Query(ctx, `SELECT id FROM millrace.river_job
+		WHERE kind = $1 AND state::text = ANY($2) AND args->>'pipeline' = $3 AND args->>'partition' = ANY($4)
+		  AND ($5 = 0 OR (args->>'backfill')::bigint = $5)
+		ORDER BY id FOR UPDATE`, runArgs{}.Kind(), states(waitingStates), pipeline, partitions, backfill)
+	if err != nil {
+		return nil, fmt.Errorf("read waiting run jobs: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("read waiting run jobs: %w", err)
+	}
+	return ids, nil
+}
+
+// waitingRunJobPartitions returns which of the partitions have a run job
+// of the backfill that has not started, read in tx.
+func waitingRunJobPartitions(ctx context.Context, tx pgx.Tx, pipeline string, partitions []string, backfill int64) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT DISTINCT args->>'partition' FROM millrace.river_job
+		WHERE kind = $1 AND state::text = ANY($2) AND args->>'pipeline' = $3 AND args->>'partition' = ANY($4)
+		  AND (args->>'backfill')::bigint = $5 ORDER BY 1`, runArgs{}.Kind(), states(waitingStates), pipeline, partitions, backfill)
+	if err != nil {
+		return nil, fmt.Errorf("read waiting run jobs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read waiting run jobs: %w", err)
+	}
+	return out, nil
+}
+
 // rescueGrace is how long a run job of a worker without a row of
 // millrace.processes (an older millrace) must have been running, with its
 // run lock free, before it counts as dead: the moment between River handing

@@ -67,7 +67,7 @@ func TestRiverJobSchema(t *testing.T) {
 
 	// A run job that a dead process left running: it is live, and the
 	// rescue hands it back to the queue.
-	if _, err := o.Enqueue(ctx, "process_data", []string{""}, "test"); err != nil {
+	if _, err := o.Enqueue(ctx, "process_data", []string{""}, Ask{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.Pool().Exec(ctx, "UPDATE millrace.river_job SET state = 'running', attempt = 1, attempted_at = now() - interval '1 hour'"); err != nil {

@@ -23,11 +23,22 @@ type Enqueued struct {
 	JobID  int64 `json:"job_id,omitempty"`
 }
 
+// Ask says how a run was asked for, and by whom.
+type Ask struct {
+	// Trigger: schedule, backfill, cli, ui, api, after:PIPELINE.
+	Trigger string
+	// By names the person who asked; "" for the schedule.
+	By string
+	// Backfill is the backfill that asks, 0 for none.
+	Backfill int64
+}
+
 // Enqueue queues runs of the pipeline's partitions for the workers. A
 // partition that may not run now (an open month) refuses the whole request
 // with a permanent error saying why; one already queued or running is
-// reported as not queued.
-func (o *Orchestrator) Enqueue(ctx context.Context, pipeline string, partitions []string, trigger string) ([]Enqueued, error) {
+// reported as not queued. A paused pipeline's runs are queued too: a
+// person asked for them.
+func (o *Orchestrator) Enqueue(ctx context.Context, pipeline string, partitions []string, ask Ask) ([]Enqueued, error) {
 	p, err := o.set.Get(pipeline)
 	if err != nil {
 		return nil, err
@@ -42,7 +53,7 @@ func (o *Orchestrator) Enqueue(ctx context.Context, pipeline string, partitions 
 	}
 	var out []Enqueued
 	err = pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
-		out, err = o.enqueueTx(ctx, tx, pipeline, partitions, trigger)
+		out, err = o.enqueueTx(ctx, tx, pipeline, partitions, ask)
 		return err
 	})
 	return out, err
@@ -53,7 +64,7 @@ func (o *Orchestrator) Enqueue(ctx context.Context, pipeline string, partitions 
 // River's unique jobs, keeps a partition from being queued twice: a job
 // that has just finished may linger in River's running state for a moment,
 // and must not block a re-run.
-func (o *Orchestrator) enqueueTx(ctx context.Context, tx pgx.Tx, pipeline string, partitions []string, trigger string) ([]Enqueued, error) {
+func (o *Orchestrator) enqueueTx(ctx context.Context, tx pgx.Tx, pipeline string, partitions []string, ask Ask) ([]Enqueued, error) {
 	out := make([]Enqueued, len(partitions))
 	var params []river.InsertManyParams
 	var index []int
@@ -64,7 +75,7 @@ func (o *Orchestrator) enqueueTx(ctx context.Context, tx pgx.Tx, pipeline string
 			return nil, err
 		}
 		if ok {
-			params = append(params, river.InsertManyParams{Args: runArgs{Pipeline: pipeline, Partition: part, Trigger: trigger}})
+			params = append(params, river.InsertManyParams{Args: runArgs{Pipeline: pipeline, Partition: part, Trigger: ask.Trigger, By: ask.By, Backfill: ask.Backfill}})
 			index = append(index, i)
 		}
 	}
@@ -90,16 +101,20 @@ type PassResult struct {
 	// grace after which, its run lock free, it counts as dead.
 	LookAgain time.Duration
 	Queued    []string // "pipeline partition" of each run queued
+	// Late counts the late alerts the pass recorded.
+	Late int
 }
 
-// Pass looks for due work and queues it, in one transaction:
+// Pass looks for due work and queues it, in one transaction, for every
+// pipeline that is not paused:
 //   - a pipeline run on a fresh installation (load_client_data) when it
 //     has never run;
 //   - every closed month since SalesStart of a monthly pipeline that has
 //     never run, oldest first, once the pipelines it needs have succeeded
 //     (sales need the stores); on the first pass of this process also
 //     every month that failed and never succeeded (catch-up on start);
-//   - a pass at the instant the current month closes.
+//   - a pass at the instant the current month closes;
+//   - a late alert for each month late for the first time (recordLate).
 //
 // It also closes ledger records whose job ended without a result.
 func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
@@ -126,12 +141,28 @@ func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 		if err := ledger.CloseLost(ctx, tx, live); err != nil {
 			return err
 		}
+		paused, err := ledger.Pauses(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		since, err := ledger.AlertsSince(ctx, tx)
+		if err != nil {
+			return err
+		}
 		for _, p := range o.set.List() {
-			parts, err := o.due(ctx, tx, p, now, onStart)
+			if _, ok := paused[p.Name]; ok {
+				continue
+			}
+			n, err := o.recordLate(ctx, tx, p, now, since)
 			if err != nil {
 				return err
 			}
-			q, err := o.enqueueTx(ctx, tx, p.Name, parts, "schedule")
+			res.Late += n
+			parts, err := o.dueUnpaused(ctx, tx, p, now, onStart)
+			if err != nil {
+				return err
+			}
+			q, err := o.enqueueTx(ctx, tx, p.Name, parts, Ask{Trigger: "schedule"})
 			if err != nil {
 				return err
 			}
@@ -170,11 +201,12 @@ func (r *PassResult) add(pipeline string, qs []Enqueued) {
 	}
 }
 
-// due returns the partitions of p that the scheduler runs now: a
+// dueUnpaused returns the partitions of p that the scheduler runs now,
+// when p is not paused: a
 // pipeline run on a fresh installation when it never ran; the closed months
 // of a monthly pipeline that never ran (on start also those that failed and
 // never succeeded), once the pipelines it needs have succeeded.
-func (o *Orchestrator) due(ctx context.Context, tx pgx.Tx, p pipelines.Pipeline, now time.Time, onStart bool) ([]string, error) {
+func (o *Orchestrator) dueUnpaused(ctx context.Context, tx pgx.Tx, p pipelines.Pipeline, now time.Time, onStart bool) ([]string, error) {
 	if p.OnFreshInstall {
 		ran, _, err := ledger.History(ctx, tx, p.Name)
 		if err != nil || ran {

@@ -22,7 +22,7 @@ func back(r *http.Request) string {
 // form's partition ("" for an unpartitioned pipeline), or say why not.
 func (s *Server) handleRunNow(w http.ResponseWriter, r *http.Request) {
 	name, part := r.PathValue("name"), r.PostFormValue("partition")
-	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, []string{part}, "ui")
+	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, []string{part}, orchestrator.Ask{Trigger: "ui", By: sessionOf(r).Username})
 	switch {
 	case err != nil && millrace.IsPermanent(err):
 		s.setFlash(w, "Not queued: "+err.Error())
@@ -51,7 +51,7 @@ func (s *Server) handleRetryFailed(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	failed := failedPartitions(parts)
-	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, failed, "ui")
+	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, failed, orchestrator.Ask{Trigger: "ui", By: sessionOf(r).Username})
 	if err != nil && !millrace.IsPermanent(err) {
 		s.serverError(w, r, err)
 		return
@@ -95,7 +95,8 @@ func countPlan(plan []orchestrator.BackfillMonth) (runs, queued int) {
 // backfillForm reads the backfill form.
 func backfillForm(r *http.Request, dry bool) orchestrator.BackfillRequest {
 	return orchestrator.BackfillRequest{Pipeline: r.PathValue("name"), From: r.PostFormValue("from"), To: r.PostFormValue("to"),
-		Only: orchestrator.Only(r.PostFormValue("only")), DryRun: dry, Trigger: "ui"}
+		Only: orchestrator.Only(r.PostFormValue("only")), DryRun: dry, Trigger: "ui", By: sessionOf(r).Username,
+		Expect: r.PostFormValue("plan")}
 }
 
 // previewView is the backfill preview.
@@ -103,8 +104,11 @@ type previewView struct {
 	CSRF    string
 	Request orchestrator.BackfillRequest
 	Plan    []orchestrator.BackfillMonth
-	Runs    int
-	Error   string
+	// Fingerprint goes back with the confirm: the backfill is refused if
+	// the months changed since the preview.
+	Fingerprint string
+	Runs        int
+	Error       string
 }
 
 // handleBackfillPreview serves "POST /pipelines/{name}/backfill/preview":
@@ -112,7 +116,7 @@ type previewView struct {
 func (s *Server) handleBackfillPreview(w http.ResponseWriter, r *http.Request) {
 	req := backfillForm(r, true)
 	plan, err := s.cfg.Orchestrator.Backfill(r.Context(), req)
-	v := previewView{CSRF: sessionOf(r).CSRF, Request: req, Plan: plan}
+	v := previewView{CSRF: sessionOf(r).CSRF, Request: req, Plan: plan.Months, Fingerprint: plan.Fingerprint}
 	if err != nil {
 		status, msg := errorStatus(err)
 		if status == http.StatusInternalServerError {
@@ -121,7 +125,7 @@ func (s *Server) handleBackfillPreview(w http.ResponseWriter, r *http.Request) {
 		}
 		v.Error = msg
 	}
-	v.Runs, _ = countPlan(plan)
+	v.Runs, _ = countPlan(plan.Months)
 	s.renderBlock(w, r, http.StatusOK, "backfill_preview", "preview", v)
 }
 
@@ -137,8 +141,8 @@ func (s *Server) handleBackfill(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	default:
-		_, n := countPlan(plan)
-		s.setFlash(w, fmt.Sprintf("Backfill queued %d of %s (%s to %s, %s).", n, plural(len(plan), "month"), req.From, req.To, req.Only))
+		_, n := countPlan(plan.Months)
+		s.setFlash(w, fmt.Sprintf("Backfill #%d queued %d of %s (%s to %s, %s).", plan.ID, n, plural(len(plan.Months), "month"), req.From, req.To, req.Only))
 	}
 	http.Redirect(w, r, back(r), http.StatusSeeOther)
 }

@@ -77,7 +77,7 @@ func (s *Server) handleAPIRunCreate(w http.ResponseWriter, r *http.Request) {
 		badBody(w, err)
 		return
 	}
-	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), r.PathValue("name"), []string{req.Partition}, "api")
+	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), r.PathValue("name"), []string{req.Partition}, orchestrator.Ask{Trigger: "api", By: sessionOf(r).Username})
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -97,7 +97,7 @@ func (s *Server) handleAPIBackfill(w http.ResponseWriter, r *http.Request) {
 		badBody(w, err)
 		return
 	}
-	req.Pipeline, req.Trigger = r.PathValue("name"), "api"
+	req.Pipeline, req.Trigger, req.By = r.PathValue("name"), "api", sessionOf(r).Username
 	if req.Only == "" {
 		req.Only = orchestrator.OnlyMissingFailed
 	}

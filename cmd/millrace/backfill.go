@@ -57,18 +57,13 @@ queued or running is never queued twice.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			var selected []string
-			for _, p := range plan {
-				if p.Run {
-					selected = append(selected, p.Partition)
-				}
-			}
+			selected := plan.Selected()
 			if req.DryRun {
-				printPlan(out, plan)
-				fmt.Fprintf(out, "would run %d of %d months (dry run: nothing queued)\n", len(selected), len(plan))
+				printPlan(out, plan.Months)
+				fmt.Fprintf(out, "would run %d of %d months (dry run: nothing queued)\n", len(selected), len(plan.Months))
 				return nil
 			}
-			fmt.Fprintf(out, "queued %d of %d months: %s\n", len(selected), len(plan), strings.Join(selected, " "))
+			fmt.Fprintf(out, "backfill %d queued %d of %d months: %s\n", plan.ID, len(selected), len(plan.Months), strings.Join(selected, " "))
 			if !wait || len(selected) == 0 {
 				return nil
 			}
