@@ -373,7 +373,17 @@ func TestExecuteJobID(t *testing.T) {
 	} {
 		t.Run(strconv.FormatInt(tt.jobID, 10), func(t *testing.T) {
 			ctx := t.Context()
-			run, err := b.l.Execute(ctx, ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: fmt.Sprintf("2021-%02d", i+1), JobID: tt.jobID}, insertItems("job", nil))
+			part := fmt.Sprintf("2021-%02d", i+1)
+			if tt.jobID != 0 {
+				// A job runs only a queued partition.
+				if err := pgx.BeginFunc(ctx, b.admin, func(tx pgx.Tx) error {
+					_, err := ledger.MarkQueued(ctx, tx, millrace.LoadSalesData, part)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			run, err := b.l.Execute(ctx, ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: part, JobID: tt.jobID}, insertItems("job", nil))
 			if err != nil {
 				t.Fatalf("Execute: %v", err)
 			}

@@ -54,6 +54,7 @@ type collector struct {
 	o           *Orchestrator
 	partitions  *prometheus.Desc
 	queueDepth  *prometheus.Desc
+	late        *prometheus.Desc
 	scrapeError *prometheus.Desc
 }
 
@@ -65,6 +66,8 @@ func newCollector(o *Orchestrator) *collector {
 			"Pipeline partitions in the run ledger, by the state of their newest attempt.", []string{"pipeline", "state"}, nil),
 		queueDepth: prometheus.NewDesc("millrace_queue_jobs",
 			"Run jobs in the job queue, by River job state.", []string{"state"}, nil),
+		late: prometheus.NewDesc("millrace_partitions_late",
+			"Months of a pipeline that closed more than MILLRACE_LATE_AFTER ago and have not succeeded.", []string{"pipeline"}, nil),
 		scrapeError: prometheus.NewDesc("millrace_scrape_error",
 			"1 when the last scrape could not read the database.", nil, nil),
 	}
@@ -74,6 +77,7 @@ func newCollector(o *Orchestrator) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.partitions
 	ch <- c.queueDepth
+	ch <- c.late
 	ch <- c.scrapeError
 }
 
@@ -97,6 +101,22 @@ func (c *collector) collect(ctx context.Context, ch chan<- prometheus.Metric) er
 	}
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
+	for _, p := range c.o.set.List() {
+		if !p.Monthly {
+			continue
+		}
+		parts, err := c.o.Partitions(ctx, p.Name)
+		if err != nil {
+			return err
+		}
+		late := 0
+		for _, part := range parts {
+			if part.Late {
+				late++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(c.late, prometheus.GaugeValue, float64(late), p.Name)
 	}
 	jobs, err := queuedRunJobs(ctx, c.o.w.Pool())
 	if err != nil {

@@ -23,6 +23,18 @@ type pipelineSummary struct {
 	// LastRun is the partition that started most recently, if any ran.
 	LastRun *millrace.Partition `json:"last_run"`
 	Counts  []stateCount        `json:"counts"`
+	// CompleteThrough is the newest month up to which every month
+	// succeeded ("" when the first did not).
+	CompleteThrough string `json:"complete_through,omitempty"`
+	// Late counts the months that are late (see millrace.Partition.Late).
+	Late int `json:"late"`
+	// Paused, with its reason, by, at and until, says that nothing
+	// automatic queues the pipeline.
+	Paused       bool       `json:"paused"`
+	PausedReason string     `json:"paused_reason,omitempty"`
+	PausedBy     string     `json:"paused_by,omitempty"`
+	PausedAt     *time.Time `json:"paused_at,omitempty"`
+	PausedUntil  *time.Time `json:"paused_until,omitempty"`
 }
 
 // homeView is the home page.
@@ -33,15 +45,44 @@ type homeView struct {
 // summaries describes every pipeline.
 func (s *Server) summaries(r *http.Request) ([]pipelineSummary, error) {
 	var out []pipelineSummary
+	paused, err := s.cfg.Orchestrator.Pauses(r.Context())
+	if err != nil {
+		return nil, err
+	}
 	for _, p := range s.cfg.Pipelines.List() {
 		parts, err := s.cfg.Orchestrator.Partitions(r.Context(), p.Name)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, pipelineSummary{Name: p.Name, Description: p.Description, Monthly: p.Monthly, Schedule: p.Schedule,
-			NextDue: s.cfg.Orchestrator.NextDue(p), LastRun: lastStarted(parts), Counts: countStates(parts)})
+		sum := pipelineSummary{Name: p.Name, Description: p.Description, Monthly: p.Monthly, Schedule: p.Schedule,
+			NextDue: s.cfg.Orchestrator.NextDue(p), LastRun: lastStarted(parts), Counts: countStates(parts)}
+		for _, part := range parts {
+			if part.Late {
+				sum.Late++
+			}
+		}
+		if p.Monthly {
+			sum.CompleteThrough = completeThrough(parts)
+		}
+		if pause, ok := paused[p.Name]; ok {
+			sum.Paused, sum.PausedReason, sum.PausedBy, sum.PausedAt, sum.PausedUntil = true, pause.Reason, pause.By, &pause.At, pause.Until
+		}
+		out = append(out, sum)
 	}
 	return out, nil
+}
+
+// completeThrough returns the newest partition up to which every one
+// (oldest first) succeeded, "" when the first did not.
+func completeThrough(parts []millrace.Partition) string {
+	through := ""
+	for _, p := range parts {
+		if p.State != millrace.StateSucceeded {
+			break
+		}
+		through = p.Partition
+	}
+	return through
 }
 
 // lastStarted returns the partition that started most recently, the first
@@ -59,7 +100,7 @@ func lastStarted(parts []millrace.Partition) *millrace.Partition {
 // countStates counts partitions by state, in a fixed order, leaving out
 // states with none.
 func countStates(parts []millrace.Partition) []stateCount {
-	order := []millrace.State{millrace.StateSucceeded, millrace.StateFailed, millrace.StateRunning, millrace.StateQueued, millrace.StateMissing}
+	order := []millrace.State{millrace.StateSucceeded, millrace.StateFailed, millrace.StateRunning, millrace.StateQueued, millrace.StateCancelled, millrace.StateMissing}
 	n := map[millrace.State]int{}
 	for _, p := range parts {
 		n[p.State]++

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/pipelines"
 )
 
@@ -18,6 +19,10 @@ type gridCell struct {
 	Kind  string
 	Link  string
 	Title string
+	// Late: the month closed more than MILLRACE_LATE_AFTER ago and has
+	// not succeeded. Served: an earlier success's data is served though
+	// the newest attempt did not succeed.
+	Late, Served bool
 }
 
 // gridYear is a row of the grid.
@@ -43,6 +48,13 @@ type pipelineView struct {
 	// CSRF is the session's token, for the forms of the part of the page
 	// that refreshes itself.
 	CSRF string
+	// Pause is set while the pipeline is paused, with CatchUp: what
+	// resuming it queues.
+	Pause   *ledger.Pause
+	CatchUp []string
+	// Backfills are the pipeline's backfills still running.
+	Backfills []ledger.Backfill
+	Late      int
 }
 
 // pipelineOr404 returns the named pipeline, or answers 404.
@@ -64,6 +76,30 @@ func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineVi
 	}
 	v := pipelineView{Name: p.Name, Description: p.Description, Schedule: p.Schedule, Monthly: p.Monthly, NextDue: o.NextDue(p), Counts: countStates(parts),
 		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), CSRF: sessionOf(r).CSRF, Failed: len(failedPartitions(parts))}
+	for _, part := range parts {
+		if part.Late {
+			v.Late++
+		}
+	}
+	paused, err := o.Pauses(r.Context())
+	if err != nil {
+		return v, err
+	}
+	if pause, ok := paused[p.Name]; ok {
+		v.Pause = &pause
+		if v.CatchUp, err = o.CatchUp(r.Context(), p.Name); err != nil {
+			return v, err
+		}
+	}
+	backfills, err := s.cfg.Ledger.Backfills(r.Context(), p.Name, 20)
+	if err != nil {
+		return v, err
+	}
+	for _, b := range backfills {
+		if b.State == ledger.BackfillRunning {
+			v.Backfills = append(v.Backfills, b)
+		}
+	}
 	if p.Monthly {
 		v.Grid = grid(p.Name, parts, o.SalesStart(), o.Now())
 		return v, nil
@@ -106,9 +142,16 @@ func grid(pipeline string, parts []millrace.Partition, start millrace.Month, now
 			p, ok := byKey[c.Key]
 			switch {
 			case ok:
-				c.State = p.State
+				c.State, c.Late = p.State, p.Late
+				c.Served = p.SucceededAt != nil && p.State != millrace.StateSucceeded
 				c.Link = partitionPath(pipeline, c.Key)
-				c.Title = c.Key + ": " + string(p.State)
+				c.Title = c.Key + ", " + string(p.State)
+				if c.Late {
+					c.Title += ", late"
+				}
+				if c.Served {
+					c.Title += ", earlier data served"
+				}
 				if p.Error != "" {
 					c.Title += ": " + p.Error
 				}

@@ -23,7 +23,7 @@ var templateFS embed.FS
 // pageNames are the pages, each a file templates/NAME.html rendered inside
 // templates/layout.html; fragments are the parts that pages refresh by
 // themselves, defined inside the pages' files.
-var pageNames = []string{"login", "home", "pipeline", "partition", "data", "error", "backfill_preview"}
+var pageNames = []string{"login", "home", "pipeline", "partition", "data", "error", "backfill_preview", "backfills", "backfill"}
 
 // pages holds the parsed templates, parsed once at start.
 type pages struct {
@@ -209,6 +209,8 @@ func stateSymbol(st millrace.State) string {
 		return "…"
 	case millrace.StateMissing:
 		return "○"
+	case millrace.StateCancelled:
+		return "⊘"
 	}
 	return "·"
 }
