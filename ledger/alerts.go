@@ -60,7 +60,7 @@ func recordAlert(ctx context.Context, tx pgx.Tx, event string, run millrace.Run)
 }
 
 // newestAlert is SQL for the event of the newest alert of the partition
-// ($1, $2 or the given expressions), '' when there is none.
+// ($1, $2 or the given expressions), ” when there is none.
 func newestAlert(pipeline, partition string) string {
 	return fmt.Sprintf(`coalesce((SELECT a.event FROM millrace.alerts a WHERE a.pipeline = %s AND a.partition = %s ORDER BY a.id DESC LIMIT 1), '')`, pipeline, partition)
 }

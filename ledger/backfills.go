@@ -45,7 +45,7 @@ type BackfillMonth struct {
 	// Outcome is where the backfill's run of it stands: queued, running,
 	// succeeded, failed, cancelled; "skipped" when the plan did not run
 	// it, "superseded" when another run took its place.
-	Outcome string `json:"outcome"`
+	Outcome millrace.State `json:"outcome"`
 	// RunID is the backfill's newest attempt of the month, 0 for none.
 	RunID int64 `json:"run_id,omitempty"`
 }

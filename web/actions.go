@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/orchestrator"
@@ -92,11 +94,20 @@ func countPlan(plan []orchestrator.BackfillMonth) (runs, queued int) {
 	return runs, queued
 }
 
-// backfillForm reads the backfill form.
+// backfillForm reads the backfill form. A max_concurrent that is not a
+// number is passed on as -1, which the orchestrator refuses.
 func backfillForm(r *http.Request, dry bool) orchestrator.BackfillRequest {
-	return orchestrator.BackfillRequest{Pipeline: r.PathValue("name"), From: r.PostFormValue("from"), To: r.PostFormValue("to"),
+	req := orchestrator.BackfillRequest{Pipeline: r.PathValue("name"), From: r.PostFormValue("from"), To: r.PostFormValue("to"),
 		Only: orchestrator.Only(r.PostFormValue("only")), DryRun: dry, Trigger: "ui", By: sessionOf(r).Username,
 		Expect: r.PostFormValue("plan")}
+	if v := strings.TrimSpace(r.PostFormValue("max_concurrent")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			n = -1
+		}
+		req.MaxConcurrent = n
+	}
+	return req
 }
 
 // previewView is the backfill preview.

@@ -123,7 +123,7 @@ func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) 
 // shown; anything else is internal (500) and is not.
 func errorStatus(err error) (int, string) {
 	switch {
-	case errors.Is(err, ledger.ErrRunNotFound), errors.Is(err, pipelines.ErrUnknown):
+	case errors.Is(err, ledger.ErrRunNotFound), errors.Is(err, ledger.ErrBackfillNotFound), errors.Is(err, pipelines.ErrUnknown):
 		return http.StatusNotFound, err.Error()
 	case millrace.IsPermanent(err):
 		return http.StatusUnprocessableEntity, err.Error()

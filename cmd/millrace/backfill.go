@@ -15,9 +15,10 @@ import (
 // backfillCommand returns "millrace backfill PIPELINE --from --to --only ...".
 func (m *Main) backfillCommand() *cobra.Command {
 	var (
-		req  orchestrator.BackfillRequest
-		only string
-		wait bool
+		req    orchestrator.BackfillRequest
+		only   string
+		wait   bool
+		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "backfill PIPELINE --from YYYY-MM --to YYYY-MM --only missing|failed|missing,failed|all",
@@ -42,7 +43,7 @@ queued or running is never queued twice.`,
 			if req.To == "" {
 				req.To = millrace.LastClosed(m.Now()).String()
 			}
-			req.Pipeline, req.Trigger = args[0], "backfill"
+			req.Pipeline, req.Trigger, req.By = args[0], "backfill", who()
 			set, err := m.pipelines(ctx)
 			if err != nil {
 				return err
@@ -58,12 +59,22 @@ queued or running is never queued twice.`,
 			}
 			out := cmd.OutOrStdout()
 			selected := plan.Selected()
-			if req.DryRun {
+			if asJSON {
+				if err := printJSON(out, plan); err != nil {
+					return err
+				}
+				if !wait || req.DryRun || len(selected) == 0 {
+					return nil
+				}
+				out = cmd.ErrOrStderr()
+			} else if req.DryRun {
 				printPlan(out, plan.Months)
 				fmt.Fprintf(out, "would run %d of %d months (dry run: nothing queued)\n", len(selected), len(plan.Months))
 				return nil
 			}
-			fmt.Fprintf(out, "backfill %d queued %d of %d months: %s\n", plan.ID, len(selected), len(plan.Months), strings.Join(selected, " "))
+			if !asJSON {
+				fmt.Fprintf(out, "backfill %d queued %d of %d months: %s\n", plan.ID, len(selected), len(plan.Months), strings.Join(selected, " "))
+			}
 			if !wait || len(selected) == 0 {
 				return nil
 			}
@@ -96,6 +107,9 @@ queued or running is never queued twice.`,
 	f.StringVar(&only, "only", "missing,failed", "which months: missing, failed, missing,failed or all")
 	f.BoolVar(&req.DryRun, "dry-run", false, "print the plan, change nothing")
 	f.BoolVar(&wait, "wait", false, "work the months in this process too and wait for them")
+	f.IntVar(&req.MaxConcurrent, "max-concurrent", 0, "run at most N of its months at once (default MILLRACE_MAX_CONCURRENT_RUNS)")
+	f.BoolVar(&asJSON, "json", false, "print the plan and the backfill's id as JSON")
+	cmd.AddCommand(m.backfillCancelCommand())
 	return cmd
 }
 

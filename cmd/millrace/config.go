@@ -37,6 +37,7 @@ type Config struct {
 	PassInterval      time.Duration
 	RescueAfter       time.Duration
 	RunTimeout        time.Duration
+	LateAfter         time.Duration
 	SourceIdleTimeout time.Duration
 }
 
@@ -81,6 +82,7 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_RETRY_BACKOFF", flag: "retry-backoff", def: "30s", usage: "wait before the first retry; doubles each attempt, at most 1h", duration: &c.RetryBackoff},
 		{env: "MILLRACE_SCHEDULE_INTERVAL", flag: "schedule-interval", def: "1m", usage: "how often the scheduler looks for due work (it also wakes when a month closes)", duration: &c.PassInterval},
 		{env: "MILLRACE_RESCUE_AFTER", flag: "rescue-after", def: "5m", usage: "the longest a scheduler pass may take before River hands it to another process (a dead process's runs are taken over within seconds)", duration: &c.RescueAfter},
+		{env: "MILLRACE_LATE_AFTER", flag: "late-after", def: "6h", usage: "a month that has not succeeded this long after it closed is late (grid, API, /metrics, an alert)", duration: &c.LateAfter},
 		{env: "MILLRACE_RUN_TIMEOUT", flag: "run-timeout", def: "6h", usage: "longest a run may take: then it is cancelled, rolled back, recorded as failed and retried like a transient failure", duration: &c.RunTimeout},
 		{env: "MILLRACE_SOURCE_IDLE_TIMEOUT", flag: "source-idle-timeout", def: "2m", usage: "how long opening or reading a source file may go without progress before the run fails (transient)", duration: &c.SourceIdleTimeout},
 	}
@@ -182,7 +184,7 @@ func (c *Config) orchestratorConfig() (orchestrator.Config, error) {
 		return orchestrator.Config{}, err
 	}
 	return orchestrator.Config{SalesStart: start, MaxConcurrentRuns: c.MaxConcurrentRuns, MaxAttempts: c.MaxAttempts,
-		RetryBackoff: c.RetryBackoff, PassInterval: c.PassInterval, RescueAfter: c.RescueAfter}, c.check()
+		RetryBackoff: c.RetryBackoff, PassInterval: c.PassInterval, RescueAfter: c.RescueAfter, LateAfter: c.LateAfter}, c.check()
 }
 
 // setupPasswords returns the passwords of the database users for set-up:

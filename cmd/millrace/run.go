@@ -52,7 +52,7 @@ Pipelines: ` + pipelineNames() + `.`,
 // runWithFollowUps runs a pipeline partition in this process through the
 // runner, then, as serve would, the pipelines that follow its success.
 func (m *Main) runWithFollowUps(cmd *cobra.Command, r orchestrator.Runner, pipeline, partition, trigger string) error {
-	run, next, err := r.Run(cmd.Context(), ledger.RunSpec{Pipeline: pipeline, Partition: partition, Trigger: trigger}, nil)
+	run, next, err := r.Run(cmd.Context(), ledger.RunSpec{Pipeline: pipeline, Partition: partition, Trigger: trigger, RequestedBy: who()}, nil)
 	if errors.Is(err, millrace.ErrAlreadyRunning) {
 		return fmt.Errorf("%w: another millrace is running it now; wait for it, or see `millrace status %s`", err, pipeline)
 	}

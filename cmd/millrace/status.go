@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -10,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
-	"github.com/millrace/millrace/ledger"
 )
 
 // statusCommand returns "millrace status PIPELINE [--json]".
@@ -35,19 +33,24 @@ ran) and any other month in the ledger; for the others the single partition
 				return err
 			}
 			// Reading only: no migration, no job queue.
-			w, err := m.openWarehouse(ctx, true)
+			o, w, err := m.orchestrator(ctx, set, false, true)
 			if err != nil {
 				return err
 			}
 			defer w.Close()
-			parts, err := ledger.New(w, m.logger).Partitions(ctx, p.Name, p.Partitions(m.Now()))
+			parts, err := o.Partitions(ctx, p.Name)
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(parts)
+				return printJSON(cmd.OutOrStdout(), parts)
+			}
+			paused, err := o.Pauses(ctx)
+			if err != nil {
+				return err
+			}
+			if pause, ok := paused[p.Name]; ok {
+				fmt.Fprintf(cmd.OutOrStdout(), "PAUSED by %s at %s until %s: %s\n", pause.By, timeText(&pause.At), pauseEnd(pause), pause.Reason)
 			}
 			return printStatus(cmd.OutOrStdout(), parts)
 		},
@@ -61,7 +64,11 @@ func printStatus(w io.Writer, parts []millrace.Partition) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PIPELINE\tPARTITION\tSTATE\tATTEMPTS\tROWS\tSTARTED\tFINISHED\tERROR")
 	for _, p := range parts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Pipeline, millrace.PartitionLabel(p.Partition), p.State, p.Attempts, p.Rows,
+		state := string(p.State)
+		if p.Late {
+			state += " (late)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Pipeline, millrace.PartitionLabel(p.Partition), state, p.Attempts, p.Rows,
 			timeText(p.StartedAt), timeText(p.FinishedAt), p.Error)
 	}
 	return tw.Flush()
