@@ -14,7 +14,9 @@ import (
 	"github.com/millrace/millrace/ledger"
 )
 
-// Only selects the months a backfill runs, by their state in the ledger.
+// Only selects the months a backfill runs, by their state in the ledger:
+// "failed" also selects the cancelled ones (their newest attempt did not
+// succeed either).
 type Only string
 
 // The backfill selections.
@@ -229,8 +231,8 @@ func planMonth(partition string, state millrace.State, only Only) BackfillMonth 
 		bm.Run, bm.Reason = true, "all months selected"
 	case state == millrace.StateMissing && (only == OnlyMissing || only == OnlyMissingFailed):
 		bm.Run, bm.Reason = true, "never ran"
-	case state == millrace.StateFailed && (only == OnlyFailed || only == OnlyMissingFailed):
-		bm.Run, bm.Reason = true, "failed"
+	case (state == millrace.StateFailed || state == millrace.StateCancelled) && (only == OnlyFailed || only == OnlyMissingFailed):
+		bm.Run, bm.Reason = true, string(state)
 	default:
 		bm.Reason = fmt.Sprintf("%s, not selected by --only %s", state, only)
 	}

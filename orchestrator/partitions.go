@@ -17,7 +17,15 @@ func (o *Orchestrator) Partitions(ctx context.Context, pipeline string) ([]millr
 	if err != nil {
 		return nil, err
 	}
-	return o.ledger.Partitions(ctx, pipeline, p.Partitions(o.cfg.Now()))
+	now := o.cfg.Now()
+	parts, err := o.ledger.Partitions(ctx, pipeline, p.Partitions(now))
+	if err != nil {
+		return nil, err
+	}
+	for i := range parts {
+		parts[i].Late = o.late(p, parts[i], now)
+	}
+	return parts, nil
 }
 
 // NextDue returns when a monthly pipeline's next month becomes due: the

@@ -372,7 +372,7 @@ func TestBrowser(t *testing.T) {
 	if loc := location(); loc != "/pipelines/load_sales_data" {
 		t.Errorf("after the confirmation the browser is at %q", loc)
 	}
-	if flash := text(`.flash`); !strings.Contains(flash, "Backfill queued 1 of 6 months") {
+	if flash := text(`.flash`); !strings.Contains(flash, "queued 1 of 6 months") {
 		t.Errorf("flash after the confirmation: %q", flash)
 	}
 	shot("backfill-confirmed")

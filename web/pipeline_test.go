@@ -119,8 +119,8 @@ func TestGridCells(t *testing.T) {
 		t.Fatalf("grid: %+v, want one year of 12 months", g)
 	}
 	for _, want := range []gridCell{
-		{Key: "2020-01", State: millrace.StateSucceeded, Link: "/pipelines/sales%20data/partitions/2020-01", Title: "2020-01: succeeded"},
-		{Key: "2020-02", State: millrace.StateFailed, Link: "/pipelines/sales%20data/partitions/2020-02", Title: "2020-02: failed: source file sales/2020-02-01/sales.csv is missing"},
+		{Key: "2020-01", State: millrace.StateSucceeded, Link: "/pipelines/sales%20data/partitions/2020-01", Title: "2020-01, succeeded"},
+		{Key: "2020-02", State: millrace.StateFailed, Link: "/pipelines/sales%20data/partitions/2020-02", Title: "2020-02, failed: source file sales/2020-02-01/sales.csv is missing"},
 		{Key: "2020-03", Kind: "open", Title: "2020-03: open, runs from 2020-04-01 00:00 UTC"},
 		{Key: "2020-04", Kind: "future", Title: "2020-04: future"},
 	} {

@@ -677,10 +677,10 @@ func TestAPI(t *testing.T) {
 
 	t.Run("backfill dry run", func(t *testing.T) {
 		r := api.postJSON("/api/pipelines/load_sales_data/backfill", `{"from":"2020-01","to":"2020-06","only":"failed","dry_run":true}`)
-		var plan []orchestrator.BackfillMonth
+		var plan orchestrator.Plan
 		decode(t, r.expect(t, "backfill dry run", http.StatusOK), &plan)
 		var lines []string
-		for _, m := range plan {
+		for _, m := range plan.Months {
 			lines = append(lines, fmt.Sprintf("%s %s %v %s", m.Partition, m.State, m.Run, m.Reason))
 		}
 		want := []string{
@@ -858,7 +858,7 @@ func TestGridAndBackfill(t *testing.T) {
 	if loc := r.header.Get("Location"); loc != "/pipelines/load_sales_data" {
 		t.Errorf("the backfill went to %q", loc)
 	}
-	if page := br.get("/pipelines/load_sales_data"); !strings.Contains(page.body, "Backfill queued 1 of 6 months (2020-01 to 2020-06, failed).") {
+	if page := br.get("/pipelines/load_sales_data"); !regexp.MustCompile(`Backfill #\d+ queued 1 of 6 months \(2020-01 to 2020-06, failed\)\.`).MatchString(page.body) {
 		t.Errorf("no flash after the backfill:\n%s", page.body)
 	}
 	waitFor(t, "2020-03 to turn succeeded on the live grid", 30*time.Second, func() bool {
