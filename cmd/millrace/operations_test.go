@@ -185,3 +185,85 @@ func TestServeOperations(t *testing.T) {
 	}
 	stop()
 }
+
+// TestServeCancelLongRun cancels the re-run of a 3,000,000-row month while
+// it copies: it rolls back within seconds, the month is cancelled and not
+// retried, and the data served is the earlier load's.
+func TestServeCancelLongRun(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("loads 3,000,000 rows")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	bucket := filepath.Join(dir, "bucket")
+	url := dbtest.NewDatabase(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	base := "http://" + addr
+	c := &cli{t: t, now: time.Date(2020, 2, 15, 12, 0, 0, 0, time.UTC), env: map[string]string{
+		"MILLRACE_DATABASE_URL": url, "MILLRACE_SOURCE": bucket, "MILLRACE_LOG_LEVEL": "warn", "MILLRACE_HTTP_ADDR": addr,
+	}}
+	c.ok("gen", "--out", bucket, "--customers", "300", "--from", "2020-01", "--to", "2020-01", "--sales-per-month", "3000000")
+	unlock := dbtest.Lock(t)
+	c.ok("db", "setup")
+	unlock()
+	db := dbtest.Connect(t, url)
+	stop := startServe(t, c)
+	defer stop()
+	waitLedger(t, db, map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 1})
+	served := func() (int, string) {
+		var total string
+		if err := db.QueryRow(ctx, "SELECT coalesce(sum(value), 0)::text FROM public.monthly_sales WHERE sale_month = '2020-01-01'").Scan(&total); err != nil {
+			t.Fatal(err)
+		}
+		return countRows(t, db, "SELECT count(*) FROM public.sales WHERE date >= '2020-01-01' AND date < '2020-02-01'"), total
+	}
+	rows, total := served()
+	if rows < 2_500_000 {
+		t.Fatalf("the month holds %d rows, want about 3,000,000", rows)
+	}
+
+	if status := api(t, http.MethodPost, base+"/api/pipelines/load_sales_data/runs", map[string]string{"partition": "2020-01"}, nil); status != http.StatusAccepted {
+		t.Fatalf("re-run: %d", status)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for countRows(t, db, "SELECT count(*) FROM millrace.partitions WHERE pipeline = 'load_sales_data' AND state = 'running'") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the re-run did not start")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var answer struct {
+		Was string `json:"was"`
+	}
+	asked := time.Now()
+	if status := api(t, http.MethodPost, base+"/api/pipelines/load_sales_data/partitions/2020-01/cancel", nil, &answer); status != http.StatusAccepted || answer.Was != "running" {
+		t.Fatalf("cancel: %d %+v; want 202, was running", status, answer)
+	}
+	var state string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if err := db.QueryRow(ctx, "SELECT state FROM millrace.partitions WHERE pipeline = 'load_sales_data' AND partition = '2020-01'").Scan(&state); err != nil {
+			t.Fatal(err)
+		}
+		if state != "running" {
+			break
+		}
+	}
+	t.Logf("cancel asked → %s after %s", state, time.Since(asked).Round(time.Millisecond))
+	if state != "cancelled" {
+		t.Fatalf("10 s after the cancel the month is %s, want cancelled", state)
+	}
+	time.Sleep(2 * time.Second) // no retry may follow
+	if n := countRows(t, db, "SELECT count(*) FROM millrace.runs WHERE pipeline = 'load_sales_data' AND partition = '2020-01'"); n != 2 {
+		t.Errorf("%d attempts of 2020-01, want 2 (the load and the cancelled re-run, no retry)", n)
+	}
+	if n := countRows(t, db, "SELECT count(*) FROM millrace.runs WHERE pipeline = 'load_sales_data' AND state = 'cancelled' AND error LIKE 'cancelled by admin%'"); n != 1 {
+		t.Errorf("%d cancelled attempts naming admin, want 1", n)
+	}
+	if r, s := served(); r != rows || s != total {
+		t.Errorf("after the cancel the month serves %d rows totalling %s, want the %d rows totalling %s of before", r, s, rows, total)
+	}
+	if n := countRows(t, db, "SELECT count(*) FROM millrace.alerts WHERE event = 'cancelled' AND partition = '2020-01'"); n != 1 {
+		t.Errorf("%d cancelled alerts, want 1", n)
+	}
+}
