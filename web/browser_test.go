@@ -332,11 +332,11 @@ func TestBrowser(t *testing.T) {
 	if loc := location(); loc != "/pipelines/load_sales_data/partitions/2020-03" {
 		t.Errorf("the failed cell leads to %q", loc)
 	}
-	do("run page", chromedp.WaitVisible(chromedp.CSS(`#live article.run p.error`)), chromedp.WaitVisible(chromedp.CSS(`pre.log`)))
+	do("run page", chromedp.WaitVisible(chromedp.CSS(`#live article.run p.error`)), chromedp.WaitVisible(chromedp.CSS(`table.log`)))
 	if msg := text(`#live article.run p.error`); !strings.Contains(msg, "source file sales/2020-03-01/sales.csv is missing") {
 		t.Errorf("the failed month's error: %q", msg)
 	}
-	if log := text(`pre.log`); !strings.Contains(log, "run started") || !strings.Contains(log, "run failed") {
+	if log := text(`table.log`); !strings.Contains(log, "run started") || !strings.Contains(log, "run failed") {
 		t.Errorf("the failed attempt's log: %q", log)
 	}
 	shot("run-failed")

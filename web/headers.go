@@ -19,9 +19,10 @@ const uiPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-s
 // its toasts, a <style> that pauses transitions when the theme changes),
 // whose contents vary, so that neither hashes nor a nonce can list them:
 // its styles may be inline. Its CSS also draws the check marks of its
-// checkboxes from data: URLs.
+// checkboxes from data: URLs. Only millrace's own /jobs page may frame it
+// (under millrace's header, with the way back).
 const riverUIPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; " +
-	"object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+	"object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
 
 // hsts tells how long a browser that saw the UI over HTTPS keeps to
 // HTTPS: a year. Without includeSubDomains, since other hosts of the
@@ -30,19 +31,20 @@ const hsts = "max-age=31536000"
 
 // securityHeaders sets the headers every response carries: the
 // Content-Security-Policy (River's own under /riverui/), no MIME sniffing,
-// no referrer to other sites, no framing, and HSTS when the UI is served
+// no referrer to other sites, no framing (River's UI only by our /jobs
+// page), and HSTS when the UI is served
 // over HTTPS (secure cookies).
 func securityHeaders(h http.Handler, secure bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		policy := uiPolicy
+		policy, framing := uiPolicy, "DENY"
 		if strings.HasPrefix(r.URL.Path, "/riverui/") {
-			policy = riverUIPolicy
+			policy, framing = riverUIPolicy, "SAMEORIGIN"
 		}
 		hd.Set("Content-Security-Policy", policy)
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "same-origin")
-		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("X-Frame-Options", framing)
 		if secure {
 			hd.Set("Strict-Transport-Security", hsts)
 		}

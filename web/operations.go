@@ -302,3 +302,9 @@ func (s *Server) handleAPIBackfillCancel(w http.ResponseWriter, r *http.Request)
 	}
 	writeJSON(w, http.StatusOK, res)
 }
+
+// handleJobs serves "GET /jobs": River's UI in a frame under millrace's
+// header, so that the way back to millrace stays in view.
+func (s *Server) handleJobs(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "jobs", nil)
+}

@@ -2,8 +2,11 @@ package web
 
 import (
 	"errors"
+	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/millrace/millrace"
@@ -24,6 +27,10 @@ type partitionView struct {
 	// CanRun is false for a month that has not ended.
 	CanRun bool
 	Why    string
+	// Level is the least level of the log lines shown ("" for all), and
+	// Levels those to choose from.
+	Level  string
+	Levels []string
 }
 
 // partitionView gathers a partition's page.
@@ -36,7 +43,10 @@ func (s *Server) partitionView(r *http.Request) (partitionView, int, error) {
 	if part == "-" {
 		part = ""
 	}
-	v := partitionView{Pipeline: p.Name, Partition: part, Path: partitionPath(p.Name, part), CSRF: sessionOf(r).CSRF}
+	v := partitionView{Pipeline: p.Name, Partition: part, Path: partitionPath(p.Name, part), CSRF: sessionOf(r).CSRF, Levels: logLevels}
+	if l := strings.ToUpper(r.URL.Query().Get("level")); slices.Contains(logLevels, l) {
+		v.Level = l
+	}
 	if v.CanRun, v.Why, err = runnable(p, part, s.cfg.Orchestrator.Now()); err != nil {
 		return v, http.StatusNotFound, err
 	}
@@ -111,4 +121,24 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, partitionPath(run.Pipeline, run.Partition)+"#run-"+strconv.FormatInt(id, 10), http.StatusSeeOther)
+}
+
+// handleRunLog serves "GET /runs/{id}/log": the run's log as plain text.
+func (s *Server) handleRunLog(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.userError(w, r, http.StatusNotFound, "no such run")
+		return
+	}
+	run, err := s.cfg.Ledger.Run(r.Context(), id)
+	if errors.Is(err, ledger.ErrRunNotFound) {
+		s.userError(w, r, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, run.Log)
 }

@@ -23,7 +23,7 @@ var templateFS embed.FS
 // pageNames are the pages, each a file templates/NAME.html rendered inside
 // templates/layout.html; fragments are the parts that pages refresh by
 // themselves, defined inside the pages' files.
-var pageNames = []string{"login", "home", "pipeline", "partition", "data", "error", "backfill_preview", "backfills", "backfill"}
+var pageNames = []string{"login", "home", "pipeline", "partition", "data", "error", "backfill_preview", "backfills", "backfill", "jobs"}
 
 // pages holds the parsed templates, parsed once at start.
 type pages struct {
@@ -39,6 +39,7 @@ func parsePages() (*pages, error) {
 		"json":    toJSON,
 		"symbol":  stateSymbol,
 		"plural":  plural,
+		"logrows": parseLog,
 	}
 	p := &pages{byName: map[string]*template.Template{}}
 	for _, name := range pageNames {

@@ -197,10 +197,19 @@ func TestSecurityHeaders(t *testing.T) {
 		}
 	}
 
+	jobs := br.get("/jobs").expect(t, "the jobs page", http.StatusOK)
+	if !strings.Contains(jobs.body, `<iframe class="riverui" src="/riverui/"`) || !strings.Contains(jobs.body, `<a class="brand" href="/">`) ||
+		jobs.header.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("/jobs: want River's UI framed under millrace's header, itself not frameable; X-Frame-Options %q", jobs.header.Get("X-Frame-Options"))
+	}
 	r := br.get("/riverui/").expect(t, "River's UI", http.StatusOK)
+	if got := r.header.Get("X-Frame-Options"); got != "SAMEORIGIN" {
+		t.Errorf("/riverui/: X-Frame-Options %q, want SAMEORIGIN (framed by /jobs only)", got)
+	}
 	csp := cspDirectives(r.header.Get("Content-Security-Policy"))
 	for d, want := range map[string]string{"script-src": "'self'", "style-src": "'self' 'unsafe-inline'", "img-src": "'self' data:",
-		"object-src": "'none'", "base-uri": "'self'", "form-action": "'self'", "frame-ancestors": "'none'"} {
+		"object-src": "'none'", "base-uri": "'self'", "form-action": "'self'", "frame-ancestors": "'self'"} {
+		// Framed by millrace's own /jobs page only.
 		if csp[d] != want {
 			t.Errorf("/riverui/: CSP %s %q, want %q", d, csp[d], want)
 		}

@@ -127,6 +127,8 @@ func (s *Server) Handler() http.Handler {
 	ui.HandleFunc("GET /pipelines/{name}/partitions/{partition}", s.handlePartition("layout"))
 	ui.HandleFunc("GET /pipelines/{name}/partitions/{partition}/live", s.handlePartition("live"))
 	ui.HandleFunc("GET /runs/{id}", s.handleRun)
+	ui.HandleFunc("GET /runs/{id}/log", s.handleRunLog)
+	ui.HandleFunc("GET /jobs", s.handleJobs)
 	ui.HandleFunc("POST /pipelines/{name}/run", s.handleRunNow)
 	ui.HandleFunc("POST /pipelines/{name}/retry-failed", s.handleRetryFailed)
 	ui.HandleFunc("POST /pipelines/{name}/backfill/preview", s.handleBackfillPreview)

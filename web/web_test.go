@@ -800,7 +800,7 @@ func TestGridAndBackfill(t *testing.T) {
 	failed := br.get("/pipelines/load_sales_data/partitions/2020-03").expect(t, "page of the failed month", http.StatusOK)
 	for _, s := range []string{
 		`<p class="error">source file sales/2020-03-01/sales.csv is missing: `, // the attempt's error
-		`<pre class="log">`, `run started`, `run failed`, // the attempt's log
+		`<table class="list log">`, `run started`, `run failed`, // the attempt's log
 		"✗ failed</span> attempt 1", "Re-run 2020-03",
 	} {
 		if !strings.Contains(failed.body, s) {
