@@ -34,8 +34,8 @@ func TestLabel(t *testing.T) {
 		{"https://hooks.slack.com/services/T0/B0/s3cr3t", "https://hooks.slack.com"},
 		{"https://user:s3cr3t@example.com:8443/hook?token=s3cr3t#x", "https://example.com:8443"},
 		{"http://127.0.0.1:9000", "http://127.0.0.1:9000"},
-		{"not a url s3cr3t", "(a URL that does not parse)"},
-		{"::s3cr3t", "(a URL that does not parse)"},
+		{"not a url s3cr3t", "(not an absolute URL)"},
+		{"::s3cr3t", "(not an absolute URL)"},
 	} {
 		if got := Label(tc.url); got != tc.want {
 			t.Errorf("Label(%q) = %q, want %q", tc.url, got, tc.want)

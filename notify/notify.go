@@ -140,7 +140,7 @@ func Target(raw string) string {
 func Label(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return "(a URL that does not parse)"
+		return "(not an absolute URL)"
 	}
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
 }
