@@ -23,7 +23,7 @@ var templateFS embed.FS
 // pageNames are the pages, each a file templates/NAME.html rendered inside
 // templates/layout.html; fragments are the parts that pages refresh by
 // themselves, defined inside the pages' files.
-var pageNames = []string{"login", "home", "pipeline", "partition", "data", "error", "backfill_preview", "backfills", "backfill"}
+var pageNames = []string{"login", "home", "pipeline", "partition", "data", "alerts", "error", "backfill_preview", "backfills", "backfill"}
 
 // pages holds the parsed templates, parsed once at start.
 type pages struct {
@@ -94,6 +94,8 @@ func titleOf(name string) string {
 		return "Pipelines"
 	case "data":
 		return "Data"
+	case "alerts":
+		return "Alerts"
 	case "login":
 		return "Log in"
 	}
