@@ -49,6 +49,18 @@ var goldenSeed = []string{
 	 ('load_sales_data', '2020-04', 'running', 1, 0, '2020-07-15 11:59:00+00', NULL, '', 6, NULL),
 	 ('load_sales_data', '2020-05', 'queued', 0, 0, NULL, NULL, '', NULL, NULL),
 	 ('process_data', '', 'succeeded', 1, 2400, '2020-07-01 00:00:18+00', '2020-07-01 00:00:30+00', '', 7, '2020-07-01 00:00:30+00')`,
+	// Alerts and their delivery to a webhook that works and to one that
+	// fails.
+	`INSERT INTO millrace.alerts (id, event, pipeline, partition, error, attempts, run_id, at) OVERRIDING SYSTEM VALUE VALUES
+	 (1, 'failed', 'load_sales_data', '2020-02', 'source file sales/2020-02-01/sales.csv is missing: not found', 1, 3, '2020-07-01 00:01:03.2+00'),
+	 (2, 'failed', 'load_sales_data', '2020-03', 'sales/2020-03-01/sales.csv line 12, column 3: "12,5" is not a number: write the amount with a dot', 1, 4, '2020-07-01 00:01:05+00'),
+	 (3, 'recovered', 'load_sales_data', '2020-02', '', 2, 5, '2020-07-02 09:30:01.75+00'),
+	 (4, 'cancelled', 'load_client_data', '', 'cancelled by engineer: the run rolled back', 2, NULL, '2020-07-03 10:00:00+00')`,
+	`INSERT INTO millrace.alert_deliveries (alert_id, target, target_label, attempts, next_at, delivered_at, error) VALUES
+	 (1, 'aaaa', 'https://hooks.slack.com', 1, '2020-07-01 00:01:04+00', '2020-07-01 00:01:04+00', ''),
+	 (2, 'aaaa', 'https://hooks.slack.com', 1, '2020-07-01 00:01:06+00', '2020-07-01 00:01:06+00', ''),
+	 (3, 'aaaa', 'https://hooks.slack.com', 1, '2020-07-02 09:30:02+00', '2020-07-02 09:30:02+00', ''),
+	 (3, 'bbbb', 'http://alerts.internal:9000', 3, '2020-07-02 09:34:02+00', NULL, 'HTTP 500 Internal Server Error: upstream down')`,
 	`INSERT INTO public.monthly_sales (store_idx, location, sale_month, value) VALUES
 	 (1, 'Paris', '2020-01-01', 12345.67), (2, 'Lyon', '2020-01-01', 2500),
 	 (1, 'Paris', '2020-02-01', 13000.5)`,
@@ -100,6 +112,7 @@ func TestGoldenPages(t *testing.T) {
 		{"month_open", func() response { return br.get("/pipelines/load_sales_data/partitions/2020-07") }, http.StatusOK},
 		{"run", func() response { return br.get(runPage) }, http.StatusOK},
 		{"data", func() response { return br.get("/data") }, http.StatusOK},
+		{"alerts", func() response { return br.get("/alerts") }, http.StatusOK},
 		{"backfill_preview", func() response {
 			return br.postForm("/pipelines/load_sales_data/backfill/preview", preview, map[string]string{"X-CSRF-Token": csrf, "HX-Request": "true"})
 		}, http.StatusOK},

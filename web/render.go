@@ -23,7 +23,7 @@ var templateFS embed.FS
 // pageNames are the pages, each a file templates/NAME.html rendered inside
 // templates/layout.html; fragments are the parts that pages refresh by
 // themselves, defined inside the pages' files.
-var pageNames = []string{"login", "home", "pipeline", "partition", "data", "error", "backfill_preview", "backfills", "backfill", "jobs"}
+var pageNames = []string{"login", "home", "pipeline", "partition", "data", "error", "backfill_preview", "backfills", "backfill", "jobs", "alerts"}
 
 // pages holds the parsed templates, parsed once at start.
 type pages struct {
@@ -95,6 +95,12 @@ func titleOf(name string) string {
 		return "Pipelines"
 	case "data":
 		return "Data"
+	case "alerts":
+		return "Alerts"
+	case "backfills", "backfill":
+		return "Backfills"
+	case "jobs":
+		return "Jobs"
 	case "login":
 		return "Log in"
 	}

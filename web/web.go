@@ -140,10 +140,12 @@ func (s *Server) Handler() http.Handler {
 	ui.HandleFunc("GET /backfills/{id}", s.handleBackfillPage)
 	ui.HandleFunc("POST /backfills/{id}/cancel", s.handleBackfillCancel)
 	ui.HandleFunc("GET /data", s.handleData)
+	ui.HandleFunc("GET /alerts", s.handleAlerts)
 
 	ui.HandleFunc("GET /api/pipelines", s.handleAPIPipelines)
 	ui.HandleFunc("GET /api/pipelines/{name}/partitions", s.handleAPIPartitions)
 	ui.HandleFunc("GET /api/runs/{id}", s.handleAPIRun)
+	ui.HandleFunc("GET /api/alerts", s.handleAPIAlerts)
 	ui.HandleFunc("POST /api/pipelines/{name}/runs", s.handleAPIRunCreate)
 	ui.HandleFunc("POST /api/pipelines/{name}/backfill", s.handleAPIBackfill)
 	ui.HandleFunc("POST /api/pipelines/{name}/pause", s.handleAPIPause)

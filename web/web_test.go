@@ -394,6 +394,7 @@ func TestAuth(t *testing.T) {
 			{"GET", "/pipelines/load_sales_data/partitions/2020-03/live"},
 			{"GET", "/runs/1"},
 			{"GET", "/data"},
+			{"GET", "/alerts"},
 			{"GET", "/riverui/"},
 			{"GET", "/no/such/page"},
 			{"POST", "/logout"},
@@ -412,6 +413,7 @@ func TestAuth(t *testing.T) {
 			{"GET", "/api/pipelines"},
 			{"GET", "/api/pipelines/load_sales_data/partitions"},
 			{"GET", "/api/runs/1"},
+			{"GET", "/api/alerts"},
 			{"POST", "/api/pipelines/load_sales_data/runs"},
 			{"POST", "/api/pipelines/load_sales_data/backfill"},
 		} {

@@ -2,13 +2,17 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/notify"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/source"
@@ -39,6 +43,10 @@ type Config struct {
 	RunTimeout        time.Duration
 	LateAfter         time.Duration
 	SourceIdleTimeout time.Duration
+
+	NotifyURL    string
+	NotifyFormat string
+	PublicURL    string
 }
 
 // setting ties one configuration field to its environment variable, its
@@ -85,6 +93,9 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_LATE_AFTER", flag: "late-after", def: "6h", usage: "a month that has not succeeded this long after it closed is late (grid, API, /metrics, an alert)", duration: &c.LateAfter},
 		{env: "MILLRACE_RUN_TIMEOUT", flag: "run-timeout", def: "6h", usage: "longest a run may take: then it is cancelled, rolled back, recorded as failed and retried like a transient failure", duration: &c.RunTimeout},
 		{env: "MILLRACE_SOURCE_IDLE_TIMEOUT", flag: "source-idle-timeout", def: "2m", usage: "how long opening or reading a source file may go without progress before the run fails (transient)", duration: &c.SourceIdleTimeout},
+		{env: "MILLRACE_NOTIFY_URL", flag: "notify-url", def: "", usage: "comma-separated webhook URLs that receive an HTTP POST for each alert (failed, recovered, late, cancelled); empty sends none", secret: true, str: &c.NotifyURL},
+		{env: "MILLRACE_NOTIFY_FORMAT", flag: "notify-format", def: notify.FormatJSON, usage: "body of the alerts: json, or slack ({\"text\": ...}, which Slack, Mattermost and most chat webhooks accept)", str: &c.NotifyFormat},
+		{env: "MILLRACE_PUBLIC_URL", flag: "public-url", def: "", usage: "where people reach the UI, such as https://millrace.example.com: alerts link to the month's page there", str: &c.PublicURL},
 	}
 }
 
@@ -153,9 +164,39 @@ func (c *Config) salesStart() (millrace.Month, error) {
 	return m, nil
 }
 
+// notifier returns the notifier of the configured URLs, without its
+// database; it refuses a URL that is not an absolute http(s) URL (naming
+// it by its label only: it may hold a secret), a format other than json
+// and slack, and a public URL that is not an absolute http(s) URL.
+func (c *Config) notifier(logger *slog.Logger) (*notify.Notifier, error) {
+	if err := notify.CheckFormat(c.NotifyFormat); err != nil {
+		return nil, fmt.Errorf("MILLRACE_NOTIFY_FORMAT: %w", err)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("MILLRACE_PUBLIC_URL=%q: want an absolute http:// or https:// URL, such as https://millrace.example.com", c.PublicURL)
+		}
+	}
+	n := &notify.Notifier{Format: c.NotifyFormat, PublicURL: c.PublicURL, Logger: logger}
+	for i, raw := range strings.Split(c.NotifyURL, ",") {
+		if raw = strings.TrimSpace(raw); raw == "" {
+			continue
+		}
+		if err := notify.CheckURL(raw); err != nil {
+			return nil, fmt.Errorf("MILLRACE_NOTIFY_URL, URL %d: %w", i+1, err)
+		}
+		n.URLs = append(n.URLs, raw)
+	}
+	return n, nil
+}
+
 // check refuses numbers below 1 and durations of 0 or less, naming the
-// setting.
+// setting, and a bad notification setting.
 func (c *Config) check() error {
+	if _, err := c.notifier(nil); err != nil {
+		return err
+	}
 	for _, st := range c.settings() {
 		switch {
 		case st.integer != nil && *st.integer < 1:

@@ -59,6 +59,10 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return err
 	}
+	notifier, err := m.config.notifier(m.logger)
+	if err != nil {
+		return err
+	}
 	set, err := m.pipelines(ctx)
 	if err != nil {
 		return err
@@ -98,6 +102,10 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	srv := ui.HTTPServer()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	// Alerts go out until the runs have stopped, those that end in the
+	// grace included.
+	stopNotifier := m.startNotifier(ctx, notifier, w, o)
+	defer stopNotifier()
 	if err := o.Start(ctx); err != nil {
 		_ = srv.Close()
 		return err
@@ -114,6 +122,7 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	m.logger.Info("stopping: letting running runs finish", "grace", stopGrace)
 	stopCtx := context.WithoutCancel(ctx)
 	stopErr := o.Stop(stopCtx, stopGrace)
+	stopNotifier()
 	shutdown, cancel := context.WithTimeout(stopCtx, 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdown)
