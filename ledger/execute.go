@@ -23,6 +23,10 @@ type RunSpec struct {
 	Trigger string
 	// RequestedBy names the person who asked, "" for the schedule.
 	RequestedBy string
+	// AcceptedBy, when set, names the person who accepted in advance that
+	// the run's checks may fail (`--accept-check`): a failed check is then
+	// recorded as accepted instead of failing the run.
+	AcceptedBy string
 	// BackfillID is the backfill that queued the run, 0 for none. Its
 	// runs start only while fewer than its max_concurrent are running
 	// (else ErrBackfillBusy).
@@ -81,7 +85,12 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 	run := millrace.Run{Pipeline: spec.Pipeline, Partition: spec.Partition, Trigger: spec.Trigger, State: millrace.StateRunning}
 	// The start is recorded on another connection and committed at once,
 	// so that everyone sees the partition running.
-	if err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error { return recordStart(ctx, tx, spec, &run) }); err != nil {
+	if err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		if err := recordStart(ctx, tx, spec, &run); err != nil {
+			return err
+		}
+		return l.recordLineage(ctx, tx, run.ID, lineageStart)
+	}); err != nil {
 		return run, fmt.Errorf("start %s: %w", label, err)
 	}
 
@@ -93,6 +102,8 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 	// cancels the query in progress, and the work rolls back.
 	workCtx, stopWork := context.WithCancelCause(ctx)
 	defer stopWork(nil)
+	report := &millrace.Report{AcceptedBy: spec.AcceptedBy}
+	workCtx = millrace.WithReport(workCtx, report)
 	go l.watchCancel(workCtx, stopWork, run)
 	rows, runErr := l.work(workCtx, tx, spec, fn, log)
 	if cause := context.Cause(workCtx); runErr != nil && errors.Is(cause, millrace.ErrCancelled) {
@@ -101,7 +112,7 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 	if runErr == nil {
 		run.Rows = rows
 		log.Info("run succeeded", "rows", rows, "seconds", time.Since(started).Seconds())
-		if runErr = finish(ctx, tx, &run, nil, false, rl.String()); runErr == nil {
+		if runErr = l.finish(ctx, tx, &run, nil, false, rl.String(), report); runErr == nil {
 			if runErr = tx.Commit(ctx); runErr == nil {
 				return run, nil
 			}
@@ -117,13 +128,13 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 	wctx := context.WithoutCancel(ctx)
 	// Under the lock when the transaction lives on (the work rolled back
 	// to its savepoint); else, its connection gone, on another.
-	ferr := finish(wctx, tx, &run, runErr, retry, rl.String())
+	ferr := l.finish(wctx, tx, &run, runErr, retry, rl.String(), report)
 	if ferr == nil {
 		ferr = tx.Commit(wctx)
 	}
 	if ferr != nil {
 		_ = tx.Rollback(wctx)
-		ferr = pgx.BeginFunc(wctx, l.pool, func(tx pgx.Tx) error { return finish(wctx, tx, &run, runErr, retry, rl.String()) })
+		ferr = pgx.BeginFunc(wctx, l.pool, func(tx pgx.Tx) error { return l.finish(wctx, tx, &run, runErr, retry, rl.String(), report) })
 		if errors.Is(ferr, errFinished) {
 			// The outcome is recorded already: the commit went through
 			// (its reply was lost), or a later attempt closed this one.
@@ -247,9 +258,10 @@ func (l *Ledger) work(ctx context.Context, tx pgx.Tx, spec RunSpec, fn RunFunc, 
 // errFinished says that the attempt's outcome was recorded already.
 var errFinished = errors.New("the attempt's outcome is recorded already")
 
-// finish records the attempt's outcome in the ledger; willRetry says that
-// the job queue will try a failed attempt again, so the partition is queued.
-func finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runErr error, willRetry bool, log string) error {
+// finish records the attempt's outcome in the ledger, with what its report
+// says it read and checked; willRetry says that the job queue will try a
+// failed attempt again, so the partition is queued.
+func (l *Ledger) finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runErr error, willRetry bool, log string, report *millrace.Report) error {
 	t := succeed
 	switch {
 	case errors.Is(runErr, millrace.ErrCancelled):
@@ -282,10 +294,25 @@ func finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runErr error, wil
 		UPDATE millrace.partitions SET state = $3, finished_at = $4, error = $5, updated_at = clock_timestamp(),
 			cancel_requested_at = NULL, cancel_requested_by = '',
 			rows = CASE WHEN $3 = $7 THEN $6 ELSE rows END,
-			succeeded_at = CASE WHEN $3 = $7 THEN $4 ELSE succeeded_at END
+			succeeded_at = CASE WHEN $3 = $7 THEN $4 ELSE succeeded_at END,
+			stale_since = CASE WHEN $3 = $7 THEN NULL ELSE stale_since END,
+			stale_reason = CASE WHEN $3 = $7 THEN '' ELSE stale_reason END
 		WHERE pipeline = $1 AND partition = $2 AND state = ANY($8) AND last_run_id = $9`,
 		run.Pipeline, run.Partition, t.To, finished, run.Error, run.Rows, millrace.StateSucceeded, t.from(), run.ID); err != nil {
 		return fmt.Errorf("record outcome of %s %s: %w", run.Pipeline, millrace.PartitionLabel(run.Partition), err)
+	}
+	if err := recordReport(ctx, tx, run.ID, report); err != nil {
+		return err
+	}
+	event := lineageFail
+	switch t.Name {
+	case succeed.Name:
+		event = lineageComplete
+	case cancelRunning.Name:
+		event = lineageAbort
+	}
+	if err := l.recordLineage(ctx, tx, run.ID, event); err != nil {
+		return err
 	}
 	switch t.Name {
 	case fail.Name:

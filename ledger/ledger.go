@@ -24,6 +24,10 @@ type Ledger struct {
 	// reader's long query is fine, waiting for ever is not; the attempt
 	// then fails as transient. Defaults to 5m.
 	LockTimeout time.Duration
+	// Lineage makes each attempt record OpenLineage run events
+	// (millrace.lineage_events) with its start and its outcome, for
+	// delivery (package lineage).
+	Lineage bool
 
 	w      *warehouse.Warehouse
 	pool   *pgxpool.Pool

@@ -1,0 +1,104 @@
+package millrace
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// SourceRead is a source object that a run read, with its identity at the
+// time: what tells later whether the object changed (see Source.List).
+type SourceRead struct {
+	Key     string    `json:"key"`
+	ETag    string    `json:"etag,omitempty"`
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"modified_at,omitzero"`
+	// SHA256 is the hex digest of the bytes read, when the run read the
+	// whole object.
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// The outcomes of a check.
+const (
+	CheckPassed   = "passed"
+	CheckFailed   = "failed"
+	CheckAccepted = "accepted" // failed, and a person accepted it
+)
+
+// Check is one check a run made of its data before publishing it.
+type Check struct {
+	Name     string `json:"name"`
+	Outcome  string `json:"outcome"`
+	Observed string `json:"observed"`
+	Expected string `json:"expected"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+// Report is what a run's work tells its ledger besides the rows it wrote:
+// the source objects it read and the checks it made. The ledger records it
+// with the attempt's outcome. Safe for concurrent use.
+type Report struct {
+	// AcceptedBy names the person who accepted a failed check in advance
+	// (`--accept-check`): such a check is recorded as accepted and does
+	// not fail the run. Empty: a failed check fails the run.
+	AcceptedBy string
+
+	mu      sync.Mutex
+	sources []SourceRead
+	checks  []Check
+}
+
+// Read records a source object the run read.
+func (r *Report) Read(s SourceRead) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sources = append(r.sources, s)
+}
+
+// Checked records a check the run made.
+func (r *Report) Checked(c Check) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.checks = append(r.checks, c)
+}
+
+// Sources returns the source objects recorded so far.
+func (r *Report) Sources() []SourceRead {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]SourceRead(nil), r.sources...)
+}
+
+// Checks returns the checks recorded so far.
+func (r *Report) Checks() []Check {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Check(nil), r.checks...)
+}
+
+// reportKey carries a run's Report in its context.
+type reportKey struct{}
+
+// WithReport returns ctx carrying the run's report.
+func WithReport(ctx context.Context, r *Report) context.Context {
+	return context.WithValue(ctx, reportKey{}, r)
+}
+
+// ReportOf returns the report that ctx carries, or nil (whose methods do
+// nothing) outside a run.
+func ReportOf(ctx context.Context) *Report {
+	r, _ := ctx.Value(reportKey{}).(*Report)
+	return r
+}
