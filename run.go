@@ -42,6 +42,14 @@ type Partition struct {
 	// SucceededAt is when the newest success finished: the data served
 	// since. Nil when the partition never succeeded.
 	SucceededAt *time.Time `json:"succeeded_at"`
+	// ServedRunID is the attempt whose success published the data served
+	// now (0 when none succeeded): Rows and SucceededAt are its.
+	ServedRunID int64 `json:"served_run_id,omitempty"`
+	// StaleSince is set when the source the served data was loaded from
+	// changed or disappeared since, or (for a pipeline built from others'
+	// tables) those tables were reloaded since; StaleReason says how.
+	StaleSince  *time.Time `json:"stale_since,omitempty"`
+	StaleReason string     `json:"stale_reason,omitempty"`
 	// CancelRequestedBy names who asked to cancel the running attempt.
 	CancelRequestedBy string `json:"cancel_requested_by,omitempty"`
 	// Late says that the month closed more than MILLRACE_LATE_AFTER ago

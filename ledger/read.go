@@ -15,14 +15,18 @@ import (
 func (l *Ledger) Records(ctx context.Context, pipeline string) ([]millrace.Partition, error) {
 	rows, err := l.pool.Query(ctx, `
 		SELECT pipeline, partition, state, attempts, rows, started_at, finished_at, error, COALESCE(last_run_id, 0),
-			succeeded_at, CASE WHEN cancel_requested_at IS NOT NULL THEN cancel_requested_by ELSE '' END
-		FROM millrace.partitions WHERE pipeline = $1 ORDER BY partition`, pipeline)
+			succeeded_at, CASE WHEN cancel_requested_at IS NOT NULL THEN cancel_requested_by ELSE '' END,
+			CASE WHEN succeeded_at IS NOT NULL THEN coalesce((SELECT r.id FROM millrace.runs r
+				WHERE r.pipeline = p.pipeline AND r.partition = p.partition AND r.state = $2 ORDER BY r.id DESC LIMIT 1), 0) ELSE 0 END,
+			stale_since, stale_reason
+		FROM millrace.partitions p WHERE pipeline = $1 ORDER BY partition`, pipeline, millrace.StateSucceeded)
 	if err != nil {
 		return nil, fmt.Errorf("read partitions of %s: %w", pipeline, err)
 	}
 	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (millrace.Partition, error) {
 		var p millrace.Partition
-		err := r.Scan(&p.Pipeline, &p.Partition, &p.State, &p.Attempts, &p.Rows, &p.StartedAt, &p.FinishedAt, &p.Error, &p.LastRunID, &p.SucceededAt, &p.CancelRequestedBy)
+		err := r.Scan(&p.Pipeline, &p.Partition, &p.State, &p.Attempts, &p.Rows, &p.StartedAt, &p.FinishedAt, &p.Error, &p.LastRunID, &p.SucceededAt, &p.CancelRequestedBy,
+			&p.ServedRunID, &p.StaleSince, &p.StaleReason)
 		return p, err
 	})
 	if err != nil {

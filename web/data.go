@@ -20,6 +20,9 @@ type tableRow struct {
 type chartData struct {
 	X      []int64       `json:"x"`
 	Series []chartSeries `json:"series"`
+	// YLabel names the values' axis; Height is the chart's in pixels (0: the default).
+	YLabel string `json:"ylabel,omitempty"`
+	Height int    `json:"height,omitempty"`
 }
 
 // chartSeries is one store's line.
@@ -53,7 +56,7 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "data", dataView{Tables: tableRows(tables, s.cfg.Pipelines.List(), last), Chart: chart(points)})
+	s.render(w, r, http.StatusOK, "data", dataView{Tables: tableRows(tables, s.cfg.Pipelines.List(), last), Chart: salesChart(points)})
 }
 
 // tableRows names the pipeline that writes each table (the last of the
@@ -75,6 +78,13 @@ func tableRows(tables []tableInfo, list []pipelines.Pipeline, last map[string]ti
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// salesChart is the data page's chart of monthly_sales per store.
+func salesChart(points []storeMonth) chartData {
+	c := chart(points)
+	c.YLabel = "monthly sales (sum of value)"
+	return c
 }
 
 // chart arranges the points as one series per store over every month.

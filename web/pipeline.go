@@ -55,6 +55,9 @@ type pipelineView struct {
 	// Backfills are the pipeline's backfills still running.
 	Backfills []ledger.Backfill
 	Late      int
+	// Rows and Took chart, per month, the rows served and how long the
+	// newest attempt took: a drop in volume shows at a glance.
+	Rows, Took chartData
 }
 
 // pipelineOr404 returns the named pipeline, or answers 404.
@@ -102,6 +105,7 @@ func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineVi
 	}
 	if p.Monthly {
 		v.Grid = grid(p.Name, parts, o.SalesStart(), o.Now())
+		v.Rows, v.Took = monthCharts(parts)
 		return v, nil
 	}
 	v.State = parts[0]
@@ -143,6 +147,9 @@ func grid(pipeline string, parts []millrace.Partition, start millrace.Month, now
 			switch {
 			case ok:
 				c.State, c.Late = p.State, p.Late
+				if p.State == millrace.StateSucceeded && p.StaleSince != nil {
+					c.State = stateStale
+				}
 				c.Served = p.SucceededAt != nil && p.State != millrace.StateSucceeded
 				c.Link = partitionPath(pipeline, c.Key)
 				c.Title = c.Key + ", " + string(p.State)
@@ -151,6 +158,9 @@ func grid(pipeline string, parts []millrace.Partition, start millrace.Month, now
 				}
 				if c.Served {
 					c.Title += ", earlier data served"
+				}
+				if p.StaleSince != nil {
+					c.Title += ": " + p.StaleReason
 				}
 				if p.Error != "" {
 					c.Title += ": " + p.Error
@@ -195,4 +205,34 @@ func (s *Server) handlePipeline(block string) http.HandlerFunc {
 		}
 		s.renderBlock(w, r, http.StatusOK, "pipeline", block, v)
 	}
+}
+
+// stateStale is how the UI shows a succeeded partition whose source
+// changed since: its data is served, and a reload would change it.
+const stateStale millrace.State = "stale"
+
+// monthCharts returns the charts of a monthly pipeline's partitions: the
+// rows each month serves, and how long its newest attempt took.
+func monthCharts(parts []millrace.Partition) (rows, took chartData) {
+	rows = chartData{YLabel: "rows served", Height: 220, Series: []chartSeries{{Label: "rows"}}}
+	took = chartData{YLabel: "seconds (newest attempt)", Height: 220, Series: []chartSeries{{Label: "duration"}}}
+	for _, p := range parts {
+		m, err := millrace.ParseMonth(p.Partition)
+		if err != nil {
+			continue
+		}
+		rows.X, took.X = append(rows.X, m.Start().Unix()), append(took.X, m.Start().Unix())
+		var r, d *float64
+		if p.SucceededAt != nil {
+			v := float64(p.Rows)
+			r = &v
+		}
+		if p.StartedAt != nil && p.FinishedAt != nil {
+			v := p.FinishedAt.Sub(*p.StartedAt).Seconds()
+			d = &v
+		}
+		rows.Series[0].Values = append(rows.Series[0].Values, r)
+		took.Series[0].Values = append(took.Series[0].Values, d)
+	}
+	return rows, took
 }

@@ -218,6 +218,8 @@ func stateSymbol(st millrace.State) string {
 		return "○"
 	case millrace.StateCancelled:
 		return "⊘"
+	case stateStale:
+		return "↻"
 	}
 	return "·"
 }
