@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/millrace/millrace"
 )
@@ -56,7 +57,46 @@ func (d *Dir) Open(ctx context.Context, key string) (*millrace.Object, error) {
 		f.Close()
 		return nil, fmt.Errorf("open %s: %w (a directory)", path, millrace.ErrNotFound)
 	}
-	return &millrace.Object{ReadCloser: f, Size: info.Size()}, nil
+	return &millrace.Object{ReadCloser: f, Size: info.Size(), ModTime: info.ModTime()}, nil
+}
+
+// List lists the regular files below the directory whose key starts with
+// prefix, in key order.
+func (d *Dir) List(ctx context.Context, prefix string) ([]millrace.ObjectInfo, error) {
+	var out []millrace.ObjectInfo
+	err := filepath.WalkDir(d.root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(d.root, path)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if e.IsDir() {
+			// Skip directories that no key under the prefix can be in.
+			if key != "." && !strings.HasPrefix(key+"/", prefix) && !strings.HasPrefix(prefix, key+"/") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !e.Type().IsRegular() || !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		out = append(out, millrace.ObjectInfo{Key: key, Size: info.Size(), ModTime: info.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", d.root, err)
+	}
+	return out, nil
 }
 
 // String returns the directory's absolute path.

@@ -39,6 +39,17 @@ type idleSource struct {
 	timeout time.Duration
 }
 
+// List lists the wrapped source's objects, if it can list them.
+func (s *idleSource) List(ctx context.Context, prefix string) ([]millrace.ObjectInfo, error) {
+	l, ok := s.src.(millrace.Lister)
+	if !ok {
+		return nil, fmt.Errorf("source %s cannot list its objects", s.src)
+	}
+	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, time.Minute))
+	defer cancel()
+	return l.List(ctx, prefix)
+}
+
 // String describes the wrapped source.
 func (s *idleSource) String() string { return s.src.String() }
 
@@ -72,7 +83,7 @@ func (s *idleSource) Open(ctx context.Context, key string) (*millrace.Object, er
 		r.free <- make([]byte, idleChunk)
 		r.free <- make([]byte, idleChunk)
 		go r.pump()
-		return &millrace.Object{ReadCloser: r, Size: o.obj.Size}, nil
+		return &millrace.Object{ReadCloser: r, Size: o.obj.Size, ETag: o.obj.ETag, ModTime: o.obj.ModTime}, nil
 	case <-timer.C:
 		err = fmt.Errorf("open %s in %s: %w for %s (MILLRACE_SOURCE_IDLE_TIMEOUT): the source does not answer", key, s.src, ErrIdle, s.timeout)
 	case <-ctx.Done():

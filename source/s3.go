@@ -121,7 +121,25 @@ func (s *S3) Open(ctx context.Context, key string) (*millrace.Object, error) {
 	if out.ContentLength != nil {
 		size = *out.ContentLength
 	}
-	return &millrace.Object{ReadCloser: out.Body, Size: size}, nil
+	return &millrace.Object{ReadCloser: out.Body, Size: size, ETag: strings.Trim(aws.ToString(out.ETag), `"`), ModTime: aws.ToTime(out.LastModified)}, nil
+}
+
+// List lists the objects below the prefix with ListObjectsV2, a page of up
+// to 1,000 keys per request.
+func (s *S3) List(ctx context.Context, prefix string) ([]millrace.ObjectInfo, error) {
+	var out []millrace.ObjectInfo
+	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix + prefix)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list %s%s: %w", s, prefix, err)
+		}
+		for _, o := range page.Contents {
+			out = append(out, millrace.ObjectInfo{Key: strings.TrimPrefix(aws.ToString(o.Key), s.prefix), Size: aws.ToInt64(o.Size),
+				ETag: strings.Trim(aws.ToString(o.ETag), `"`), ModTime: aws.ToTime(o.LastModified)})
+		}
+	}
+	return out, nil
 }
 
 // String returns "s3://BUCKET/PREFIX/", to which a key appends.

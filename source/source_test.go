@@ -39,6 +39,46 @@ func testSource(t *testing.T, newSource newSourceFunc) {
 		}
 	})
 
+	t.Run("List", func(t *testing.T) {
+		t.Parallel()
+		l, ok := src.(millrace.Lister)
+		if !ok {
+			t.Fatalf("%T lists nothing", src)
+		}
+		for prefix, want := range map[string]string{
+			"":       "large.bin sales/2020-01-01/sales.csv sales/2020-02-01/sales.csv stores.csv",
+			"sales/": "sales/2020-01-01/sales.csv sales/2020-02-01/sales.csv",
+			"sto":    "stores.csv",
+			"none/":  "",
+		} {
+			infos, err := l.List(t.Context(), prefix)
+			if err != nil {
+				t.Fatalf("List(%q): %v", prefix, err)
+			}
+			var keys []string
+			for _, o := range infos {
+				keys = append(keys, o.Key)
+				if o.Size != int64(len(files[o.Key])) || o.ModTime.IsZero() {
+					t.Errorf("List(%q): %s has size %d and time %v, want %d and a time", prefix, o.Key, o.Size, o.ModTime, len(files[o.Key]))
+				}
+			}
+			if got := strings.Join(keys, " "); got != want {
+				t.Errorf("List(%q) = %q, want %q", prefix, got, want)
+			}
+		}
+		obj, err := src.Open(t.Context(), "stores.csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj.Close()
+		infos, err := l.List(t.Context(), "stores.csv")
+		// (gofakes3 sends no Last-Modified with an object: the time is
+		// compared where Open has one.)
+		if err != nil || len(infos) != 1 || infos[0].ETag != obj.ETag || (!obj.ModTime.IsZero() && !infos[0].ModTime.Equal(obj.ModTime)) {
+			t.Errorf("List and Open disagree on stores.csv: %+v, %v; Open: etag %q time %v", infos, err, obj.ETag, obj.ModTime)
+		}
+	})
+
 	for _, key := range []string{"stores.csv", "sales/2020-01-01/sales.csv", "large.bin"} {
 		t.Run("Read/"+key, func(t *testing.T) {
 			t.Parallel()
