@@ -22,6 +22,9 @@ const (
 	EventLate = "late"
 	// EventCancelled: a person cancelled a run.
 	EventCancelled = "cancelled"
+	// EventStale: the source of a partition's served data changed or
+	// disappeared since it was loaded.
+	EventStale = "stale"
 )
 
 // Alert is one state change that people are told of, recorded in the

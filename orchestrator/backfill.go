@@ -25,10 +25,11 @@ const (
 	OnlyFailed        Only = "failed"
 	OnlyMissingFailed Only = "missing,failed"
 	OnlyAll           Only = "all"
+	OnlyStale         Only = "stale"
 )
 
 // ParseOnly parses a selection: missing, failed, missing,failed (in either
-// order) or all.
+// order), stale (succeeded, but the source changed since) or all.
 func ParseOnly(s string) (Only, error) {
 	switch strings.ReplaceAll(strings.ToLower(s), " ", "") {
 	case "missing":
@@ -39,8 +40,10 @@ func ParseOnly(s string) (Only, error) {
 		return OnlyMissingFailed, nil
 	case "all":
 		return OnlyAll, nil
+	case "stale":
+		return OnlyStale, nil
 	}
-	return "", millrace.Permanent(fmt.Errorf("--only %q: want missing, failed, missing,failed or all", s))
+	return "", millrace.Permanent(fmt.Errorf("--only %q: want missing, failed, missing,failed, stale or all", s))
 }
 
 // MaxBackfillMonths is the most months one backfill covers.
@@ -233,6 +236,8 @@ func planMonth(partition string, state millrace.State, only Only) BackfillMonth 
 		bm.Run, bm.Reason = true, "never ran"
 	case (state == millrace.StateFailed || state == millrace.StateCancelled) && (only == OnlyFailed || only == OnlyMissingFailed):
 		bm.Run, bm.Reason = true, string(state)
+	case state == ledger.StateStale && only == OnlyStale:
+		bm.Run, bm.Reason = true, "stale: its source changed since it was loaded"
 	default:
 		bm.Reason = fmt.Sprintf("%s, not selected by --only %s", state, only)
 	}

@@ -56,6 +56,14 @@ type Config struct {
 	// seconds, as soon as its run lock is free: see rescueDead.)
 	// Defaults to 5m.
 	RescueAfter time.Duration
+	// Source is where the pipelines read, listed by the check of changed
+	// sources (when it is a millrace.Lister). Defaults to the pipelines'.
+	Source millrace.Source
+	// SourceCheckInterval is how often the scheduler checks whether the
+	// sources of served data changed (CheckSources). Defaults to 1h.
+	SourceCheckInterval time.Duration
+	// ReloadStale queues stale partitions again by itself.
+	ReloadStale bool
 	// LateAfter is how long after its month closes a month that has not
 	// succeeded is late. Defaults to 6h.
 	LateAfter time.Duration
@@ -92,6 +100,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RescueAfter <= 0 {
 		c.RescueAfter = 5 * time.Minute
+	}
+	if c.SourceCheckInterval <= 0 {
+		c.SourceCheckInterval = time.Hour
 	}
 	if c.LateAfter <= 0 {
 		c.LateAfter = 6 * time.Hour
@@ -146,6 +157,9 @@ type Orchestrator struct {
 func New(ctx context.Context, w *warehouse.Warehouse, l *ledger.Ledger, set *pipelines.Set, cfg Config) (*Orchestrator, error) {
 	if cfg.SalesStart == (millrace.Month{}) {
 		cfg.SalesStart = set.SalesStart()
+	}
+	if cfg.Source == nil {
+		cfg.Source = set.Source()
 	}
 	cfg = cfg.withDefaults()
 	// The pipelines refuse the months before the orchestrator's start.
@@ -265,6 +279,10 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 		o.timers = map[time.Time]bool{}
 		o.timersMu.Unlock()
 		o.passAt(time.Time{})
+		if _, ok := o.cfg.Source.(millrace.Lister); ok {
+			o.passes.Add(1)
+			go o.checkSourcesEvery(o.runCtx)
+		}
 	}
 	return nil
 }

@@ -72,7 +72,11 @@ func (c Config) withDefaults() Config {
 type Set struct {
 	list []Pipeline
 	cfg  Config
+	src  millrace.Source
 }
+
+// Source returns where the pipelines read.
+func (s *Set) Source() millrace.Source { return s.src }
 
 // New returns the four pipelines of the specification, reading from src,
 // with the default Config.
@@ -82,7 +86,7 @@ func New(src millrace.Source) *Set { return NewWithConfig(src, Config{}) }
 // from src, tuned by cfg.
 func NewWithConfig(src millrace.Source, cfg Config) *Set {
 	cfg = cfg.withDefaults()
-	s := &Set{cfg: cfg, list: []Pipeline{
+	s := &Set{cfg: cfg, src: src, list: []Pipeline{
 		{Name: millrace.LoadClientData, Description: "loads customer_profiles, customer_activity, labels and stores (one-off)",
 			Schedule: "once, on a fresh installation; then on demand", OnFreshInstall: true,
 			Then:   []string{millrace.ProcessData},
@@ -125,7 +129,7 @@ func (s *Set) RunTimeout() time.Duration { return s.cfg.RunTimeout }
 // WithSalesStart returns a copy of the set whose monthly pipelines start at
 // m, for an orchestrator configured with its own start.
 func (s *Set) WithSalesStart(m millrace.Month) *Set {
-	c := &Set{list: slices.Clone(s.list), cfg: s.cfg}
+	c := &Set{list: slices.Clone(s.list), cfg: s.cfg, src: s.src}
 	c.cfg.SalesStart = m
 	for i := range c.list {
 		c.list[i].start = m

@@ -18,6 +18,8 @@ const (
 	LockSchedulerPass = "scheduler_pass"
 	// LockJobQueueMigrations lets one process migrate River's tables.
 	LockJobQueueMigrations = "job_queue_migrations"
+	// LockSourceCheck lets one check of changed sources run at a time.
+	LockSourceCheck = "source_check"
 )
 
 // Lock takes the named lock of millrace.locks in tx, waiting for whoever

@@ -42,6 +42,8 @@ type Config struct {
 	RescueAfter       time.Duration
 	RunTimeout        time.Duration
 	LateAfter         time.Duration
+	SourceCheck       time.Duration
+	ReloadStale       bool
 	SourceIdleTimeout time.Duration
 
 	NotifyURL    string
@@ -91,6 +93,8 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_SCHEDULE_INTERVAL", flag: "schedule-interval", def: "1m", usage: "how often the scheduler looks for due work (it also wakes when a month closes)", duration: &c.PassInterval},
 		{env: "MILLRACE_RESCUE_AFTER", flag: "rescue-after", def: "5m", usage: "the longest a scheduler pass may take before River hands it to another process (a dead process's runs are taken over within seconds)", duration: &c.RescueAfter},
 		{env: "MILLRACE_LATE_AFTER", flag: "late-after", def: "6h", usage: "a month that has not succeeded this long after it closed is late (grid, API, /metrics, an alert)", duration: &c.LateAfter},
+		{env: "MILLRACE_SOURCE_CHECK_INTERVAL", flag: "source-check-interval", def: "1h", usage: "how often serve lists the source (one request) to mark stale the months whose file changed or disappeared since it was loaded", duration: &c.SourceCheck},
+		{env: "MILLRACE_RELOAD_STALE", flag: "reload-stale", def: "false", usage: "re-run stale months by themselves", boolean: &c.ReloadStale},
 		{env: "MILLRACE_RUN_TIMEOUT", flag: "run-timeout", def: "6h", usage: "longest a run may take: then it is cancelled, rolled back, recorded as failed and retried like a transient failure", duration: &c.RunTimeout},
 		{env: "MILLRACE_SOURCE_IDLE_TIMEOUT", flag: "source-idle-timeout", def: "2m", usage: "how long opening or reading a source file may go without progress before the run fails (transient)", duration: &c.SourceIdleTimeout},
 		{env: "MILLRACE_NOTIFY_URL", flag: "notify-url", def: "", usage: "comma-separated webhook URLs that receive an HTTP POST for each alert (failed, recovered, late, cancelled); empty sends none", secret: true, str: &c.NotifyURL},
@@ -225,7 +229,8 @@ func (c *Config) orchestratorConfig() (orchestrator.Config, error) {
 		return orchestrator.Config{}, err
 	}
 	return orchestrator.Config{SalesStart: start, MaxConcurrentRuns: c.MaxConcurrentRuns, MaxAttempts: c.MaxAttempts,
-		RetryBackoff: c.RetryBackoff, PassInterval: c.PassInterval, RescueAfter: c.RescueAfter, LateAfter: c.LateAfter}, c.check()
+		RetryBackoff: c.RetryBackoff, PassInterval: c.PassInterval, RescueAfter: c.RescueAfter, LateAfter: c.LateAfter,
+		SourceCheckInterval: c.SourceCheck, ReloadStale: c.ReloadStale}, c.check()
 }
 
 // setupPasswords returns the passwords of the database users for set-up:

@@ -36,6 +36,8 @@ ALTER TABLE millrace.partitions
     ADD COLUMN stale_since  timestamptz,
     ADD COLUMN stale_reason text NOT NULL DEFAULT '';
 
+INSERT INTO millrace.locks (name) VALUES ('source_check');
+
 ALTER TABLE millrace.alerts DROP CONSTRAINT alerts_event_check,
     ADD CONSTRAINT alerts_event_check CHECK (event IN ('failed', 'recovered', 'late', 'cancelled', 'stale'));
 
