@@ -42,6 +42,12 @@ type Report struct {
 	// (`--accept-check`): such a check is recorded as accepted and does
 	// not fail the run. Empty: a failed check fails the run.
 	AcceptedBy string
+	// Previous are the rows of the newest earlier partitions of the
+	// pipeline that succeeded, newest first, at most six; Served the rows
+	// the partition serves now, 0 when it never succeeded. The ledger
+	// sets them, for the checks of the volume.
+	Previous []int64
+	Served   int64
 
 	mu      sync.Mutex
 	sources []SourceRead
@@ -66,6 +72,22 @@ func (r *Report) Checked(c Check) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.checks = append(r.checks, c)
+}
+
+// PreviousRows returns Previous (nil for a nil report).
+func (r *Report) PreviousRows() []int64 {
+	if r == nil {
+		return nil
+	}
+	return r.Previous
+}
+
+// ServedRows returns Served (0 for a nil report).
+func (r *Report) ServedRows() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.Served
 }
 
 // Sources returns the source objects recorded so far.

@@ -103,6 +103,12 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 	workCtx, stopWork := context.WithCancelCause(ctx)
 	defer stopWork(nil)
 	report := &millrace.Report{AcceptedBy: spec.AcceptedBy}
+	if err := l.pool.QueryRow(ctx, `SELECT
+			coalesce((SELECT rows FROM millrace.partitions WHERE pipeline = $1 AND partition = $2 AND succeeded_at IS NOT NULL), 0),
+			array(SELECT rows FROM millrace.partitions WHERE pipeline = $1 AND partition < $2 AND succeeded_at IS NOT NULL ORDER BY partition DESC LIMIT 6)`,
+		spec.Pipeline, spec.Partition).Scan(&report.Served, &report.Previous); err != nil {
+		log.Warn("read the rows of earlier successes: the volume checks are skipped", "err", err)
+	}
 	workCtx = millrace.WithReport(workCtx, report)
 	go l.watchCancel(workCtx, stopWork, run)
 	rows, runErr := l.work(workCtx, tx, spec, fn, log)

@@ -12,15 +12,25 @@ import (
 
 // loadClientData loads the four customer files, each into a new table, and
 // publishes all four in the run's transaction: readers see the old four
-// tables or the new four, never a mix.
-func loadClientData(ctx context.Context, tx pgx.Tx, src millrace.Source, log *slog.Logger) (int64, error) {
+// tables or the new four, never a mix. A file without data rows, or a
+// reload that would serve less than cfg.MinRatio of the rows served now,
+// fails its check and publishes nothing.
+func loadClientData(ctx context.Context, tx pgx.Tx, src millrace.Source, cfg Config, log *slog.Logger) (int64, error) {
 	var total int64
+	report := millrace.ReportOf(ctx)
 	for _, t := range clientTables {
-		n, err := loadFile(ctx, tx, src, t.Name+".csv", t, warehouse.Staging(t.Name), log)
+		key := t.Name + ".csv"
+		n, err := loadFile(ctx, tx, src, key, t, warehouse.Staging(t.Name), log)
 		if err != nil {
 			return 0, err
 		}
+		if err := checkNotEmpty(report, key, n); err != nil {
+			return 0, err
+		}
 		total += n
+	}
+	if err := cfg.checkShrink(report, "the client tables", total); err != nil {
+		return 0, err
 	}
 	for _, t := range clientTables {
 		if err := warehouse.Replace(ctx, tx, t.Name); err != nil {

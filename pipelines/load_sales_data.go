@@ -12,11 +12,13 @@ import (
 )
 
 // loadSalesMonth loads the month's sales file into a new partition of
-// sales, checks that every store exists, swaps the partition in for the
+// sales, checks that every store exists and that the month is neither
+// empty nor far from the volume of the months before (see
+// checkMonthVolume), swaps the partition in for the
 // month's old one and replaces the month's rows of monthly_sales, all in the
 // run's transaction. Other months are not touched, and the work grows with
 // the month, not with the table.
-func loadSalesMonth(ctx context.Context, tx pgx.Tx, src millrace.Source, m millrace.Month, log *slog.Logger) (int64, error) {
+func loadSalesMonth(ctx context.Context, tx pgx.Tx, src millrace.Source, cfg Config, m millrace.Month, log *slog.Logger) (int64, error) {
 	if err := requireTables(ctx, tx, "stores", "sales", "monthly_sales"); err != nil {
 		return 0, err
 	}
@@ -24,6 +26,13 @@ func loadSalesMonth(ctx context.Context, tx pgx.Tx, src millrace.Source, m millr
 	loading := warehouse.Staging(t.Name)
 	rows, err := loadFile(ctx, tx, src, m.SalesKey(), t, loading, log)
 	if err != nil {
+		return 0, err
+	}
+	report := millrace.ReportOf(ctx)
+	if err := checkNotEmpty(report, m.SalesKey(), rows); err != nil {
+		return 0, err
+	}
+	if err := cfg.checkMonthVolume(report, m.SalesKey(), rows); err != nil {
 		return 0, err
 	}
 	totals, err := monthTotals(ctx, tx, m, loading)

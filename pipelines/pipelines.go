@@ -6,8 +6,11 @@ package pipelines
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"slices"
@@ -55,6 +58,10 @@ type Config struct {
 	// rolled back and recorded as failed with an error wrapping
 	// ErrRunTimeout. Defaults to 6h.
 	RunTimeout time.Duration
+	// MinRatio and MaxRatio bound a month's rows against the median of
+	// the earlier months, and a reload's rows against those it replaces
+	// (MinRatio only). Default DefaultMinRatio and DefaultMaxRatio.
+	MinRatio, MaxRatio float64
 }
 
 // withDefaults returns the config with every zero value set to its default.
@@ -64,6 +71,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RunTimeout <= 0 {
 		c.RunTimeout = 6 * time.Hour
+	}
+	if c.MinRatio <= 0 {
+		c.MinRatio = DefaultMinRatio
+	}
+	if c.MaxRatio <= 0 {
+		c.MaxRatio = DefaultMaxRatio
 	}
 	return c
 }
@@ -92,14 +105,14 @@ func NewWithConfig(src millrace.Source, cfg Config) *Set {
 			Then:   []string{millrace.ProcessData},
 			Tables: []string{"customer_profiles", "customer_activity", "labels", "stores"},
 			run: func(ctx context.Context, tx pgx.Tx, _ millrace.Month, log *slog.Logger) (int64, error) {
-				return loadClientData(ctx, tx, src, log)
+				return loadClientData(ctx, tx, src, cfg, log)
 			}},
 		{Name: millrace.LoadSalesData, Description: "loads a month of sales and its per-store totals into sales and monthly_sales", Monthly: true,
 			Schedule: "monthly, 00:00 UTC on the 1st, loading the month that just ended",
 			Needs:    []string{millrace.LoadClientData}, // every sale's store must be in stores
 			Tables:   []string{"sales", "monthly_sales"},
 			run: func(ctx context.Context, tx pgx.Tx, m millrace.Month, log *slog.Logger) (int64, error) {
-				return loadSalesMonth(ctx, tx, src, m, log)
+				return loadSalesMonth(ctx, tx, src, cfg, m, log)
 			}},
 		{Name: millrace.ProcessData, Description: "builds feature_store and customer_activity_ranked from the customer tables",
 			Schedule: "after every successful load_client_data; on demand",
@@ -235,7 +248,9 @@ func open(ctx context.Context, src millrace.Source, key string, log *slog.Logger
 		return nil, nil, fmt.Errorf("open %s in %s: %w", key, src, err)
 	}
 	log.Info("reading", "key", key, "bytes", obj.Size)
-	return obj, &progress{ctx: ctx, r: obj, key: key, size: obj.Size, log: log, next: time.Now().Add(progressEvery)}, nil
+	read := millrace.SourceRead{Key: key, ETag: obj.ETag, Size: obj.Size, ModTime: obj.ModTime}
+	return obj, &progress{ctx: ctx, r: obj, key: key, size: obj.Size, log: log, next: time.Now().Add(progressEvery),
+		hash: sha256.New(), source: read, report: millrace.ReportOf(ctx)}, nil
 }
 
 // progressEvery is how often a long read reports how far it got.
@@ -243,6 +258,8 @@ const progressEvery = 5 * time.Second
 
 // progress logs how much of an object has been read, every progressEvery,
 // and stops reading when ctx ends, whether or not the source heeds it.
+// Read to its end, the object is recorded in the run's report with the
+// SHA-256 of its bytes: what tells later whether it changed.
 type progress struct {
 	ctx  context.Context
 	r    io.Reader
@@ -251,6 +268,10 @@ type progress struct {
 	read int64
 	log  *slog.Logger
 	next time.Time
+
+	hash   hash.Hash
+	source millrace.SourceRead
+	report *millrace.Report
 }
 
 // Read reads from the object and logs progress when it is time.
@@ -260,6 +281,14 @@ func (p *progress) Read(b []byte) (int, error) {
 	}
 	n, err := p.r.Read(b)
 	p.read += int64(n)
+	if p.hash != nil {
+		p.hash.Write(b[:n])
+	}
+	if errors.Is(err, io.EOF) && p.hash != nil {
+		p.source.SHA256, p.source.Size = hex.EncodeToString(p.hash.Sum(nil)), p.read
+		p.report.Read(p.source)
+		p.hash = nil
+	}
 	if now := time.Now(); now.After(p.next) {
 		p.next = now.Add(progressEvery)
 		if p.size > 0 {

@@ -43,6 +43,8 @@ type Config struct {
 	RunTimeout        time.Duration
 	LateAfter         time.Duration
 	SourceCheck       time.Duration
+	CheckMinRatio     float64
+	CheckMaxRatio     float64
 	ReloadStale       bool
 	SourceIdleTimeout time.Duration
 
@@ -63,6 +65,7 @@ type setting struct {
 	str      *string
 	boolean  *bool
 	integer  *int
+	number   *float64
 	duration *time.Duration
 }
 
@@ -95,6 +98,8 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_LATE_AFTER", flag: "late-after", def: "6h", usage: "a month that has not succeeded this long after it closed is late (grid, API, /metrics, an alert)", duration: &c.LateAfter},
 		{env: "MILLRACE_SOURCE_CHECK_INTERVAL", flag: "source-check-interval", def: "1h", usage: "how often serve lists the source (one request) to mark stale the months whose file changed or disappeared since it was loaded", duration: &c.SourceCheck},
 		{env: "MILLRACE_RELOAD_STALE", flag: "reload-stale", def: "false", usage: "re-run stale months by themselves", boolean: &c.ReloadStale},
+		{env: "MILLRACE_CHECK_MIN_RATIO", flag: "check-min-ratio", def: "0.5", usage: "a month with fewer rows than this share of the median of the 6 months before, or a client reload with fewer than this share of the rows it replaces, fails its check", number: &c.CheckMinRatio},
+		{env: "MILLRACE_CHECK_MAX_RATIO", flag: "check-max-ratio", def: "2", usage: "a month with more rows than this multiple of the median of the 6 months before fails its check", number: &c.CheckMaxRatio},
 		{env: "MILLRACE_RUN_TIMEOUT", flag: "run-timeout", def: "6h", usage: "longest a run may take: then it is cancelled, rolled back, recorded as failed and retried like a transient failure", duration: &c.RunTimeout},
 		{env: "MILLRACE_SOURCE_IDLE_TIMEOUT", flag: "source-idle-timeout", def: "2m", usage: "how long opening or reading a source file may go without progress before the run fails (transient)", duration: &c.SourceIdleTimeout},
 		{env: "MILLRACE_NOTIFY_URL", flag: "notify-url", def: "", usage: "comma-separated webhook URLs that receive an HTTP POST for each alert (failed, recovered, late, cancelled); empty sends none", secret: true, str: &c.NotifyURL},
@@ -130,6 +135,13 @@ func (c *Config) bindFlags(fs *pflag.FlagSet, getenv func(string) string) error 
 				return fmt.Errorf("%s=%q: want a whole number", s.env, def)
 			}
 			fs.IntVar(s.integer, s.flag, v, usage)
+			continue
+		case s.number != nil:
+			v, err := strconv.ParseFloat(def, 64)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want a number such as 0.5", s.env, def)
+			}
+			fs.Float64Var(s.number, s.flag, v, usage)
 			continue
 		case s.duration != nil:
 			v, err := time.ParseDuration(def)
@@ -207,7 +219,12 @@ func (c *Config) check() error {
 			return fmt.Errorf("%s (--%s) = %d: want a whole number of at least 1", st.env, st.flag, *st.integer)
 		case st.duration != nil && *st.duration <= 0:
 			return fmt.Errorf("%s (--%s) = %s: want a positive duration such as 30s or 5m", st.env, st.flag, *st.duration)
+		case st.number != nil && *st.number <= 0:
+			return fmt.Errorf("%s (--%s) = %g: want a positive number", st.env, st.flag, *st.number)
 		}
+	}
+	if c.CheckMinRatio >= 1 || c.CheckMaxRatio <= 1 {
+		return fmt.Errorf("MILLRACE_CHECK_MIN_RATIO = %g, MILLRACE_CHECK_MAX_RATIO = %g: want the first below 1 and the second above 1", c.CheckMinRatio, c.CheckMaxRatio)
 	}
 	return nil
 }
@@ -219,7 +236,7 @@ func (c *Config) pipelinesConfig() (pipelines.Config, time.Duration, error) {
 	if err != nil {
 		return pipelines.Config{}, 0, err
 	}
-	return pipelines.Config{SalesStart: start, RunTimeout: c.RunTimeout}, c.SourceIdleTimeout, c.check()
+	return pipelines.Config{SalesStart: start, RunTimeout: c.RunTimeout, MinRatio: c.CheckMinRatio, MaxRatio: c.CheckMaxRatio}, c.SourceIdleTimeout, c.check()
 }
 
 // orchestratorConfig returns the orchestrator's settings.
