@@ -609,6 +609,19 @@ func TestBrowserAccessibility(t *testing.T) {
 			t.Errorf("the grid shows %s %s, want %s: the check would miss a state", m, states[m], want)
 		}
 	}
+	// The states that other changes add (cancelled, stale, paused, late
+	// on a missing, failed or queued month) have their colours in app.css
+	// already: a row of them, written into the grid, is checked too.
+	do("add a row of the other states", chromedp.Evaluate[chromedp.Void](`(() => {
+	  const cell = (cls, sym, key, words) => '<td class="cell ' + cls + '"><a href="#" aria-label="' + key + ', ' + words + '"><span class="sym" aria-hidden="true">' + sym + '</span><span class="key">' + key + '</span></a></td>';
+	  document.querySelector("table.grid tbody").insertAdjacentHTML("beforeend", '<tr><th scope="row">1999</th>' +
+	    cell("s-cancelled", "⊘", "1999-01", "cancelled") + cell("s-stale", "↻", "1999-02", "stale") + cell("s-paused", "⏸", "1999-03", "paused") +
+	    cell("s-missing late", "○", "1999-04", "missing, late") + cell("s-failed late", "✗", "1999-05", "failed, late") + cell("s-queued late", "…", "1999-06", "queued, late") +
+	    '<td colspan="6"><span class="state s-cancelled">⊘ cancelled</span> <span class="state s-stale">↻ stale</span> <span class="state s-paused">⏸ paused</span> <span class="state s-late">late</span></td></tr>');
+	  document.addEventListener("htmx:beforeRequest", e => e.preventDefault()); // no refresh drops the row
+	})()`))
+	check("grid with the states of other changes")
+	do("reload the grid", chromedp.Navigate(b.ts.URL+"/pipelines/load_sales_data"), chromedp.WaitVisible(chromedp.CSS(`#backfill-form`)))
 	do("preview a backfill", chromedp.Click(chromedp.CSS(`#backfill-form button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS(`#preview-result table.plan`)))
 	check("backfill preview")
 	visit("failed month", "/pipelines/load_sales_data/partitions/2020-03", `#live article.run p.error`)
