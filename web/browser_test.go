@@ -406,6 +406,10 @@ func TestBrowser(t *testing.T) {
 	}
 	shot("grid-succeeded")
 	a11y("grid all succeeded")
+	do("open the backfills", chromedp.Navigate(b.ts.URL+"/backfills"), chromedp.WaitVisible(chromedp.CSS(`table.backfills a[href="/backfills/1"]`)))
+	a11y("backfills")
+	do("open the backfill", chromedp.Navigate(b.ts.URL+"/backfills/1"), chromedp.WaitVisible(chromedp.CSS(`#backfill-state`)))
+	a11y("backfill")
 
 	// The keyboard alone: Tab to a month on the grid and open it, Tab to
 	// its re-run button and press it, and once the new attempt has
@@ -631,6 +635,11 @@ func TestBrowserAccessibility(t *testing.T) {
 	visit("run page", "/pipelines/load_client_data/partitions/-", `pre.log`)
 	visit("data", "/data", `#chart canvas`)
 	visit("error page", "/pipelines/nope", `p.error`)
+	visit("no backfill yet", "/backfills", `table.backfills`)
+	do("pause the pipeline", chromedp.Navigate(b.ts.URL+"/pipelines/load_sales_data"), chromedp.WaitVisible(chromedp.CSS(`#pause`)),
+		chromedp.SendKeys(chromedp.CSS(`.pause-form input[name="reason"]`), "upstream late"), chromedp.Click(chromedp.CSS(`#pause`)), chromedp.WaitVisible(chromedp.CSS(`#paused-banner`)))
+	check("paused pipeline")
+	visit("home with a paused pipeline", "/", `#live .s-paused`)
 	if errs := pe.list(); len(errs) > 0 {
 		t.Errorf("the pages logged errors:\n%s", strings.Join(errs, "\n"))
 	}
