@@ -413,7 +413,7 @@ func TestBrowser(t *testing.T) {
 
 	// The keyboard alone: Tab to a month on the grid and open it, Tab to
 	// its re-run button and press it, and once the new attempt has
-	// succeeded, Tab to its log, close and open it, and Tab into it.
+	// succeeded, Tab to its log, close and open it, and Tab on into it.
 	do("reload the grid", chromedp.Navigate(b.ts.URL+"/pipelines/load_sales_data"), chromedp.WaitVisible(chromedp.CSS(`#month-2020-03`)))
 	key := func(what, keys string) { do(what, chromedp.KeyEvent(keys)) }
 	// tabTo presses Tab until the element that sel matches has the focus,
@@ -490,8 +490,8 @@ func TestBrowser(t *testing.T) {
 	if eval(isOpen, &open); !open {
 		t.Errorf("Enter on the log's summary did not open it")
 	}
-	tabTo("the log's text", `#live article.run pre.log`)
-	if log := text(`#live article.run pre.log`); !strings.Contains(log, "run succeeded") {
+	tabTo("the log's first link", `#live article.run .log-tools a`)
+	if log := text(`#live article.run table.log`); !strings.Contains(log, "run succeeded") {
 		t.Errorf("the re-run's log: %q", log)
 	}
 	shot("keyboard-log")
@@ -511,6 +511,8 @@ func TestBrowser(t *testing.T) {
 	// pages render with data from its API, and its actions work (a queue
 	// paused and resumed: a bodiless PUT through the CSRF and cross-origin
 	// checks).
+	do("open the jobs page", chromedp.Navigate(b.ts.URL+"/jobs"), chromedp.WaitVisible(chromedp.CSS(`iframe.riverui`)))
+	a11y("jobs (River's UI in a frame)")
 	do("open River's UI", chromedp.Navigate(b.ts.URL+"/riverui/"), chromedp.WaitVisible(chromedp.CSS(`#root a[href="/riverui/jobs?state=completed"]`)))
 	poll("River's UI to count the completed jobs", `/^Completed[1-9]/.test(document.querySelector('#root a[href="/riverui/jobs?state=completed"]')?.textContent.trim())`)
 	shot("riverui-jobs")
@@ -632,7 +634,7 @@ func TestBrowserAccessibility(t *testing.T) {
 	visit("running month", "/pipelines/load_sales_data/partitions/2020-04", `#live article.run .s-running`)
 	visit("open month", "/pipelines/load_sales_data/partitions/2020-07", `#live p.note`)
 	visit("unpartitioned pipeline", "/pipelines/load_client_data", `table.runs`)
-	visit("run page", "/pipelines/load_client_data/partitions/-", `pre.log`)
+	visit("run page", "/pipelines/load_client_data/partitions/-", `table.log`)
 	visit("data", "/data", `#chart canvas`)
 	visit("error page", "/pipelines/nope", `p.error`)
 	visit("no backfill yet", "/backfills", `table.backfills`)
