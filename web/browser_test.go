@@ -511,6 +511,8 @@ func TestBrowser(t *testing.T) {
 	// pages render with data from its API, and its actions work (a queue
 	// paused and resumed: a bodiless PUT through the CSRF and cross-origin
 	// checks).
+	do("open the alerts", chromedp.Navigate(b.ts.URL+"/alerts"), chromedp.WaitVisible(chromedp.CSS(`main h1`)))
+	a11y("alerts")
 	do("open the jobs page", chromedp.Navigate(b.ts.URL+"/jobs"), chromedp.WaitVisible(chromedp.CSS(`iframe.riverui`)))
 	a11y("jobs (River's UI in a frame)")
 	do("open River's UI", chromedp.Navigate(b.ts.URL+"/riverui/"), chromedp.WaitVisible(chromedp.CSS(`#root a[href="/riverui/jobs?state=completed"]`)))
