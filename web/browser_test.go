@@ -17,6 +17,7 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // chromiumPath returns the browser to drive: MILLRACE_CHROMIUM, else
@@ -180,9 +181,12 @@ func (pe *pageErrors) violations() []string {
 // TestBrowser drives Chromium through what a data engineer who has never
 // seen millrace does: log in, find the failed month on the grid, read why
 // it failed, backfill the failed months from the form and watch the month
-// turn green without reloading, then look at the data and River's UI. It
-// saves a full-page screenshot of each step, and fails on any error or
-// Content-Security-Policy violation that Chromium reports on any page.
+// turn green without reloading, re-run a month with the keyboard alone and
+// read its log, then look at the data and River's UI. It saves a full-page
+// screenshot of each step, and fails on any error or
+// Content-Security-Policy violation that Chromium reports on any page, and
+// on any accessibility violation that axe-core finds on millrace's pages,
+// in the light and the dark colour scheme.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 	exe := chromiumPath(t)
@@ -291,6 +295,15 @@ func TestBrowser(t *testing.T) {
 			fail("waiting for %s: %v", what, err)
 		}
 	}
+	// audit checks the page with axe-core in both colour schemes; the
+	// violations fail the test at its end, all listed.
+	audit := newAxeAuditor(t)
+	a11y := func(page string) {
+		t.Helper()
+		if err := within(30*time.Second, func(ctx context.Context) error { return audit.check(ctx, page) }); err != nil {
+			fail("%v", err)
+		}
+	}
 	cellState := func(m string) string {
 		return fmt.Sprintf(`document.querySelector('td[data-month="%s"]')?.dataset.state`, m)
 	}
@@ -301,6 +314,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("a visitor without a session lands on %q, want the login page", loc)
 	}
 	shot("login")
+	a11y("login")
 	do("fill the login form",
 		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), testUser),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), testPassword))
@@ -310,6 +324,7 @@ func TestBrowser(t *testing.T) {
 	}
 	do("home page", chromedp.WaitVisible(chromedp.CSS(`a[href="/pipelines/load_sales_data"]`)))
 	shot("home")
+	a11y("home")
 
 	// The grid: the failed month in red, the others green once the
 	// catch-up has run; the page refreshes itself meanwhile.
@@ -326,6 +341,10 @@ func TestBrowser(t *testing.T) {
 	poll("the retry button to count the failed month", `(b => b && !b.disabled && b.textContent.trim() === "Retry all failed (1)")(`+
 		`document.querySelector('form[action$="/retry-failed"] button'))`)
 	shot("grid-failed")
+	do("switch to the dark scheme", setColorScheme("dark"))
+	shot("grid-failed-dark")
+	do("switch back to the light scheme", setColorScheme("light"))
+	a11y("grid with a failed month")
 
 	// The failed month's page says why, with the log.
 	click("open the failed month", `td[data-month="2020-03"] a`)
@@ -340,6 +359,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the failed attempt's log: %q", log)
 	}
 	shot("run-failed")
+	a11y("failed month")
 
 	// Back to the grid and backfill the failed months, preview first.
 	do("go back", chromedp.NavigateBack(), chromedp.WaitVisible(chromedp.CSS(`#backfill-form`)))
@@ -365,6 +385,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("after the preview 2020-03 is %q: a preview must not run anything", st)
 	}
 	shot("backfill-preview")
+	a11y("backfill preview")
 
 	// The file is back; confirm, and watch the month turn green.
 	b.restore(t, "2020-03")
@@ -376,6 +397,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("flash after the confirmation: %q", flash)
 	}
 	shot("backfill-confirmed")
+	a11y("grid after the backfill's confirmation")
 	// A reload would drop the marker, and Poll fails on a navigation.
 	do("mark the page", chromedp.Evaluate[chromedp.Void](`window.millraceNoReload = true`))
 	poll("2020-03 to turn succeeded without a reload", `window.millraceNoReload === true && `+cellState("2020-03")+` === "succeeded"`)
@@ -383,6 +405,96 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("counts after the backfill: %q", counts)
 	}
 	shot("grid-succeeded")
+	a11y("grid all succeeded")
+	do("open the backfills", chromedp.Navigate(b.ts.URL+"/backfills"), chromedp.WaitVisible(chromedp.CSS(`table.backfills a[href="/backfills/1"]`)))
+	a11y("backfills")
+	do("open the backfill", chromedp.Navigate(b.ts.URL+"/backfills/1"), chromedp.WaitVisible(chromedp.CSS(`#backfill-state`)))
+	a11y("backfill")
+
+	// The keyboard alone: Tab to a month on the grid and open it, Tab to
+	// its re-run button and press it, and once the new attempt has
+	// succeeded, Tab to its log, close and open it, and Tab on into it.
+	do("reload the grid", chromedp.Navigate(b.ts.URL+"/pipelines/load_sales_data"), chromedp.WaitVisible(chromedp.CSS(`#month-2020-03`)))
+	key := func(what, keys string) { do(what, chromedp.KeyEvent(keys)) }
+	// tabTo presses Tab until the element that sel matches has the focus,
+	// and checks that the focus is visible.
+	tabTo := func(what, sel string) {
+		t.Helper()
+		for range 100 {
+			var on bool
+			if eval(fmt.Sprintf(`document.activeElement?.matches(%q) ?? false`, sel), &on); on {
+				var outline string
+				eval(`(s => s.outlineStyle + " " + s.outlineWidth)(getComputedStyle(document.activeElement))`, &outline)
+				if style, width, _ := strings.Cut(outline, " "); style == "none" || width == "0px" {
+					t.Errorf("%s has the focus without a visible outline (%s)", what, outline)
+				}
+				return
+			}
+			key("Tab to "+what, kb.Tab)
+		}
+		fail("100 presses of Tab do not reach %s (%s)", what, sel)
+	}
+	// arrive waits for the page at path to have loaded.
+	arrive := func(path string) {
+		t.Helper()
+		waitFor(t, "the browser to arrive at "+path, 20*time.Second, func() bool {
+			var at bool
+			err := within(2*time.Second, func(ctx context.Context) (err error) {
+				at, err = chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`location.pathname === %q && document.readyState === "complete"`, path)))
+				return err
+			})
+			return err == nil && at
+		})
+	}
+	const monthPage = "/pipelines/load_sales_data/partitions/2020-03"
+	tabTo("the month 2020-03 on the grid", `a#month-2020-03`)
+	var name string
+	if eval(`document.activeElement.getAttribute("aria-label")`, &name); name != "2020-03, succeeded" {
+		t.Errorf("the month's accessible name is %q, want the month and its state in words", name)
+	}
+	key("open the month with Enter", kb.Enter)
+	arrive(monthPage)
+	tabTo("the re-run button", `#run-partition`)
+	key("re-run the month with Enter", kb.Enter)
+	waitFor(t, "the re-run to be queued", 20*time.Second, func() bool {
+		var flash string
+		err := within(2*time.Second, func(ctx context.Context) (err error) {
+			flash, err = chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname + " " + (document.querySelector(".flash")?.textContent ?? "")`))
+			return err
+		})
+		return err == nil && flash == monthPage+" Queued load_sales_data 2020-03."
+	})
+	poll("the re-run, attempt 3, to succeed", `(a => !!a && a.querySelector("h2").textContent.includes("attempt 3") && !!a.querySelector("h2 .s-succeeded") && !!a.querySelector("details[hx-preserve]"))`+
+		`(document.querySelector("#live article.run"))`)
+	var summary string
+	eval(`document.querySelector("#live article.run summary").id`, &summary)
+	tabTo("the re-run's log", "#"+summary)
+	isOpen := `document.getElementById("` + summary + `").parentElement.open`
+	var open bool
+	key("close the log with Enter", kb.Enter)
+	if eval(isOpen, &open); open {
+		t.Errorf("Enter on the log's summary left it open")
+	}
+	// The page refreshes itself; a finished attempt's log stays as the
+	// reader left it, and the focus where it was.
+	do("count the refreshes", chromedp.Evaluate[chromedp.Void](`window.millraceSwaps = 0; document.addEventListener("htmx:afterSwap", () => window.millraceSwaps++)`))
+	poll("the page to refresh itself", `window.millraceSwaps >= 1`)
+	var focused string
+	if eval(isOpen, &open); open {
+		t.Errorf("the refresh opened the log that the reader closed")
+	}
+	if eval(`document.activeElement.id`, &focused); focused != summary {
+		t.Errorf("after the refresh the focus is on %q, want the log's summary %q", focused, summary)
+	}
+	key("open the log with Enter", kb.Enter)
+	if eval(isOpen, &open); !open {
+		t.Errorf("Enter on the log's summary did not open it")
+	}
+	tabTo("the log's first link", `#live article.run .log-tools a`)
+	if log := text(`#live article.run table.log`); !strings.Contains(log, "run succeeded") {
+		t.Errorf("the re-run's log: %q", log)
+	}
+	shot("keyboard-log")
 
 	// The data page: the tables with their rows and the chart.
 	click("open the data page", `header.top nav a[href="/data"]`)
@@ -393,11 +505,16 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("data page tables %v: want monthly_sales 30 (6 months of 5 stores), customer_profiles 500", tables)
 	}
 	shot("data")
+	a11y("data")
 
 	// River's UI, which has a Content-Security-Policy of its own: its
 	// pages render with data from its API, and its actions work (a queue
 	// paused and resumed: a bodiless PUT through the CSRF and cross-origin
 	// checks).
+	do("open the alerts", chromedp.Navigate(b.ts.URL+"/alerts"), chromedp.WaitVisible(chromedp.CSS(`main h1`)))
+	a11y("alerts")
+	do("open the jobs page", chromedp.Navigate(b.ts.URL+"/jobs"), chromedp.WaitVisible(chromedp.CSS(`iframe.riverui`)))
+	a11y("jobs (River's UI in a frame)")
 	do("open River's UI", chromedp.Navigate(b.ts.URL+"/riverui/"), chromedp.WaitVisible(chromedp.CSS(`#root a[href="/riverui/jobs?state=completed"]`)))
 	poll("River's UI to count the completed jobs", `/^Completed[1-9]/.test(document.querySelector('#root a[href="/riverui/jobs?state=completed"]')?.textContent.trim())`)
 	shot("riverui-jobs")
@@ -437,6 +554,96 @@ func TestBrowser(t *testing.T) {
 	if len(violations) > 0 {
 		t.Errorf("Chromium reported Content-Security-Policy violations:\n%s", strings.Join(violations, "\n"))
 	}
+	if errs := pe.list(); len(errs) > 0 {
+		t.Errorf("the pages logged errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// TestBrowserAccessibility checks with axe-core, in the light and the dark
+// colour scheme, every page of millrace in the states that TestBrowser
+// passes through too fast to check: the grid with succeeded, failed,
+// running, queued, missing, open and future months (goldenSeed), a running
+// month's page, an open month's page, the unpartitioned pipeline and its
+// run page, the data page, a backfill preview and the error page.
+func TestBrowserAccessibility(t *testing.T) {
+	t.Parallel()
+	exe := chromiumPath(t)
+	b := setup(t, options{})
+	for _, q := range goldenSeed {
+		if _, err := b.conn.Exec(b.ctx, q); err != nil {
+			t.Fatalf("seed: %v\n%s", err, q)
+		}
+	}
+	ctx := startBrowser(t, exe)
+	var pe pageErrors
+	pe.watch(ctx)
+	audit := newAxeAuditor(t)
+	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	check := func(page string) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := audit.check(sctx, page); err != nil {
+			t.Fatal(err)
+		}
+	}
+	visit := func(page, path, ready string) {
+		t.Helper()
+		do("open "+path, chromedp.Navigate(b.ts.URL+path), chromedp.WaitVisible(chromedp.CSS(ready)))
+		check(page)
+	}
+
+	visit("login", "/login", `input[name="username"]`)
+	do("log in",
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), testUser),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), testPassword),
+		chromedp.Click(chromedp.CSS(`.login button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="/pipelines/load_sales_data"]`)))
+	check("home")
+	visit("grid of every state", "/pipelines/load_sales_data", `td[data-month="2020-05"][data-state="queued"]`)
+	states, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`Object.fromEntries([...document.querySelectorAll("td.cell")].map(td => [td.dataset.month, td.dataset.state]))`))
+	if err != nil {
+		t.Fatalf("read the grid: %v", err)
+	}
+	for m, want := range map[string]string{"2020-01": "succeeded", "2020-03": "failed", "2020-04": "running", "2020-05": "queued", "2020-06": "missing", "2020-07": "open", "2020-08": "future"} {
+		if states[m] != want {
+			t.Errorf("the grid shows %s %s, want %s: the check would miss a state", m, states[m], want)
+		}
+	}
+	// The states that other changes add (cancelled, stale, paused, late
+	// on a missing, failed or queued month) have their colours in app.css
+	// already: a row of them, written into the grid, is checked too.
+	do("add a row of the other states", chromedp.Evaluate[chromedp.Void](`(() => {
+	  const cell = (cls, sym, key, words) => '<td class="cell ' + cls + '"><a href="#" aria-label="' + key + ', ' + words + '"><span class="sym" aria-hidden="true">' + sym + '</span><span class="key">' + key + '</span></a></td>';
+	  document.querySelector("table.grid tbody").insertAdjacentHTML("beforeend", '<tr><th scope="row">1999</th>' +
+	    cell("s-cancelled", "⊘", "1999-01", "cancelled") + cell("s-stale", "↻", "1999-02", "stale") + cell("s-paused", "⏸", "1999-03", "paused") +
+	    cell("s-missing late", "○", "1999-04", "missing, late") + cell("s-failed late", "✗", "1999-05", "failed, late") + cell("s-queued late", "…", "1999-06", "queued, late") +
+	    '<td colspan="6"><span class="state s-cancelled">⊘ cancelled</span> <span class="state s-stale">↻ stale</span> <span class="state s-paused">⏸ paused</span> <span class="state s-late">late</span></td></tr>');
+	  document.addEventListener("htmx:beforeRequest", e => e.preventDefault()); // no refresh drops the row
+	})()`))
+	check("grid with the states of other changes")
+	do("reload the grid", chromedp.Navigate(b.ts.URL+"/pipelines/load_sales_data"), chromedp.WaitVisible(chromedp.CSS(`#backfill-form`)))
+	do("preview a backfill", chromedp.Click(chromedp.CSS(`#backfill-form button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS(`#preview-result table.plan`)))
+	check("backfill preview")
+	visit("failed month", "/pipelines/load_sales_data/partitions/2020-03", `#live article.run p.error`)
+	visit("running month", "/pipelines/load_sales_data/partitions/2020-04", `#live article.run .s-running`)
+	visit("open month", "/pipelines/load_sales_data/partitions/2020-07", `#live p.note`)
+	visit("unpartitioned pipeline", "/pipelines/load_client_data", `table.runs`)
+	visit("run page", "/pipelines/load_client_data/partitions/-", `table.log`)
+	visit("data", "/data", `#chart canvas`)
+	visit("error page", "/pipelines/nope", `p.error`)
+	visit("no backfill yet", "/backfills", `table.backfills`)
+	do("pause the pipeline", chromedp.Navigate(b.ts.URL+"/pipelines/load_sales_data"), chromedp.WaitVisible(chromedp.CSS(`#pause`)),
+		chromedp.SendKeys(chromedp.CSS(`.pause-form input[name="reason"]`), "upstream late"), chromedp.Click(chromedp.CSS(`#pause`)), chromedp.WaitVisible(chromedp.CSS(`#paused-banner`)))
+	check("paused pipeline")
+	visit("home with a paused pipeline", "/", `#live .s-paused`)
 	if errs := pe.list(); len(errs) > 0 {
 		t.Errorf("the pages logged errors:\n%s", strings.Join(errs, "\n"))
 	}

@@ -23,6 +23,10 @@ type gridCell struct {
 	// not succeeded. Served: an earlier success's data is served though
 	// the newest attempt did not succeed.
 	Late, Served bool
+	// Words is the cell's state in words, and Label the accessible name of
+	// a cell with a link: "2020-05, failed, earlier data served".
+	Words string
+	Label string
 }
 
 // gridYear is a row of the grid.
@@ -152,13 +156,17 @@ func grid(pipeline string, parts []millrace.Partition, start millrace.Month, now
 				}
 				c.Served = p.SucceededAt != nil && p.State != millrace.StateSucceeded
 				c.Link = partitionPath(pipeline, c.Key)
-				c.Title = c.Key + ", " + string(p.State)
+				// The cell's state in words for a screen reader (its Label);
+				// the title says the ledger's state, with the reasons.
+				var also string
 				if c.Late {
-					c.Title += ", late"
+					also += ", late"
 				}
 				if c.Served {
-					c.Title += ", earlier data served"
+					also += ", earlier data served"
 				}
+				c.Words = string(c.State) + also
+				c.Title = c.Key + ", " + string(p.State) + also
 				if p.StaleSince != nil {
 					c.Title += ": " + p.StaleReason
 				}
@@ -167,11 +175,13 @@ func grid(pipeline string, parts []millrace.Partition, start millrace.Month, now
 				}
 			case m == current:
 				c.Kind, c.Title = "open", c.Key+": open, runs from "+m.End().Format("2006-01-02 15:04 UTC")
+				c.Words = "open, not ended"
 			case current.Before(m):
-				c.Kind, c.Title = "future", c.Key+": future"
+				c.Kind, c.Title, c.Words = "future", c.Key+": future", "future"
 			default:
-				c.Kind, c.Title = "off", c.Key+": before the schedule starts"
+				c.Kind, c.Title, c.Words = "off", c.Key+": before the schedule starts", "before the schedule starts"
 			}
+			c.Label = c.Key + ", " + c.Words
 			row.Cells = append(row.Cells, c)
 		}
 		years = append(years, row)

@@ -108,7 +108,8 @@ func TestGrid(t *testing.T) {
 	}
 }
 
-// TestGridCells checks what each kind of cell links to and says in its title.
+// TestGridCells checks what each kind of cell links to and says in its
+// title and, in words, to a screen reader.
 func TestGridCells(t *testing.T) {
 	t.Parallel()
 	failed := record("2020-02", millrace.StateFailed, "")
@@ -119,10 +120,12 @@ func TestGridCells(t *testing.T) {
 		t.Fatalf("grid: %+v, want one year of 12 months", g)
 	}
 	for _, want := range []gridCell{
-		{Key: "2020-01", State: millrace.StateSucceeded, Link: "/pipelines/sales%20data/partitions/2020-01", Title: "2020-01, succeeded"},
-		{Key: "2020-02", State: millrace.StateFailed, Link: "/pipelines/sales%20data/partitions/2020-02", Title: "2020-02, failed: source file sales/2020-02-01/sales.csv is missing"},
-		{Key: "2020-03", Kind: "open", Title: "2020-03: open, runs from 2020-04-01 00:00 UTC"},
-		{Key: "2020-04", Kind: "future", Title: "2020-04: future"},
+		{Key: "2020-01", State: millrace.StateSucceeded, Link: "/pipelines/sales%20data/partitions/2020-01", Title: "2020-01, succeeded",
+			Words: "succeeded", Label: "2020-01, succeeded"},
+		{Key: "2020-02", State: millrace.StateFailed, Link: "/pipelines/sales%20data/partitions/2020-02", Title: "2020-02, failed: source file sales/2020-02-01/sales.csv is missing",
+			Words: "failed", Label: "2020-02, failed"},
+		{Key: "2020-03", Kind: "open", Title: "2020-03: open, runs from 2020-04-01 00:00 UTC", Words: "open, not ended", Label: "2020-03, open, not ended"},
+		{Key: "2020-04", Kind: "future", Title: "2020-04: future", Words: "future", Label: "2020-04, future"},
 	} {
 		m, _ := millrace.ParseMonth(want.Key)
 		if got := g[0].Cells[m.Month-1]; got != want {

@@ -794,7 +794,7 @@ func TestGridAndBackfill(t *testing.T) {
 	}
 	// The page refreshes only its live part: the retry button, whose count
 	// changes with the grid, must be in it, with the session's CSRF token.
-	retry := regexp.MustCompile(`<form method="post" action="/pipelines/load_sales_data/retry-failed"><input type="hidden" name="csrf" value="([^"]*)"><button type="submit"\s*(disabled)?>Retry all failed \((\d+)\)</button>`)
+	retry := regexp.MustCompile(`<form method="post" action="/pipelines/load_sales_data/retry-failed"><input type="hidden" name="csrf" value="([^"]*)"><button type="submit" id="retry-failed"\s*(disabled)?>Retry all failed \((\d+)\)</button>`)
 	if m := retry.FindStringSubmatch(live.body); m == nil || m[1] != csrf || m[2] != "" || m[3] != "1" {
 		t.Errorf("the live fragment lacks an enabled retry button for the failed month:\n%s", live.body)
 	}
@@ -814,7 +814,7 @@ func TestGridAndBackfill(t *testing.T) {
 		t.Errorf("the open month's page should say why it cannot run, without a button:\n%s", open.body)
 	}
 	client := br.get("/pipelines/load_client_data").expect(t, "page of an unpartitioned pipeline", http.StatusOK)
-	for _, s := range []string{`name="csrf" value="` + csrf + `"><input type="hidden" name="partition" value=""><button type="submit">Run now</button>`,
+	for _, s := range []string{`name="csrf" value="` + csrf + `"><input type="hidden" name="partition" value=""><button type="submit" id="run-now">Run now</button>`,
 		"✓ succeeded</span> · <a href=\"/pipelines/load_client_data/partitions/-\">", "<td>schedule</td>"} {
 		if !strings.Contains(client.body, s) {
 			t.Errorf("the load_client_data page lacks %q:\n%s", s, client.body)

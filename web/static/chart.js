@@ -4,6 +4,10 @@
 (function () {
   if (typeof uPlot === "undefined") return;
   const colors = ["#0969da", "#cf222e", "#1a7f37", "#9a6700", "#8250df", "#bc4c00", "#57606a"];
+  // The axes in the page's colours (app.css), light or dark.
+  const css = getComputedStyle(document.documentElement);
+  const fg = css.getPropertyValue("--fg").trim() || "#1f2328", line = css.getPropertyValue("--line").trim() || "#d0d7de";
+  const axis = { stroke: fg, grid: { stroke: line }, ticks: { stroke: line } };
   const month = v => v == null ? "" : new Date(v * 1000).toISOString().slice(0, 7);
   document.querySelectorAll("[data-chart]").forEach(el => {
     const src = document.getElementById(el.dataset.chart);
@@ -15,11 +19,12 @@
       scales: { x: { time: true } },
       axes: [
         {
+          ...axis,
           // One tick per month, thinned to fit: the data is monthly.
           splits: u => { const k = Math.max(1, Math.ceil(data.x.length / (u.width / 70))); return data.x.filter((_, i) => i % k === 0); },
           values: (u, vals) => vals.map(month),
         },
-        { label: data.ylabel || "", size: 80 },
+        { ...axis, label: data.ylabel || "", size: 80 },
       ],
       series: [{ label: "month", value: (u, v) => month(v) }]
         .concat(data.series.map((s, i) => ({ label: s.label, stroke: colors[i % colors.length], width: 2, spanGaps: false }))),
