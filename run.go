@@ -68,7 +68,11 @@ type Run struct {
 	// RequestedBy names the person who asked for the run ("" for the schedule).
 	RequestedBy string `json:"requested_by,omitempty"`
 	// BackfillID is the backfill that queued the run, 0 for none.
-	BackfillID int64      `json:"backfill_id,omitempty"`
+	BackfillID int64 `json:"backfill_id,omitempty"`
+	// AcceptedBy names the person who accepted the run's failed checks.
+	AcceptedBy string `json:"accepted_by,omitempty"`
+	// Checks are the checks the run made before publishing.
+	Checks     []Check    `json:"checks,omitempty"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at"`
 	Rows       int64      `json:"rows"`

@@ -77,16 +77,16 @@ func (l *Ledger) Runs(ctx context.Context, pipeline, partition string) ([]millra
 	if err != nil {
 		return nil, fmt.Errorf("read runs of %s %s: %w", pipeline, millrace.PartitionLabel(partition), err)
 	}
-	return runs, nil
+	return runs, l.addChecks(ctx, runs)
 }
 
 // runColumns are the columns of an attempt that scanRun reads.
-const runColumns = "id, pipeline, partition, attempt, state, trigger, requested_by, coalesce(backfill_id, 0), started_at, finished_at, rows, error, log"
+const runColumns = "id, pipeline, partition, attempt, state, trigger, requested_by, coalesce(backfill_id, 0), accepted_by, started_at, finished_at, rows, error, log"
 
 // scanRun reads an attempt from a row of runColumns.
 func scanRun(r pgx.CollectableRow) (millrace.Run, error) {
 	var x millrace.Run
-	err := r.Scan(&x.ID, &x.Pipeline, &x.Partition, &x.Attempt, &x.State, &x.Trigger, &x.RequestedBy, &x.BackfillID, &x.StartedAt, &x.FinishedAt, &x.Rows, &x.Error, &x.Log)
+	err := r.Scan(&x.ID, &x.Pipeline, &x.Partition, &x.Attempt, &x.State, &x.Trigger, &x.RequestedBy, &x.BackfillID, &x.AcceptedBy, &x.StartedAt, &x.FinishedAt, &x.Rows, &x.Error, &x.Log)
 	return x, err
 }
 
@@ -106,7 +106,36 @@ func (l *Ledger) Run(ctx context.Context, id int64) (millrace.Run, error) {
 	if err != nil {
 		return x, fmt.Errorf("read run %d: %w", id, err)
 	}
-	return x, nil
+	runs := []millrace.Run{x}
+	err = l.addChecks(ctx, runs)
+	return runs[0], err
+}
+
+// addChecks reads the checks of the runs into them.
+func (l *Ledger) addChecks(ctx context.Context, runs []millrace.Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(runs))
+	at := make(map[int64]int, len(runs))
+	for i, r := range runs {
+		ids[i], at[r.ID] = r.ID, i
+	}
+	rows, err := l.pool.Query(ctx, `SELECT run_id, name, outcome, observed, expected, detail FROM millrace.run_checks
+		WHERE run_id = ANY($1) ORDER BY run_id, name`, ids)
+	if err != nil {
+		return fmt.Errorf("read checks of runs: %w", err)
+	}
+	var id int64
+	var c millrace.Check
+	_, err = pgx.ForEachRow(rows, []any{&id, &c.Name, &c.Outcome, &c.Observed, &c.Expected, &c.Detail}, func() error {
+		runs[at[id]].Checks = append(runs[at[id]].Checks, c)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read checks of runs: %w", err)
+	}
+	return nil
 }
 
 // History reports whether a pipeline has ever run (a ledger record exists)

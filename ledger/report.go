@@ -81,16 +81,3 @@ func (l *Ledger) RunSources(ctx context.Context, run int64) ([]millrace.SourceRe
 	}
 	return out, nil
 }
-
-// RunChecks returns the checks of an attempt.
-func (l *Ledger) RunChecks(ctx context.Context, run int64) ([]millrace.Check, error) {
-	rows, err := l.pool.Query(ctx, `SELECT name, outcome, observed, expected, detail FROM millrace.run_checks WHERE run_id = $1 ORDER BY name`, run)
-	if err != nil {
-		return nil, fmt.Errorf("read the checks of run %d: %w", run, err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[millrace.Check])
-	if err != nil {
-		return nil, fmt.Errorf("read the checks of run %d: %w", run, err)
-	}
-	return out, nil
-}

@@ -28,6 +28,8 @@ type runArgs struct {
 	By string `json:"by,omitempty"`
 	// Backfill is the backfill that queued it, 0 for none.
 	Backfill int64 `json:"backfill,omitempty"`
+	// Accept names the person who accepted its failed checks, if one did.
+	Accept string `json:"accept,omitempty"`
 }
 
 // Kind names the job kind in River's tables.
@@ -74,6 +76,7 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 		Trigger:     job.Args.Trigger,
 		RequestedBy: job.Args.By,
 		BackfillID:  job.Args.Backfill,
+		AcceptedBy:  job.Args.Accept,
 		JobID:       job.ID,
 		// A run cut short by a stop goes back to the queue (JobSnooze
 		// below); a transient failure, a timeout included, is retried

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/millrace/millrace"
@@ -25,7 +26,35 @@ func (o *Orchestrator) Partitions(ctx context.Context, pipeline string) ([]millr
 	for i := range parts {
 		parts[i].Late = o.late(p, parts[i], now)
 	}
+	if len(p.Reads) > 0 {
+		if err := o.markDerivedStale(ctx, p, parts); err != nil {
+			return nil, err
+		}
+	}
 	return parts, nil
+}
+
+// markDerivedStale marks stale the succeeded partitions of p, a pipeline
+// built from others' tables (p.Reads), that one of those succeeded after.
+func (o *Orchestrator) markDerivedStale(ctx context.Context, p pipelines.Pipeline, parts []millrace.Partition) error {
+	last, err := o.ledger.LastSuccess(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range parts {
+		part := &parts[i]
+		if part.SucceededAt == nil || part.StaleSince != nil {
+			continue
+		}
+		for _, up := range p.Reads {
+			if t, ok := last[up]; ok && t.After(*part.SucceededAt) {
+				part.StaleSince = &t
+				part.StaleReason = fmt.Sprintf("%s succeeded at %s, after this data was built from its tables: run %s again", up, t.UTC().Format(time.RFC3339), p.Name)
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // NextDue returns when a monthly pipeline's next month becomes due: the

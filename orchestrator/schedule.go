@@ -31,6 +31,9 @@ type Ask struct {
 	By string
 	// Backfill is the backfill that asks, 0 for none.
 	Backfill int64
+	// AcceptedBy, when set, names the person who accepts that the run's
+	// checks fail (see ledger.RunSpec.AcceptedBy).
+	AcceptedBy string
 }
 
 // Enqueue queues runs of the pipeline's partitions for the workers. A
@@ -75,7 +78,7 @@ func (o *Orchestrator) enqueueTx(ctx context.Context, tx pgx.Tx, pipeline string
 			return nil, err
 		}
 		if ok {
-			params = append(params, river.InsertManyParams{Args: runArgs{Pipeline: pipeline, Partition: part, Trigger: ask.Trigger, By: ask.By, Backfill: ask.Backfill}})
+			params = append(params, river.InsertManyParams{Args: runArgs{Pipeline: pipeline, Partition: part, Trigger: ask.Trigger, By: ask.By, Backfill: ask.Backfill, Accept: ask.AcceptedBy}})
 			index = append(index, i)
 		}
 	}

@@ -41,6 +41,10 @@ type Pipeline struct {
 	Then []string
 	// Tables lists the tables of schema public that the pipeline writes.
 	Tables []string
+	// Reads names the pipelines whose tables this one builds from: when
+	// one of them succeeds after this one's newest success, the data this
+	// one serves is stale.
+	Reads []string
 
 	// start is the first month of a monthly pipeline (Config.SalesStart).
 	start millrace.Month
@@ -117,12 +121,14 @@ func NewWithConfig(src millrace.Source, cfg Config) *Set {
 		{Name: millrace.ProcessData, Description: "builds feature_store and customer_activity_ranked from the customer tables",
 			Schedule: "after every successful load_client_data; on demand",
 			Tables:   []string{"feature_store", "customer_activity_ranked"},
+			Reads:    []string{millrace.LoadClientData},
 			run: func(ctx context.Context, tx pgx.Tx, _ millrace.Month, log *slog.Logger) (int64, error) {
 				return processData(ctx, tx, log)
 			}},
 		{Name: millrace.SalesStatistics, Description: "computes the average sale and number of sales per store and month",
 			Schedule: "on demand",
 			Tables:   []string{"sales_statistics"},
+			Reads:    []string{millrace.LoadSalesData},
 			run: func(ctx context.Context, tx pgx.Tx, _ millrace.Month, log *slog.Logger) (int64, error) {
 				return salesStatistics(ctx, tx, log)
 			}},

@@ -24,7 +24,11 @@ func back(r *http.Request) string {
 // form's partition ("" for an unpartitioned pipeline), or say why not.
 func (s *Server) handleRunNow(w http.ResponseWriter, r *http.Request) {
 	name, part := r.PathValue("name"), r.PostFormValue("partition")
-	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, []string{part}, orchestrator.Ask{Trigger: "ui", By: sessionOf(r).Username})
+	ask := orchestrator.Ask{Trigger: "ui", By: sessionOf(r).Username}
+	if r.PostFormValue("accept_check") != "" {
+		ask.AcceptedBy = ask.By
+	}
+	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, []string{part}, ask)
 	switch {
 	case err != nil && millrace.IsPermanent(err):
 		s.setFlash(w, "Not queued: "+err.Error())

@@ -66,6 +66,9 @@ type runRequest struct {
 	// Partition is the month, YYYY-MM, or "" (or absent) for a pipeline
 	// without partitions.
 	Partition string `json:"partition"`
+	// AcceptCheck loads the partition even if its checks fail (the
+	// acceptance is recorded with the run, with the user's name).
+	AcceptCheck bool `json:"accept_check"`
 }
 
 // handleAPIRunCreate serves "POST /api/pipelines/{name}/runs": queue a run.
@@ -77,7 +80,11 @@ func (s *Server) handleAPIRunCreate(w http.ResponseWriter, r *http.Request) {
 		badBody(w, err)
 		return
 	}
-	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), r.PathValue("name"), []string{req.Partition}, orchestrator.Ask{Trigger: "api", By: sessionOf(r).Username})
+	ask := orchestrator.Ask{Trigger: "api", By: sessionOf(r).Username}
+	if req.AcceptCheck {
+		ask.AcceptedBy = ask.By
+	}
+	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), r.PathValue("name"), []string{req.Partition}, ask)
 	if err != nil {
 		s.apiError(w, r, err)
 		return

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -40,6 +41,9 @@ func parsePages() (*pages, error) {
 		"symbol":  stateSymbol,
 		"plural":  plural,
 		"logrows": parseLog,
+		"failedCheck": func(cs []millrace.Check) bool {
+			return slices.ContainsFunc(cs, func(c millrace.Check) bool { return c.Outcome == millrace.CheckFailed })
+		},
 	}
 	p := &pages{byName: map[string]*template.Template{}}
 	for _, name := range pageNames {

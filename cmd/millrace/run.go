@@ -13,7 +13,10 @@ import (
 
 // runCommand returns "millrace run PIPELINE [--partition YYYY-MM]".
 func (m *Main) runCommand() *cobra.Command {
-	var partition string
+	var (
+		partition string
+		accept    bool
+	)
 	cmd := &cobra.Command{
 		Use:   "run PIPELINE",
 		Short: "Run a pipeline (partition) to completion in this process",
@@ -42,17 +45,23 @@ Pipelines: ` + pipelineNames() + `.`,
 			}
 			defer w.Close()
 			r := orchestrator.Runner{Ledger: ledger.New(w, m.logger), Pipelines: set, Now: m.Now}
-			return m.runWithFollowUps(cmd, r, p.Name, partition, "cli")
+			spec := ledger.RunSpec{Pipeline: p.Name, Partition: partition, Trigger: "cli", RequestedBy: who()}
+			if accept {
+				spec.AcceptedBy = spec.RequestedBy
+			}
+			return m.runWithFollowUps(cmd, r, spec)
 		},
 	}
 	cmd.Flags().StringVar(&partition, "partition", "", "month to run, YYYY-MM (monthly pipelines only)")
+	cmd.Flags().BoolVar(&accept, "accept-check", false, "load even if a check fails (an empty file, an unusual volume); the acceptance is recorded with the run, under your name")
 	return cmd
 }
 
 // runWithFollowUps runs a pipeline partition in this process through the
 // runner, then, as serve would, the pipelines that follow its success.
-func (m *Main) runWithFollowUps(cmd *cobra.Command, r orchestrator.Runner, pipeline, partition, trigger string) error {
-	run, next, err := r.Run(cmd.Context(), ledger.RunSpec{Pipeline: pipeline, Partition: partition, Trigger: trigger, RequestedBy: who()}, nil)
+func (m *Main) runWithFollowUps(cmd *cobra.Command, r orchestrator.Runner, spec ledger.RunSpec) error {
+	pipeline, partition := spec.Pipeline, spec.Partition
+	run, next, err := r.Run(cmd.Context(), spec, nil)
 	if errors.Is(err, millrace.ErrAlreadyRunning) {
 		return fmt.Errorf("%w: another millrace is running it now; wait for it, or see `millrace status %s`", err, pipeline)
 	}
@@ -62,7 +71,7 @@ func (m *Main) runWithFollowUps(cmd *cobra.Command, r orchestrator.Runner, pipel
 	fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s, %d rows (run %d, attempt %d)\n",
 		pipeline, millrace.PartitionLabel(partition), run.State, run.Rows, run.ID, run.Attempt)
 	for _, name := range next.Then {
-		if err := m.runWithFollowUps(cmd, r, name, "", "after:"+pipeline); err != nil {
+		if err := m.runWithFollowUps(cmd, r, ledger.RunSpec{Pipeline: name, Trigger: "after:" + pipeline, RequestedBy: spec.RequestedBy}); err != nil {
 			return err
 		}
 	}
