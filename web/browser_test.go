@@ -644,6 +644,29 @@ func TestBrowserAccessibility(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`.pause-form input[name="reason"]`), "upstream late"), chromedp.Click(chromedp.CSS(`#pause`)), chromedp.WaitVisible(chromedp.CSS(`#paused-banner`)))
 	check("paused pipeline")
 	visit("home with a paused pipeline", "/", `#live .s-paused`)
+	// Resuming says what its catch-up queues.
+	do("resume the pipeline", chromedp.Navigate(b.ts.URL+"/pipelines/load_sales_data"), chromedp.WaitVisible(chromedp.CSS(`#resume-preview`)),
+		chromedp.Click(chromedp.CSS(`#resume`)), chromedp.WaitVisible(chromedp.CSS(`.flash`)), chromedp.WaitVisible(chromedp.CSS(`#pause`)))
+	flashText := func() string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		s, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(`.flash`)))
+		if err != nil {
+			t.Fatalf("read the flash: %v", err)
+		}
+		return s
+	}
+	if flash := flashText(); !strings.Contains(flash, "Resumed load_sales_data: catch-up queues") {
+		t.Errorf("flash after resume: %q", flash)
+	}
+	// Cancelling the running month asks its attempt to stop.
+	do("cancel the running month", chromedp.Navigate(b.ts.URL+"/pipelines/load_sales_data/partitions/2020-04"), chromedp.WaitVisible(chromedp.CSS(`#cancel`)),
+		chromedp.Click(chromedp.CSS(`#cancel`)), chromedp.WaitVisible(chromedp.CSS(`.flash`)))
+	if flash := flashText(); !strings.Contains(flash, "Cancelling load_sales_data 2020-04") {
+		t.Errorf("flash after cancel: %q", flash)
+	}
+	check("month whose cancel was asked")
 	if errs := pe.list(); len(errs) > 0 {
 		t.Errorf("the pages logged errors:\n%s", strings.Join(errs, "\n"))
 	}
