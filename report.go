@@ -49,9 +49,11 @@ type Report struct {
 	Previous []int64
 	Served   int64
 
-	mu      sync.Mutex
-	sources []SourceRead
-	checks  []Check
+	mu       sync.Mutex
+	sources  []SourceRead
+	checks   []Check
+	progress Progress
+	watch    func(Progress)
 }
 
 // Read records a source object the run read.
@@ -123,4 +125,92 @@ func WithReport(ctx context.Context, r *Report) context.Context {
 func ReportOf(ctx context.Context) *Report {
 	r, _ := ctx.Value(reportKey{}).(*Report)
 	return r
+}
+
+// Progress is how far a running attempt is: its phase, the bytes of the
+// object it reads against the object's size, and the rows so far.
+type Progress struct {
+	// Phase says what the attempt does now, e.g. "reading
+	// sales/2020-01-01/sales.csv", "checking the key", "publishing".
+	Phase string `json:"phase"`
+	Bytes int64  `json:"bytes"`
+	// Size is the object's size in bytes, -1 or 0 when unknown.
+	Size int64 `json:"size"`
+	Rows int64 `json:"rows"`
+	// Started is when the attempt started; At when this was measured.
+	Started time.Time `json:"started"`
+	At      time.Time `json:"at"`
+}
+
+// Percent returns how much of the object was read, 0 to 100, or -1 when
+// its size is unknown.
+func (p Progress) Percent() float64 {
+	if p.Size <= 0 {
+		return -1
+	}
+	return min(100, float64(p.Bytes)*100/float64(p.Size))
+}
+
+// RowsPerSecond returns the rate of rows since the attempt started.
+func (p Progress) RowsPerSecond() float64 {
+	if d := p.At.Sub(p.Started).Seconds(); d > 0 {
+		return float64(p.Rows) / d
+	}
+	return 0
+}
+
+// ETA returns how long reading the rest of the object should take at the
+// rate so far, or -1 when it cannot tell.
+func (p Progress) ETA() time.Duration {
+	d := p.At.Sub(p.Started)
+	if p.Size <= 0 || p.Bytes <= 0 || d <= 0 || p.Bytes >= p.Size {
+		return -1
+	}
+	return time.Duration(float64(d) * float64(p.Size-p.Bytes) / float64(p.Bytes))
+}
+
+// Watch makes the report call f with each progress update, from the
+// goroutine that makes it; f must be quick.
+func (r *Report) Watch(f func(Progress)) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.watch = f
+}
+
+// Begin records when the attempt started.
+func (r *Report) Begin(started time.Time) {
+	r.update(func(p *Progress) { p.Started, p.Phase = started, "starting" })
+}
+
+// Phase records that the attempt enters a phase.
+func (r *Report) Phase(phase string) {
+	r.update(func(p *Progress) { p.Phase = phase })
+}
+
+// Reading records how much of an object was read so far, and the rows in it.
+func (r *Report) Reading(key string, bytes, size, rows int64) {
+	r.update(func(p *Progress) { p.Phase, p.Bytes, p.Size, p.Rows = "reading "+key, bytes, size, rows })
+}
+
+// Rows records the rows so far.
+func (r *Report) Rows(n int64) {
+	r.update(func(p *Progress) { p.Rows = n })
+}
+
+// update changes the progress and tells the watcher.
+func (r *Report) update(change func(*Progress)) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	change(&r.progress)
+	r.progress.At = time.Now()
+	p, watch := r.progress, r.watch
+	r.mu.Unlock()
+	if watch != nil {
+		watch(p)
+	}
 }

@@ -50,6 +50,8 @@ type Partition struct {
 	// tables) those tables were reloaded since; StaleReason says how.
 	StaleSince  *time.Time `json:"stale_since,omitempty"`
 	StaleReason string     `json:"stale_reason,omitempty"`
+	// Progress is how far the running attempt is; nil unless running.
+	Progress *Progress `json:"progress,omitempty"`
 	// CancelRequestedBy names who asked to cancel the running attempt.
 	CancelRequestedBy string `json:"cancel_requested_by,omitempty"`
 	// Late says that the month closed more than MILLRACE_LATE_AFTER ago
@@ -71,6 +73,8 @@ type Run struct {
 	BackfillID int64 `json:"backfill_id,omitempty"`
 	// AcceptedBy names the person who accepted the run's failed checks.
 	AcceptedBy string `json:"accepted_by,omitempty"`
+	// Progress is how far the attempt got, written while it runs.
+	Progress *Progress `json:"progress,omitempty"`
 	// Checks are the checks the run made before publishing.
 	Checks     []Check    `json:"checks,omitempty"`
 	StartedAt  time.Time  `json:"started_at"`

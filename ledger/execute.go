@@ -37,6 +37,9 @@ type RunSpec struct {
 	// again after this attempt failed with err: the partition is then
 	// recorded as queued, not failed, with the attempt's error.
 	Retried func(err error) bool
+	// OnProgress, when set, is called with each progress update of the
+	// attempt (see millrace.Report.Watch), e.g. to draw a progress bar.
+	OnProgress func(millrace.Progress)
 	// OnSuccess, when set, runs in the attempt's transaction after the work
 	// and before the commit: the job queue completes its job and enqueues
 	// follow-up runs there, so that they commit with the data or not at all.
@@ -110,6 +113,8 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 		log.Warn("read the rows of earlier successes: the volume checks are skipped", "err", err)
 	}
 	workCtx = millrace.WithReport(workCtx, report)
+	l.recordProgress(workCtx, run.ID, report, spec.OnProgress)
+	report.Begin(run.StartedAt)
 	go l.watchCancel(workCtx, stopWork, run)
 	rows, runErr := l.work(workCtx, tx, spec, fn, log)
 	if cause := context.Cause(workCtx); runErr != nil && errors.Is(cause, millrace.ErrCancelled) {

@@ -18,15 +18,16 @@ func (l *Ledger) Records(ctx context.Context, pipeline string) ([]millrace.Parti
 			succeeded_at, CASE WHEN cancel_requested_at IS NOT NULL THEN cancel_requested_by ELSE '' END,
 			CASE WHEN succeeded_at IS NOT NULL THEN coalesce((SELECT r.id FROM millrace.runs r
 				WHERE r.pipeline = p.pipeline AND r.partition = p.partition AND r.state = $2 ORDER BY r.id DESC LIMIT 1), 0) ELSE 0 END,
-			stale_since, stale_reason
-		FROM millrace.partitions p WHERE pipeline = $1 ORDER BY partition`, pipeline, millrace.StateSucceeded)
+			stale_since, stale_reason,
+			(SELECT r.progress FROM millrace.runs r WHERE r.id = p.last_run_id AND p.state = $3)
+		FROM millrace.partitions p WHERE pipeline = $1 ORDER BY partition`, pipeline, millrace.StateSucceeded, millrace.StateRunning)
 	if err != nil {
 		return nil, fmt.Errorf("read partitions of %s: %w", pipeline, err)
 	}
 	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (millrace.Partition, error) {
 		var p millrace.Partition
 		err := r.Scan(&p.Pipeline, &p.Partition, &p.State, &p.Attempts, &p.Rows, &p.StartedAt, &p.FinishedAt, &p.Error, &p.LastRunID, &p.SucceededAt, &p.CancelRequestedBy,
-			&p.ServedRunID, &p.StaleSince, &p.StaleReason)
+			&p.ServedRunID, &p.StaleSince, &p.StaleReason, &p.Progress)
 		return p, err
 	})
 	if err != nil {
@@ -81,12 +82,12 @@ func (l *Ledger) Runs(ctx context.Context, pipeline, partition string) ([]millra
 }
 
 // runColumns are the columns of an attempt that scanRun reads.
-const runColumns = "id, pipeline, partition, attempt, state, trigger, requested_by, coalesce(backfill_id, 0), accepted_by, started_at, finished_at, rows, error, log"
+const runColumns = "id, pipeline, partition, attempt, state, trigger, requested_by, coalesce(backfill_id, 0), accepted_by, progress, started_at, finished_at, rows, error, log"
 
 // scanRun reads an attempt from a row of runColumns.
 func scanRun(r pgx.CollectableRow) (millrace.Run, error) {
 	var x millrace.Run
-	err := r.Scan(&x.ID, &x.Pipeline, &x.Partition, &x.Attempt, &x.State, &x.Trigger, &x.RequestedBy, &x.BackfillID, &x.AcceptedBy, &x.StartedAt, &x.FinishedAt, &x.Rows, &x.Error, &x.Log)
+	err := r.Scan(&x.ID, &x.Pipeline, &x.Partition, &x.Attempt, &x.State, &x.Trigger, &x.RequestedBy, &x.BackfillID, &x.AcceptedBy, &x.Progress, &x.StartedAt, &x.FinishedAt, &x.Rows, &x.Error, &x.Log)
 	return x, err
 }
 

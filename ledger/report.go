@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -80,4 +81,41 @@ func (l *Ledger) RunSources(ctx context.Context, run int64) ([]millrace.SourceRe
 		return nil, fmt.Errorf("read what run %d read: %w", run, err)
 	}
 	return out, nil
+}
+
+// progressEvery is how often a running attempt's progress is written.
+const progressEvery = time.Second
+
+// recordProgress writes the attempt's progress to millrace.runs at most
+// once every progressEvery, on a connection of its own and outside the
+// attempt's transaction, so that everyone sees it at once, until ctx
+// ends; each update also goes to onProgress, if set.
+func (l *Ledger) recordProgress(ctx context.Context, run int64, report *millrace.Report, onProgress func(millrace.Progress)) {
+	var latest atomic.Pointer[millrace.Progress]
+	report.Watch(func(p millrace.Progress) {
+		latest.Store(&p)
+		if onProgress != nil {
+			onProgress(p)
+		}
+	})
+	go func() {
+		tick := time.NewTicker(progressEvery)
+		defer tick.Stop()
+		var written *millrace.Progress
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			p := latest.Load()
+			if p == nil || p == written {
+				continue
+			}
+			if _, err := l.pool.Exec(ctx, "UPDATE millrace.runs SET progress = $2 WHERE id = $1 AND state = $3", run, p, millrace.StateRunning); err != nil && ctx.Err() == nil {
+				l.logger.Warn("record progress", "run_id", run, "err", err)
+			}
+			written = p
+		}
+	}()
 }

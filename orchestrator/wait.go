@@ -8,13 +8,20 @@ import (
 	"github.com/millrace/millrace"
 )
 
+// Finished reports whether a partition in the state is done with: neither
+// queued nor running.
+func Finished(s millrace.State) bool {
+	return s == millrace.StateSucceeded || s == millrace.StateFailed || s == millrace.StateCancelled
+}
+
 // waitPoll is how often Wait reads the ledger.
 const waitPoll = 500 * time.Millisecond
 
 // Wait blocks until every given partition of the pipeline has finished
-// (succeeded, or failed with no retry left), calling progress with the
-// number finished after each look, and returns their ledger records.
-func (o *Orchestrator) Wait(ctx context.Context, pipeline string, partitions []string, progress func(done, total int)) ([]millrace.Partition, error) {
+// (succeeded, failed with no retry left, or cancelled), calling progress
+// after each look with the ledger records of the given partitions that
+// have one, and returns the records of the finished ones.
+func (o *Orchestrator) Wait(ctx context.Context, pipeline string, partitions []string, progress func(watched []millrace.Partition)) ([]millrace.Partition, error) {
 	want := make(map[string]bool, len(partitions))
 	for _, p := range partitions {
 		want[p] = true
@@ -26,14 +33,18 @@ func (o *Orchestrator) Wait(ctx context.Context, pipeline string, partitions []s
 		if err != nil {
 			return nil, err
 		}
-		var done []millrace.Partition
+		var done, watched []millrace.Partition
 		for _, p := range all {
-			if want[p.Partition] && (p.State == millrace.StateSucceeded || p.State == millrace.StateFailed) {
+			if !want[p.Partition] {
+				continue
+			}
+			watched = append(watched, p)
+			if Finished(p.State) {
 				done = append(done, p)
 			}
 		}
 		if progress != nil {
-			progress(len(done), len(partitions))
+			progress(watched)
 		}
 		if len(done) == len(partitions) {
 			return done, nil

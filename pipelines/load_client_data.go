@@ -29,9 +29,11 @@ func loadClientData(ctx context.Context, tx pgx.Tx, src millrace.Source, cfg Con
 		}
 		total += n
 	}
+	report.Rows(total)
 	if err := cfg.checkShrink(report, "the client tables", total); err != nil {
 		return 0, err
 	}
+	report.Phase("publishing")
 	for _, t := range clientTables {
 		if err := warehouse.Replace(ctx, tx, t.Name); err != nil {
 			return 0, err

@@ -29,16 +29,20 @@ func loadSalesMonth(ctx context.Context, tx pgx.Tx, src millrace.Source, cfg Con
 		return 0, err
 	}
 	report := millrace.ReportOf(ctx)
+	report.Rows(rows)
+	report.Phase("checking the volume")
 	if err := checkNotEmpty(report, m.SalesKey(), rows); err != nil {
 		return 0, err
 	}
 	if err := cfg.checkMonthVolume(report, m.SalesKey(), rows); err != nil {
 		return 0, err
 	}
+	report.Phase("summing per store")
 	totals, err := monthTotals(ctx, tx, m, loading)
 	if err != nil {
 		return 0, err
 	}
+	report.Phase("publishing")
 	if err := warehouse.ReplacePartition(ctx, tx, "sales", t.Name, m.Start(), m.End()); err != nil {
 		return 0, err
 	}

@@ -5,6 +5,7 @@
 package pipelines
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -278,7 +279,16 @@ type progress struct {
 	hash   hash.Hash
 	source millrace.SourceRead
 	report *millrace.Report
+	// lines counts the line breaks read: the rows so far, and the header.
+	lines int64
+	shown time.Time
 }
+
+// newline ends a line of a file.
+var newline = []byte{'\n'}
+
+// showEvery is how often reading reports its progress to the run's report.
+const showEvery = 100 * time.Millisecond
 
 // Read reads from the object and logs progress when it is time.
 func (p *progress) Read(b []byte) (int, error) {
@@ -290,9 +300,16 @@ func (p *progress) Read(b []byte) (int, error) {
 	if p.hash != nil {
 		p.hash.Write(b[:n])
 	}
+	p.lines += int64(bytes.Count(b[:n], newline))
+	now := time.Now()
+	if now.Sub(p.shown) >= showEvery || errors.Is(err, io.EOF) {
+		p.shown = now
+		p.report.Reading(p.key, p.read, p.size, max(p.lines-1, 0))
+	}
 	if errors.Is(err, io.EOF) && p.hash != nil {
 		p.source.SHA256, p.source.Size = hex.EncodeToString(p.hash.Sum(nil)), p.read
 		p.report.Read(p.source)
+		p.report.Phase("checking the key of " + p.key)
 		p.hash = nil
 	}
 	if now := time.Now(); now.After(p.next) {

@@ -40,6 +40,8 @@ type pipelineSummary struct {
 // homeView is the home page.
 type homeView struct {
 	Pipelines []pipelineSummary
+	// Running counts the runs going now, across the pipelines.
+	Running int
 }
 
 // summaries describes every pipeline.
@@ -123,6 +125,14 @@ func (s *Server) handleHome(block string) http.HandlerFunc {
 			s.serverError(w, r, err)
 			return
 		}
-		s.renderBlock(w, r, http.StatusOK, "home", block, homeView{Pipelines: sums})
+		v := homeView{Pipelines: sums}
+		for _, p := range sums {
+			for _, c := range p.Counts {
+				if c.State == millrace.StateRunning {
+					v.Running += c.Count
+				}
+			}
+		}
+		s.renderBlock(w, r, http.StatusOK, "home", block, v)
 	}
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -23,6 +24,10 @@ type gridCell struct {
 	// not succeeded. Served: an earlier success's data is served though
 	// the newest attempt did not succeed.
 	Late, Served bool
+	// Reading says that a running month tells how much of its file it
+	// has read: Percent.
+	Reading bool
+	Percent int
 	// Words is the cell's state in words, and Label the accessible name of
 	// a cell with a link: "2020-05, failed, earlier data served".
 	Words string
@@ -164,6 +169,12 @@ func grid(pipeline string, parts []millrace.Partition, start millrace.Month, now
 				}
 				if c.Served {
 					also += ", earlier data served"
+				}
+				if p.State == millrace.StateRunning && p.Progress != nil {
+					if pc := p.Progress.Percent(); pc >= 0 {
+						c.Reading, c.Percent = true, int(pc)
+						also += fmt.Sprintf(", %d%% read", c.Percent)
+					}
 				}
 				c.Words = string(c.State) + also
 				c.Title = c.Key + ", " + string(p.State) + also

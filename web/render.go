@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/millrace/millrace"
@@ -41,6 +42,8 @@ func parsePages() (*pages, error) {
 		"symbol":  stateSymbol,
 		"plural":  plural,
 		"logrows": parseLog,
+		"progressText": progressText,
+		"progressPercent": func(p millrace.Progress) int { return max(0, int(p.Percent())) },
 		"failedCheck": func(cs []millrace.Check) bool {
 			return slices.ContainsFunc(cs, func(c millrace.Check) bool { return c.Outcome == millrace.CheckFailed })
 		},
@@ -246,4 +249,34 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// progressText says how far a running attempt is, in a line: its phase,
+// the share of its file read, rows, rows per second and the time left.
+func progressText(p millrace.Progress) string {
+	parts := []string{p.Phase}
+	if pc := p.Percent(); pc >= 0 {
+		parts = append(parts, fmt.Sprintf("%.0f%% of %s", pc, byteSize(p.Size)))
+	}
+	if p.Rows > 0 {
+		parts = append(parts, fmt.Sprintf("%d rows", p.Rows), fmt.Sprintf("%.0f rows/s", p.RowsPerSecond()))
+	}
+	if eta := p.ETA(); eta >= 0 {
+		parts = append(parts, "about "+eta.Round(time.Second).String()+" left")
+	}
+	return strings.Join(parts, " · ")
+}
+
+// byteSize formats a number of bytes for people: 80.1 MB.
+func byteSize(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }

@@ -19,6 +19,8 @@ func (m *Main) backfillCommand() *cobra.Command {
 		only   string
 		wait   bool
 		asJSON bool
+
+		noProgress bool
 	)
 	cmd := &cobra.Command{
 		Use:   "backfill PIPELINE --from YYYY-MM --to YYYY-MM --only missing|failed|missing,failed|all",
@@ -81,8 +83,13 @@ queued or running is never queued twice.`,
 			if err := o.Start(ctx); err != nil {
 				return err
 			}
-			done, err := o.Wait(ctx, req.Pipeline, selected, progressBar(cmd.ErrOrStderr()))
-			fmt.Fprintln(cmd.ErrOrStderr())
+			var progress func([]millrace.Partition)
+			if !noProgress && isTerminal(cmd.ErrOrStderr()) {
+				bar := newBackfillBar(cmd.ErrOrStderr(), len(selected))
+				defer bar.done()
+				progress = bar.update
+			}
+			done, err := o.Wait(ctx, req.Pipeline, selected, progress)
 			stopErr := o.Stop(ctx, stopGrace)
 			if err != nil {
 				return err
@@ -109,6 +116,7 @@ queued or running is never queued twice.`,
 	f.BoolVar(&wait, "wait", false, "work the months in this process too and wait for them")
 	f.IntVar(&req.MaxConcurrent, "max-concurrent", 0, "run at most N of its months at once (default MILLRACE_MAX_CONCURRENT_RUNS)")
 	f.BoolVar(&asJSON, "json", false, "print the plan and the backfill's id as JSON")
+	f.BoolVar(&noProgress, "no-progress", false, "with --wait, draw no progress bar (none is drawn unless stderr is a terminal)")
 	cmd.AddCommand(m.backfillCancelCommand())
 	return cmd
 }
@@ -125,13 +133,4 @@ func printPlan(w io.Writer, plan []orchestrator.BackfillMonth) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Partition, p.State, action, p.Reason)
 	}
 	tw.Flush()
-}
-
-// progressBar returns a progress function that redraws a bar on w.
-func progressBar(w io.Writer) func(done, total int) {
-	return func(done, total int) {
-		const width = 30
-		filled := width * done / max(total, 1)
-		fmt.Fprintf(w, "\r[%s%s] %d/%d months", strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, total)
-	}
 }

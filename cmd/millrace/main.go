@@ -45,6 +45,8 @@ type Main struct {
 	config Config
 	flags  *pflag.FlagSet
 	logger *slog.Logger
+	// level is the configured log level.
+	level slog.Level
 }
 
 // Run parses args and executes the command they name.
@@ -60,6 +62,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 			if err := level.UnmarshalText([]byte(m.config.LogLevel)); err != nil {
 				return fmt.Errorf("log level %q: want debug, info, warn or error", m.config.LogLevel)
 			}
+			m.level = level
 			m.logger = slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: level}))
 			return nil
 		},

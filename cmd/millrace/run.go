@@ -14,8 +14,9 @@ import (
 // runCommand returns "millrace run PIPELINE [--partition YYYY-MM]".
 func (m *Main) runCommand() *cobra.Command {
 	var (
-		partition string
-		accept    bool
+		partition  string
+		accept     bool
+		noProgress bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run PIPELINE",
@@ -39,6 +40,13 @@ Pipelines: ` + pipelineNames() + `.`,
 			if _, err := p.CheckPartition(partition, m.Now()); err != nil {
 				return err
 			}
+			var bar *runBar
+			if !noProgress && isTerminal(m.Stderr) {
+				// Log lines go above the bar.
+				bar = newRunBar(m.Stderr, "")
+				m.logger = barLogger(bar, m.level)
+				defer bar.done()
+			}
 			w, err := m.openWarehouse(ctx, false)
 			if err != nil {
 				return err
@@ -49,19 +57,27 @@ Pipelines: ` + pipelineNames() + `.`,
 			if accept {
 				spec.AcceptedBy = spec.RequestedBy
 			}
-			return m.runWithFollowUps(cmd, r, spec)
+			return m.runWithFollowUps(cmd, r, spec, bar)
 		},
 	}
 	cmd.Flags().StringVar(&partition, "partition", "", "month to run, YYYY-MM (monthly pipelines only)")
+	cmd.Flags().BoolVar(&noProgress, "no-progress", false, "draw no progress bar (none is drawn unless stderr is a terminal)")
 	cmd.Flags().BoolVar(&accept, "accept-check", false, "load even if a check fails (an empty file, an unusual volume); the acceptance is recorded with the run, under your name")
 	return cmd
 }
 
 // runWithFollowUps runs a pipeline partition in this process through the
 // runner, then, as serve would, the pipelines that follow its success.
-func (m *Main) runWithFollowUps(cmd *cobra.Command, r orchestrator.Runner, spec ledger.RunSpec) error {
+func (m *Main) runWithFollowUps(cmd *cobra.Command, r orchestrator.Runner, spec ledger.RunSpec, bar *runBar) error {
 	pipeline, partition := spec.Pipeline, spec.Partition
+	if bar != nil {
+		bar.label = pipeline + " " + millrace.PartitionLabel(partition)
+		spec.OnProgress = bar.update
+	}
 	run, next, err := r.Run(cmd.Context(), spec, nil)
+	if bar != nil {
+		bar.done()
+	}
 	if errors.Is(err, millrace.ErrAlreadyRunning) {
 		return fmt.Errorf("%w: another millrace is running it now; wait for it, or see `millrace status %s`", err, pipeline)
 	}
@@ -71,7 +87,7 @@ func (m *Main) runWithFollowUps(cmd *cobra.Command, r orchestrator.Runner, spec 
 	fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s, %d rows (run %d, attempt %d)\n",
 		pipeline, millrace.PartitionLabel(partition), run.State, run.Rows, run.ID, run.Attempt)
 	for _, name := range next.Then {
-		if err := m.runWithFollowUps(cmd, r, ledger.RunSpec{Pipeline: name, Trigger: "after:" + pipeline, RequestedBy: spec.RequestedBy}); err != nil {
+		if err := m.runWithFollowUps(cmd, r, ledger.RunSpec{Pipeline: name, Trigger: "after:" + pipeline, RequestedBy: spec.RequestedBy}, bar); err != nil {
 			return err
 		}
 	}
