@@ -35,14 +35,14 @@ type pages struct {
 // parsePages parses every page with the layout; an error names the file.
 func parsePages() (*pages, error) {
 	funcs := template.FuncMap{
-		"time":    formatTime,
-		"timePtr": formatTimePtr,
-		"since":   formatDuration,
-		"json":    toJSON,
-		"symbol":  stateSymbol,
-		"plural":  plural,
-		"logrows": parseLog,
-		"progressText": progressText,
+		"time":            formatTime,
+		"timePtr":         formatTimePtr,
+		"since":           formatDuration,
+		"json":            toJSON,
+		"symbol":          stateSymbol,
+		"plural":          plural,
+		"logrows":         parseLog,
+		"progressText":    progressText,
 		"progressPercent": func(p millrace.Progress) int { return max(0, int(p.Percent())) },
 		"failedCheck": func(cs []millrace.Check) bool {
 			return slices.ContainsFunc(cs, func(c millrace.Check) bool { return c.Outcome == millrace.CheckFailed })
