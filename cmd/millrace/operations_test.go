@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/internal/dbtest"
 	"github.com/millrace/millrace/orchestrator"
 )
@@ -232,6 +233,21 @@ func TestServeCancelLongRun(t *testing.T) {
 			t.Fatal("the re-run did not start")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	// Its progress grows, as the API tells it.
+	var seen []int64
+	for deadline := time.Now().Add(20 * time.Second); len(seen) < 2 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var parts []millrace.Partition
+		api(t, http.MethodGet, base+"/api/pipelines/load_sales_data/partitions", nil, &parts)
+		if p := parts[0].Progress; p != nil && p.Bytes > 0 && (len(seen) == 0 || p.Bytes > seen[len(seen)-1]) {
+			if p.Size < 50_000_000 || p.Bytes > p.Size || !strings.HasPrefix(p.Phase, "reading sales/2020-01-01/sales.csv") {
+				t.Errorf("progress %+v: want the bytes read of the 80 MB file", p)
+			}
+			seen = append(seen, p.Bytes)
+		}
+	}
+	if len(seen) < 2 {
+		t.Errorf("the API showed progress %v of the running month, want it growing", seen)
 	}
 	var answer struct {
 		Was string `json:"was"`
