@@ -612,7 +612,10 @@ func TestBrowserAccessibility(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read the grid: %v", err)
 	}
-	for m, want := range map[string]string{"2020-01": "succeeded", "2020-03": "failed", "2020-04": "running", "2020-05": "queued", "2020-06": "missing", "2020-07": "open", "2020-08": "future"} {
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('td[data-month="2020-04"] progress.cell-bar').length`)); err != nil || n != 1 {
+		t.Errorf("the running month's cell has %d progress bars (%v), want 1", n, err)
+	}
+	for m, want := range map[string]string{"2020-01": "succeeded", "2020-02": "stale", "2020-03": "failed", "2020-04": "running", "2020-05": "queued", "2020-06": "missing", "2020-07": "open", "2020-08": "future"} {
 		if states[m] != want {
 			t.Errorf("the grid shows %s %s, want %s: the check would miss a state", m, states[m], want)
 		}
@@ -632,8 +635,10 @@ func TestBrowserAccessibility(t *testing.T) {
 	do("reload the grid", chromedp.Navigate(b.ts.URL+"/pipelines/load_sales_data"), chromedp.WaitVisible(chromedp.CSS(`#backfill-form`)))
 	do("preview a backfill", chromedp.Click(chromedp.CSS(`#backfill-form button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS(`#preview-result table.plan`)))
 	check("backfill preview")
-	visit("failed month", "/pipelines/load_sales_data/partitions/2020-03", `#live article.run p.error`)
-	visit("running month", "/pipelines/load_sales_data/partitions/2020-04", `#live article.run .s-running`)
+	// A month refused by a check offers to load it anyway, with the numbers.
+	visit("failed month", "/pipelines/load_sales_data/partitions/2020-03", `#load-anyway`)
+	// A running month shows its progress.
+	visit("running month", "/pipelines/load_sales_data/partitions/2020-04", `#progress progress`)
 	visit("open month", "/pipelines/load_sales_data/partitions/2020-07", `#live p.note`)
 	visit("unpartitioned pipeline", "/pipelines/load_client_data", `table.runs`)
 	visit("run page", "/pipelines/load_client_data/partitions/-", `table.log`)

@@ -49,6 +49,15 @@ var goldenSeed = []string{
 	 ('load_sales_data', '2020-04', 'running', 1, 0, '2020-07-15 11:59:00+00', NULL, '', 6, NULL),
 	 ('load_sales_data', '2020-05', 'queued', 0, 0, NULL, NULL, '', NULL, NULL),
 	 ('process_data', '', 'succeeded', 1, 2400, '2020-07-01 00:00:18+00', '2020-07-01 00:00:30+00', '', 7, '2020-07-01 00:00:30+00')`,
+	// The running month's progress, a check that failed the newest
+	// attempt of 2020-03 (its page offers to load it anyway), and a month
+	// whose file changed since it was loaded.
+	`UPDATE millrace.runs SET progress = '{"phase": "reading sales/2020-04-01/sales.csv", "bytes": 40000000, "size": 80000000,
+	 "rows": 1500000, "started": "2020-07-15T11:59:00Z", "at": "2020-07-15T11:59:30Z"}' WHERE id = 6`,
+	`INSERT INTO millrace.run_checks (run_id, name, outcome, observed, expected, detail) VALUES
+	 (4, 'volume', 'failed', '21 rows', '207–830 rows (50%–200% of the median 415 of the 2 months before)', 'sales/2020-03-01/sales.csv has 21 rows, 5% of the median 415 of the 2 months before')`,
+	`UPDATE millrace.partitions SET stale_since = '2020-07-10 08:00+00', stale_reason = 'sales/2020-02-01/sales.csv changed: 9120 → 9433 bytes'
+	 WHERE pipeline = 'load_sales_data' AND partition = '2020-02'`,
 	// Alerts and their delivery to a webhook that works and to one that
 	// fails.
 	`INSERT INTO millrace.alerts (id, event, pipeline, partition, error, attempts, run_id, at) OVERRIDING SYSTEM VALUE VALUES
