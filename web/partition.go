@@ -104,39 +104,37 @@ func (s *Server) handlePartition(block string) http.HandlerFunc {
 	}
 }
 
-// handleRun serves "GET /runs/{id}": the attempt on its partition's page.
-func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
+// runOr404 returns the attempt the path's {id} names, or answers 404 (or
+// 500) and reports false.
+func (s *Server) runOr404(w http.ResponseWriter, r *http.Request) (millrace.Run, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		s.userError(w, r, http.StatusNotFound, "no such run")
-		return
+		return millrace.Run{}, false
 	}
 	run, err := s.cfg.Ledger.Run(r.Context(), id)
 	if errors.Is(err, ledger.ErrRunNotFound) {
 		s.userError(w, r, http.StatusNotFound, err.Error())
-		return
+		return run, false
 	}
 	if err != nil {
 		s.serverError(w, r, err)
-		return
+		return run, false
 	}
-	http.Redirect(w, r, partitionPath(run.Pipeline, run.Partition)+"#run-"+strconv.FormatInt(id, 10), http.StatusSeeOther)
+	return run, true
+}
+
+// handleRun serves "GET /runs/{id}": the attempt on its partition's page.
+func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
+	if run, ok := s.runOr404(w, r); ok {
+		http.Redirect(w, r, partitionPath(run.Pipeline, run.Partition)+"#run-"+strconv.FormatInt(run.ID, 10), http.StatusSeeOther)
+	}
 }
 
 // handleRunLog serves "GET /runs/{id}/log": the run's log as plain text.
 func (s *Server) handleRunLog(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		s.userError(w, r, http.StatusNotFound, "no such run")
-		return
-	}
-	run, err := s.cfg.Ledger.Run(r.Context(), id)
-	if errors.Is(err, ledger.ErrRunNotFound) {
-		s.userError(w, r, http.StatusNotFound, err.Error())
-		return
-	}
-	if err != nil {
-		s.serverError(w, r, err)
+	run, ok := s.runOr404(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/ledger"
+	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/web"
 )
 
@@ -35,6 +37,20 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// queueOnly returns an orchestrator that queues runs for a running serve
+// and runs none itself; readOnly, it migrates nothing. done closes it.
+func (m *Main) queueOnly(ctx context.Context, readOnly bool) (o *orchestrator.Orchestrator, done func(), err error) {
+	set, err := m.pipelines(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	o, w, err := m.orchestrator(ctx, set, false, readOnly)
+	if err != nil {
+		return nil, nil, err
+	}
+	return o, w.Close, nil
+}
+
 // pauseCommand returns "millrace pause PIPELINE --reason TEXT [--until TIME]".
 func (m *Main) pauseCommand() *cobra.Command {
 	var reason, until string
@@ -49,15 +65,11 @@ while it is paused.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			set, err := m.pipelines(ctx)
+			o, done, err := m.queueOnly(ctx, false)
 			if err != nil {
 				return err
 			}
-			o, w, err := m.orchestrator(ctx, set, false, false)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
+			defer done()
 			u, err := web.ParseUntil(until, m.Now())
 			if err != nil {
 				return err
@@ -94,15 +106,11 @@ queues; --dry-run prints it and changes nothing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			set, err := m.pipelines(ctx)
+			o, done, err := m.queueOnly(ctx, dry)
 			if err != nil {
 				return err
 			}
-			o, w, err := m.orchestrator(ctx, set, false, dry)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
+			defer done()
 			catchUp, err := o.CatchUp(ctx, args[0])
 			if err != nil {
 				return err
@@ -153,15 +161,11 @@ the run.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			set, err := m.pipelines(ctx)
+			o, done, err := m.queueOnly(ctx, false)
 			if err != nil {
 				return err
 			}
-			o, w, err := m.orchestrator(ctx, set, false, false)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
+			defer done()
 			was, err := o.Cancel(ctx, args[0], partition, who())
 			if err != nil {
 				return err
@@ -248,15 +252,11 @@ unless --running cancels them too (they roll back within seconds).`,
 			if err != nil {
 				return fmt.Errorf("backfill id %q: want the number `millrace backfills` shows", args[0])
 			}
-			set, err := m.pipelines(ctx)
+			o, done, err := m.queueOnly(ctx, false)
 			if err != nil {
 				return err
 			}
-			o, w, err := m.orchestrator(ctx, set, false, false)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
+			defer done()
 			res, err := o.CancelBackfill(ctx, id, running, who())
 			if err != nil {
 				return err

@@ -24,21 +24,13 @@ ran) and any other month in the ledger; for the others the single partition
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			set, err := m.pipelines(ctx)
-			if err != nil {
-				return err
-			}
-			p, err := set.Get(args[0])
-			if err != nil {
-				return err
-			}
 			// Reading only: no migration, no job queue.
-			o, w, err := m.orchestrator(ctx, set, false, true)
+			o, done, err := m.queueOnly(ctx, true)
 			if err != nil {
 				return err
 			}
-			defer w.Close()
-			parts, err := o.Partitions(ctx, p.Name)
+			defer done()
+			parts, err := o.Partitions(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -49,7 +41,7 @@ ran) and any other month in the ledger; for the others the single partition
 			if err != nil {
 				return err
 			}
-			if pause, ok := paused[p.Name]; ok {
+			if pause, ok := paused[args[0]]; ok {
 				fmt.Fprintf(cmd.OutOrStdout(), "PAUSED by %s at %s until %s: %s\n", pause.By, timeText(&pause.At), pauseEnd(pause), pause.Reason)
 			}
 			return printStatus(cmd.OutOrStdout(), parts)
