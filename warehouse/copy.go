@@ -33,23 +33,52 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // CopyCSV returns the number of rows copied.
 func CopyCSV(ctx context.Context, tx pgx.Tx, key string, r io.Reader, t Table, dest pgx.Identifier) (int64, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
+	header, columns, err := readHeader(key, br, t)
+	if err != nil {
+		return 0, err
+	}
+	// A table of that name is what a load over two connections that
+	// failed left behind (see CopyCSVSplit).
+	if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+dest.Sanitize()); err != nil {
+		return 0, fmt.Errorf("drop leftover table %s: %w", dest.Sanitize(), err)
+	}
+	if _, err := tx.Exec(ctx, t.createSQL(dest)); err != nil {
+		return 0, fmt.Errorf("create table %s: %w", dest.Sanitize(), err)
+	}
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, io.MultiReader(bytes.NewReader(header), br), copySQL(t, dest, columns))
+	if err != nil {
+		return 0, copyError(key, t, err)
+	}
+	if err := addKey(ctx, tx, key, t, dest, func() (int64, int64, string, error) { return findDuplicate(ctx, tx, t, dest) }); err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+// readHeader reads the header line of a CSV file from br and matches it to
+// the contract. It returns the line without a byte order mark and the
+// columns in file order.
+func readHeader(key string, br *bufio.Reader, t Table) ([]byte, []string, error) {
 	// The header must end within the buffer: a file without line breaks is
 	// never read into memory.
 	header, err := br.ReadSlice('\n')
 	switch {
 	case errors.Is(err, bufio.ErrBufferFull):
-		return 0, &millrace.ContractError{Key: key, Line: 1, Reason: "no end of the header line in its first 64 KiB: is this a CSV file?"}
+		return nil, nil, &millrace.ContractError{Key: key, Line: 1, Reason: "no end of the header line in its first 64 KiB: is this a CSV file?"}
 	case err != nil && !errors.Is(err, io.EOF):
-		return 0, fmt.Errorf("read header of %s: %w", key, err)
+		return nil, nil, fmt.Errorf("read header of %s: %w", key, err)
 	}
 	header = bytes.TrimPrefix(bytes.Clone(header), utf8BOM)
 	columns, err := matchHeader(key, header, t)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	if _, err := tx.Exec(ctx, t.createSQL(dest)); err != nil {
-		return 0, fmt.Errorf("create table %s: %w", dest.Sanitize(), err)
-	}
+	return header, columns, nil
+}
+
+// copySQL returns the COPY FROM STDIN statement that loads a CSV file with
+// a header and the given columns into dest.
+func copySQL(t Table, dest pgx.Identifier, columns []string) string {
 	// A quoted empty field ("") is NULL too where NULL is allowed, so that
 	// files that quote every field can leave a value out.
 	var nullable []string
@@ -62,15 +91,7 @@ func CopyCSV(ctx context.Context, tx pgx.Tx, key string, r io.Reader, t Table, d
 	if len(nullable) > 0 {
 		options += ", FORCE_NULL (" + identList(nullable) + ")"
 	}
-	stmt := fmt.Sprintf("COPY %s (%s) FROM STDIN WITH (%s)", dest.Sanitize(), identList(columns), options)
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, io.MultiReader(bytes.NewReader(header), br), stmt)
-	if err != nil {
-		return 0, copyError(key, t, err)
-	}
-	if err := addKey(ctx, tx, key, t, dest); err != nil {
-		return 0, err
-	}
-	return tag.RowsAffected(), nil
+	return fmt.Sprintf("COPY %s (%s) FROM STDIN WITH (%s)", dest.Sanitize(), identList(columns), options)
 }
 
 // matchHeader maps the header line onto the contract's columns and returns
@@ -111,8 +132,10 @@ func matchHeader(key string, line []byte, t Table) ([]string, error) {
 }
 
 // addKey makes the contract's key the table's primary key. A duplicate is
-// reported with the lines of both copies.
-func addKey(ctx context.Context, tx pgx.Tx, key string, t Table, dest pgx.Identifier) error {
+// reported with the lines of both copies, which locate finds: the line of
+// a row whose key repeats an earlier row's, that earlier row's line, and
+// the key as text.
+func addKey(ctx context.Context, tx pgx.Tx, key string, t Table, dest pgx.Identifier, locate func() (line, first int64, value string, err error)) error {
 	if len(t.Key) == 0 {
 		return nil
 	}
@@ -130,7 +153,7 @@ func addKey(ctx context.Context, tx pgx.Tx, key string, t Table, dest pgx.Identi
 	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
 		return fmt.Errorf("add primary key to %s: %w", t.Name, err)
 	}
-	line, first, value, err := findDuplicate(ctx, tx, t, dest)
+	line, first, value, err := locate()
 	if err != nil {
 		return err
 	}
