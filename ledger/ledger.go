@@ -39,3 +39,8 @@ type Ledger struct {
 func New(w *warehouse.Warehouse, logger *slog.Logger) *Ledger {
 	return &Ledger{LockTimeout: 5 * time.Minute, w: w, pool: w.Pool(), logger: logger}
 }
+
+// Pool returns the connection pool that runs take their connection from;
+// a run's work may take one more from it for a while (see
+// pipelines.Pipeline.Work).
+func (l *Ledger) Pool() *pgxpool.Pool { return l.pool }

@@ -51,7 +51,7 @@ func (r Runner) Run(ctx context.Context, spec ledger.RunSpec, then func(ctx cont
 		spec.OnSuccess = func(ctx context.Context, tx pgx.Tx) error { return then(ctx, tx, next) }
 	}
 	run, err := r.Ledger.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
-		return p.Work(ctx, tx, m, log)
+		return p.Work(ctx, tx, r.Ledger.Pool(), m, log)
 	})
 	return run, next, err
 }

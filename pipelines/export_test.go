@@ -21,6 +21,6 @@ func RunOnce(ctx context.Context, l *ledger.Ledger, p Pipeline, spec ledger.RunS
 	}
 	spec.Pipeline = p.Name
 	return l.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
-		return p.Work(ctx, tx, m, log)
+		return p.Work(ctx, tx, l.Pool(), m, log)
 	})
 }

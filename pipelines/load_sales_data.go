@@ -2,10 +2,15 @@ package pipelines
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/warehouse"
@@ -17,14 +22,15 @@ import (
 // checkMonthVolume), swaps the partition in for the
 // month's old one and replaces the month's rows of monthly_sales, all in the
 // run's transaction. Other months are not touched, and the work grows with
-// the month, not with the table.
-func loadSalesMonth(ctx context.Context, tx pgx.Tx, src millrace.Source, cfg Config, m millrace.Month, log *slog.Logger) (int64, error) {
+// the month, not with the table. A large file is copied over two
+// connections, tx's and one more from pool (see loadSalesFile).
+func loadSalesMonth(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, src millrace.Source, cfg Config, m millrace.Month, log *slog.Logger) (int64, error) {
 	if err := requireTables(ctx, tx, "stores", "sales", "monthly_sales"); err != nil {
 		return 0, err
 	}
 	t := salesTable(m)
 	loading := warehouse.Staging(t.Name)
-	rows, err := loadFile(ctx, tx, src, m.SalesKey(), t, loading, log)
+	rows, err := loadSalesFile(ctx, tx, pool, src, cfg, m.SalesKey(), t, loading, log)
 	if err != nil {
 		return 0, err
 	}
@@ -38,7 +44,8 @@ func loadSalesMonth(ctx context.Context, tx pgx.Tx, src millrace.Source, cfg Con
 		return 0, err
 	}
 	report.Phase("summing per store")
-	totals, err := monthTotals(ctx, tx, m, loading)
+	reopen := func(ctx context.Context) (io.ReadCloser, error) { return reopen(ctx, src, m.SalesKey(), log) }
+	totals, err := monthTotals(ctx, tx, m, loading, reopen)
 	if err != nil {
 		return 0, err
 	}
@@ -59,6 +66,63 @@ func loadSalesMonth(ctx context.Context, tx pgx.Tx, src millrace.Source, cfg Con
 	return rows, nil
 }
 
+// helperWait is how long a run waits for a second connection of the pool
+// before it copies its file over one.
+const helperWait = 2 * time.Second
+
+// loadSalesFile copies the sales file key into the table dest with the
+// contract t: over two connections (tx's and one more from pool) when the
+// file has at least cfg.SplitFrom bytes, over tx's alone when it is smaller,
+// its size is unknown, pool is nil or has no connection to spare.
+func loadSalesFile(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, src millrace.Source, cfg Config, key string, t warehouse.Table, dest pgx.Identifier, log *slog.Logger) (int64, error) {
+	obj, r, err := open(ctx, src, key, log)
+	if err != nil {
+		return 0, err
+	}
+	defer obj.Close()
+	var helper *pgxpool.Conn
+	if pool != nil && cfg.SplitFrom >= 0 && obj.Size >= cfg.SplitFrom {
+		actx, cancel := context.WithTimeout(ctx, helperWait)
+		helper, err = pool.Acquire(actx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, fmt.Errorf("acquire a second connection for %s: %w", key, err)
+			}
+			log.Warn("no second connection free: copying over one", "key", key, "err", err)
+		}
+	}
+	if helper == nil {
+		n, err := warehouse.CopyCSV(ctx, tx, key, r, t, dest)
+		if err != nil {
+			return 0, err
+		}
+		log.Info("loaded", "key", key, "table", t.Name, "rows", n)
+		return n, nil
+	}
+	defer helper.Release()
+	n, err := warehouse.CopyCSVSplit(ctx, tx, helper, key, r, t, dest, warehouse.SplitOptions{
+		ChunkSize: cfg.SplitChunk,
+		Reopen:    func(ctx context.Context) (io.ReadCloser, error) { return reopen(ctx, src, key, log) },
+	})
+	if err != nil {
+		return 0, err
+	}
+	log.Info("loaded", "key", key, "table", t.Name, "rows", n, "connections", 2)
+	return n, nil
+}
+
+// reopen opens the object key again, to look for the line of a row. What
+// it reads is not recorded in the run's report: the load read the object.
+func reopen(ctx context.Context, src millrace.Source, key string, log *slog.Logger) (io.ReadCloser, error) {
+	obj, err := src.Open(sourceContext(ctx), key)
+	if err != nil {
+		return nil, fmt.Errorf("open %s in %s again: %w", key, src, err)
+	}
+	log.Info("reading again to name a line", "key", key)
+	return obj, nil
+}
+
 // storeTotal is one store's sum of sales in a month.
 type storeTotal struct {
 	store    int
@@ -68,8 +132,9 @@ type storeTotal struct {
 }
 
 // monthTotals sums the loaded month per store, and refuses sales whose
-// store is not in stores, naming the first such line.
-func monthTotals(ctx context.Context, tx pgx.Tx, m millrace.Month, loading pgx.Identifier) ([]storeTotal, error) {
+// store is not in stores, naming the first such line, which it finds by
+// reading the file again (reopen).
+func monthTotals(ctx context.Context, tx pgx.Tx, m millrace.Month, loading pgx.Identifier, reopen func(context.Context) (io.ReadCloser, error)) ([]storeTotal, error) {
 	// The table is new and has no statistics: tell the planner that a
 	// parallel scan pays, which halves the time of a large month's sum.
 	for _, q := range []string{"SET LOCAL parallel_setup_cost = 0", "SET LOCAL min_parallel_table_scan_size = 0"} {
@@ -108,8 +173,7 @@ func monthTotals(ctx context.Context, tx pgx.Tx, m millrace.Month, loading pgx.I
 	if unknown == nil {
 		return totals, nil
 	}
-	var line int64
-	err = tx.QueryRow(ctx, "SELECT line FROM "+warehouse.NumberedLines(loading, "store_idx")+" x WHERE store_idx = $1 ORDER BY line LIMIT 1", *unknown).Scan(&line)
+	line, err := firstLine(ctx, m.SalesKey(), reopen, "store_idx", strconv.Itoa(*unknown))
 	if err != nil {
 		return nil, fmt.Errorf("locate unknown store in %s: %w", m.SalesKey(), err)
 	}
@@ -132,4 +196,26 @@ func requireTables(ctx context.Context, tx pgx.Tx, tables ...string) error {
 		}
 	}
 	return nil
+}
+
+// firstLine reads the file key again and returns the first line whose
+// integer column holds value.
+func firstLine(ctx context.Context, key string, reopen func(context.Context) (io.ReadCloser, error), column, value string) (int64, error) {
+	rc, err := reopen(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	var line int64
+	err = warehouse.ScanCSV(key, rc, []string{column}, func(l int64, fields []string) bool {
+		if warehouse.AsText("integer", fields[0]) == value {
+			line = l
+			return false
+		}
+		return true
+	})
+	if err == nil && line == 0 {
+		err = errors.New(column + " " + value + " is not in the file")
+	}
+	return line, err
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace"
 )
@@ -51,7 +52,7 @@ type Pipeline struct {
 	start millrace.Month
 	// timeout is the longest a run may take (Config.RunTimeout).
 	timeout time.Duration
-	run     func(ctx context.Context, tx pgx.Tx, m millrace.Month, log *slog.Logger) (int64, error)
+	run     func(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, m millrace.Month, log *slog.Logger) (int64, error)
 }
 
 // Config tunes the pipelines. Zero values mean the defaults.
@@ -67,6 +68,13 @@ type Config struct {
 	// the earlier months, and a reload's rows against those it replaces
 	// (MinRatio only). Default DefaultMinRatio and DefaultMaxRatio.
 	MinRatio, MaxRatio float64
+	// SplitFrom is the size from which a sales file is copied over two
+	// connections (warehouse.CopyCSVSplit); smaller files, and files of
+	// unknown size, over one. Defaults to 8 MiB; negative: never.
+	SplitFrom int64
+	// SplitChunk is the size of the pieces of a file copied over two
+	// connections. Defaults to 1 MiB.
+	SplitChunk int
 }
 
 // withDefaults returns the config with every zero value set to its default.
@@ -82,6 +90,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRatio <= 0 {
 		c.MaxRatio = DefaultMaxRatio
+	}
+	if c.SplitFrom == 0 {
+		c.SplitFrom = 8 << 20
+	}
+	if c.SplitChunk <= 0 {
+		c.SplitChunk = 1 << 20
 	}
 	return c
 }
@@ -109,28 +123,28 @@ func NewWithConfig(src millrace.Source, cfg Config) *Set {
 			Schedule: "once, on a fresh installation; then on demand", OnFreshInstall: true,
 			Then:   []string{millrace.ProcessData},
 			Tables: []string{"customer_profiles", "customer_activity", "labels", "stores"},
-			run: func(ctx context.Context, tx pgx.Tx, _ millrace.Month, log *slog.Logger) (int64, error) {
+			run: func(ctx context.Context, tx pgx.Tx, _ *pgxpool.Pool, _ millrace.Month, log *slog.Logger) (int64, error) {
 				return loadClientData(ctx, tx, src, cfg, log)
 			}},
 		{Name: millrace.LoadSalesData, Description: "loads a month of sales and its per-store totals into sales and monthly_sales", Monthly: true,
 			Schedule: "monthly, 00:00 UTC on the 1st, loading the month that just ended",
 			Needs:    []string{millrace.LoadClientData}, // every sale's store must be in stores
 			Tables:   []string{"sales", "monthly_sales"},
-			run: func(ctx context.Context, tx pgx.Tx, m millrace.Month, log *slog.Logger) (int64, error) {
-				return loadSalesMonth(ctx, tx, src, cfg, m, log)
+			run: func(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, m millrace.Month, log *slog.Logger) (int64, error) {
+				return loadSalesMonth(ctx, tx, pool, src, cfg, m, log)
 			}},
 		{Name: millrace.ProcessData, Description: "builds feature_store and customer_activity_ranked from the customer tables",
 			Schedule: "after every successful load_client_data; on demand",
 			Tables:   []string{"feature_store", "customer_activity_ranked"},
 			Reads:    []string{millrace.LoadClientData},
-			run: func(ctx context.Context, tx pgx.Tx, _ millrace.Month, log *slog.Logger) (int64, error) {
+			run: func(ctx context.Context, tx pgx.Tx, _ *pgxpool.Pool, _ millrace.Month, log *slog.Logger) (int64, error) {
 				return processData(ctx, tx, log)
 			}},
 		{Name: millrace.SalesStatistics, Description: "computes the average sale and number of sales per store and month",
 			Schedule: "on demand",
 			Tables:   []string{"sales_statistics"},
 			Reads:    []string{millrace.LoadSalesData},
-			run: func(ctx context.Context, tx pgx.Tx, _ millrace.Month, log *slog.Logger) (int64, error) {
+			run: func(ctx context.Context, tx pgx.Tx, _ *pgxpool.Pool, _ millrace.Month, log *slog.Logger) (int64, error) {
 				return salesStatistics(ctx, tx, log)
 			}},
 	}}
@@ -221,11 +235,13 @@ func (p Pipeline) CheckPartition(partition string, now time.Time) (millrace.Mont
 
 // Work does the pipeline's work for month m (zero for a pipeline without
 // months) inside tx, which the ledger commits together with the record of
-// the run's success, and returns the rows it wrote. Work that takes longer
-// than Config.RunTimeout is cancelled and returns an error wrapping
-// ErrRunTimeout (see runWithin); tx must then be rolled back.
-func (p Pipeline) Work(ctx context.Context, tx pgx.Tx, m millrace.Month, log *slog.Logger) (int64, error) {
-	return p.runWithin(ctx, tx, m, log)
+// the run's success, and returns the rows it wrote. pool, when not nil, is
+// the pool tx's connection came from: the work may take one more connection
+// from it while it runs (a large sales file is copied over two). Work that
+// takes longer than Config.RunTimeout is cancelled and returns an error
+// wrapping ErrRunTimeout (see runWithin); tx must then be rolled back.
+func (p Pipeline) Work(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, m millrace.Month, log *slog.Logger) (int64, error) {
+	return p.runWithin(ctx, tx, pool, m, log)
 }
 
 // Partitions returns the partitions the pipeline should have at now,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace"
 )
@@ -41,9 +42,9 @@ func sourceContext(ctx context.Context) context.Context {
 // connection usable, and runWithin returns an error wrapping ErrRunTimeout
 // that names the limit: the ledger rolls the work back and records the run
 // as failed with that reason.
-func (p Pipeline) runWithin(ctx context.Context, tx pgx.Tx, m millrace.Month, log *slog.Logger) (int64, error) {
+func (p Pipeline) runWithin(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, m millrace.Month, log *slog.Logger) (int64, error) {
 	if p.timeout <= 0 {
-		return p.run(ctx, tx, m, log)
+		return p.run(ctx, tx, pool, m, log)
 	}
 	timedOut := fmt.Errorf("%w after %s (MILLRACE_RUN_TIMEOUT): the run was cancelled and rolled back", ErrRunTimeout, p.timeout)
 	limit, cancel := context.WithTimeoutCause(ctx, p.timeout, timedOut)
@@ -61,7 +62,7 @@ func (p Pipeline) runWithin(ctx context.Context, tx pgx.Tx, m millrace.Month, lo
 			log.Error("cancel the query of a timed-out run", "err", err)
 		}
 	})
-	rows, err := p.run(context.WithValue(ctx, limitKey{}, limit), tx, m, log)
+	rows, err := p.run(context.WithValue(ctx, limitKey{}, limit), tx, pool, m, log)
 	if !stop() {
 		// The cancel request went or goes out: wait for it, so that it
 		// cannot land on a statement after the work.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/gen"
@@ -34,7 +35,7 @@ func TestRunTimeoutCancelsQuery(t *testing.T) {
 	}
 	defer w.Close()
 	const timeout = 200 * time.Millisecond
-	slow := Pipeline{Name: "timeout_probe", timeout: timeout, run: func(ctx context.Context, tx pgx.Tx, _ millrace.Month, _ *slog.Logger) (int64, error) {
+	slow := Pipeline{Name: "timeout_probe", timeout: timeout, run: func(ctx context.Context, tx pgx.Tx, _ *pgxpool.Pool, _ millrace.Month, _ *slog.Logger) (int64, error) {
 		if _, err := tx.Exec(ctx, "CREATE TABLE public.timeout_probe AS SELECT 1 AS x"); err != nil {
 			return 0, err
 		}
@@ -76,7 +77,7 @@ func TestRunTimeoutCancelsQuery(t *testing.T) {
 	}
 
 	fast := slow
-	fast.run = func(ctx context.Context, tx pgx.Tx, _ millrace.Month, _ *slog.Logger) (int64, error) {
+	fast.run = func(ctx context.Context, tx pgx.Tx, _ *pgxpool.Pool, _ millrace.Month, _ *slog.Logger) (int64, error) {
 		_, err := tx.Exec(ctx, "CREATE TABLE public.timeout_probe AS SELECT 1 AS x")
 		return 1, err
 	}
