@@ -41,6 +41,14 @@ func salesStatistics(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, e
 	if err := requireTables(ctx, tx, "stores", "sales"); err != nil {
 		return 0, err
 	}
+	// sales, the partitioned table, has no statistics of its own: the
+	// planner guesses tens of thousands of groups where there are stores
+	// times months, and with the default work_mem (4MB) it sorts every
+	// sale on disk to aggregate them. With room for its guess it hashes,
+	// in parallel: 2-3x faster on a month of 3M sales.
+	if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '64MB'"); err != nil {
+		return 0, fmt.Errorf("plan sales_statistics: %w", err)
+	}
 	n, err := build(ctx, tx, "sales_statistics", createSalesStatistics, requireSalesStatistics, "sale_month", "store_idx")
 	if err != nil {
 		return 0, err
