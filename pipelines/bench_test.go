@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -63,18 +65,77 @@ func BenchmarkSalesMonth(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	b.Run("load_sales_data", func(b *testing.B) {
-		sales, _ := set.Get(millrace.LoadSalesData)
-		b.SetBytes(info.Size())
-		var n int64
+	// The month over two connections (the file is larger than
+	// Config.SplitFrom), and over one, as a smaller file is.
+	one := pipelines.NewWithConfig(src, pipelines.Config{SplitFrom: -1})
+	for _, c := range []struct {
+		name string
+		set  *pipelines.Set
+	}{{"load_sales_data", set}, {"load_sales_data_one_connection", one}} {
+		b.Run(c.name, func(b *testing.B) {
+			sales, _ := c.set.Get(millrace.LoadSalesData)
+			b.SetBytes(info.Size())
+			var n int64
+			for b.Loop() {
+				run, err := pipelines.RunOnce(ctx, l, sales, ledger.RunSpec{Partition: "2020-01", Trigger: "bench"}, now)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = run.Rows
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+
+	// The three in turn, round after round, on a machine whose load
+	// changes by the minute: the ratios of their medians to the reference
+	// (\copy into a plain table, then the sums) are what to compare.
+	b.Run("interleaved", func(b *testing.B) {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS copy_plain (idx bigint NOT NULL, value numeric NOT NULL, date date NOT NULL, store_idx integer NOT NULL)"); err != nil {
+			b.Fatal(err)
+		}
+		two, _ := set.Get(millrace.LoadSalesData)
+		single, _ := one.Get(millrace.LoadSalesData)
+		var twos, ones, plains []float64
 		for b.Loop() {
-			run, err := pipelines.RunOnce(ctx, l, sales, ledger.RunSpec{Partition: "2020-01", Trigger: "bench"}, now)
+			for _, r := range []struct {
+				p     pipelines.Pipeline
+				times *[]float64
+			}{{two, &twos}, {single, &ones}} {
+				start := time.Now()
+				if _, err := pipelines.RunOnce(ctx, l, r.p, ledger.RunSpec{Partition: "2020-01", Trigger: "bench"}, now); err != nil {
+					b.Fatal(err)
+				}
+				*r.times = append(*r.times, time.Since(start).Seconds())
+			}
+			if _, err := conn.Exec(ctx, "TRUNCATE copy_plain"); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			f, err := os.Open(file)
 			if err != nil {
 				b.Fatal(err)
 			}
-			n = run.Rows
+			_, err = conn.PgConn().CopyFrom(ctx, f, "COPY copy_plain FROM STDIN WITH (FORMAT csv, HEADER true)")
+			f.Close()
+			if err == nil {
+				_, err = conn.Exec(ctx, "SELECT store_idx, sum(value), count(*) FROM copy_plain GROUP BY store_idx")
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			plains = append(plains, time.Since(start).Seconds())
 		}
-		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		b.ReportMetric(median(twos), "two_s")
+		b.ReportMetric(median(ones), "one_s")
+		b.ReportMetric(median(plains), "copy_s")
+		b.ReportMetric(median(twos)/median(plains), "two/copy")
+		b.ReportMetric(median(ones)/median(plains), "one/copy")
 	})
 
 	// sales_statistics over the loaded month, next to hand-written SQL that
@@ -94,14 +155,36 @@ func BenchmarkSalesMonth(b *testing.B) {
 		}
 		defer conn.Close(ctx)
 		for b.Loop() {
-			if _, err := conn.Exec(ctx, `DROP TABLE IF EXISTS public.hand_statistics;
-				CREATE TABLE public.hand_statistics AS
-					SELECT s.store_idx, st.location, date_trunc('month', s.date)::date AS sale_month, round(avg(s.value), 4) AS avg_value, count(*) AS sales_count
-					FROM public.sales s JOIN public.stores st ON st.idx = s.store_idx GROUP BY 1, 2, 3;
-				ALTER TABLE public.hand_statistics ADD PRIMARY KEY (sale_month, store_idx)`); err != nil {
+			if _, err := conn.Exec(ctx, handWrittenStatistics); err != nil {
 				b.Fatal(err)
 			}
 		}
+	})
+
+	// The two in turn, round after round (see interleaved).
+	b.Run("statistics_interleaved", func(b *testing.B) {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		stats, _ := set.Get(millrace.SalesStatistics)
+		var runs, hands []float64
+		for b.Loop() {
+			start := time.Now()
+			if _, err := pipelines.RunOnce(ctx, l, stats, ledger.RunSpec{Trigger: "bench"}, now); err != nil {
+				b.Fatal(err)
+			}
+			runs = append(runs, time.Since(start).Seconds())
+			start = time.Now()
+			if _, err := conn.Exec(ctx, handWrittenStatistics); err != nil {
+				b.Fatal(err)
+			}
+			hands = append(hands, time.Since(start).Seconds())
+		}
+		b.ReportMetric(median(runs), "run_s")
+		b.ReportMetric(median(hands), "sql_s")
+		b.ReportMetric(median(runs)/median(hands), "run/sql")
 	})
 
 	// psql's \copy into a plain table of the same columns, then the
@@ -231,3 +314,20 @@ func BenchmarkProcessData(b *testing.B) {
 		}
 	})
 }
+
+// median returns the median of xs.
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// handWrittenStatistics builds what sales_statistics builds, by hand.
+const handWrittenStatistics = `DROP TABLE IF EXISTS public.hand_statistics;
+	CREATE TABLE public.hand_statistics AS
+		SELECT s.store_idx, st.location, date_trunc('month', s.date)::date AS sale_month, round(avg(s.value), 4) AS avg_value, count(*) AS sales_count
+		FROM public.sales s JOIN public.stores st ON st.idx = s.store_idx GROUP BY 1, 2, 3;
+	ALTER TABLE public.hand_statistics ADD PRIMARY KEY (sale_month, store_idx)`
