@@ -165,8 +165,9 @@ func New(ctx context.Context, w *warehouse.Warehouse, l *ledger.Ledger, set *pip
 	// The pipelines refuse the months before the orchestrator's start.
 	set = set.WithSalesStart(cfg.SalesStart)
 	// Each run holds a connection for its whole length and needs another
-	// for a moment to record its start; the process's proof of life holds
-	// one; River, the scheduler and the UI need some more.
+	// for a moment to record its start, and while it copies a large sales
+	// file over two connections; the process's proof of life holds one;
+	// River, the scheduler and the UI need some more.
 	if need, have := int32(2*cfg.MaxConcurrentRuns+5), w.Pool().Config().MaxConns; cfg.Workers && have < need {
 		return nil, millrace.Permanent(fmt.Errorf("%d concurrent runs need %d database connections, the pool has %d: lower MILLRACE_MAX_CONCURRENT_RUNS or add pool_max_conns=%d to MILLRACE_DATABASE_URL",
 			cfg.MaxConcurrentRuns, need, have, need))
