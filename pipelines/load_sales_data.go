@@ -44,8 +44,8 @@ func loadSalesMonth(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, src mill
 		return 0, err
 	}
 	report.Phase("summing per store")
-	reopen := func(ctx context.Context) (io.ReadCloser, error) { return reopen(ctx, src, m.SalesKey(), log) }
-	totals, err := monthTotals(ctx, tx, m, loading, reopen)
+	again := func(ctx context.Context) (io.ReadCloser, error) { return reopen(ctx, src, m.SalesKey(), log) }
+	totals, err := monthTotals(ctx, tx, m, loading, again)
 	if err != nil {
 		return 0, err
 	}
