@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/audit"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -33,6 +34,11 @@ type RunSpec struct {
 	BackfillID int64
 	// JobID is the job queue's id of the run, 0 outside the queue.
 	JobID int64
+	// Audit, when set, records the run's start in the audit log under this
+	// actor, in the transaction that records the start: a person's run in
+	// this process (`millrace run`). A queued run was recorded when it was
+	// queued.
+	Audit *audit.Actor
 	// Retried, when set, says whether the job queue will try the partition
 	// again after this attempt failed with err: the partition is then
 	// recorded as queued, not failed, with the attempt's error.
@@ -90,6 +96,9 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 	// so that everyone sees the partition running.
 	if err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
 		if err := recordStart(ctx, tx, spec, &run); err != nil {
+			return err
+		}
+		if err := auditStart(ctx, tx, spec, run); err != nil {
 			return err
 		}
 		return l.recordLineage(ctx, tx, run.ID, lineageStart)
@@ -176,6 +185,23 @@ func lockRun(ctx context.Context, conn *pgxpool.Conn, pipeline, partition string
 // ErrBackfillBusy is returned, wrapped, when a backfill's run would exceed
 // the backfill's max_concurrent: the job waits and tries again.
 var ErrBackfillBusy = errors.New("the backfill runs as many months as it may at once")
+
+// auditStart records, in tx, the start of a run that a person asked for in
+// this process (spec.Audit), and the acceptance of its checks.
+func auditStart(ctx context.Context, tx pgx.Tx, spec RunSpec, run millrace.Run) error {
+	if spec.Audit == nil {
+		return nil
+	}
+	target := spec.Pipeline + " " + millrace.PartitionLabel(spec.Partition)
+	if err := audit.Record(ctx, tx, *spec.Audit, audit.ActionRun, target,
+		map[string]any{"trigger": spec.Trigger, "run_id": run.ID}); err != nil {
+		return err
+	}
+	if spec.AcceptedBy == "" {
+		return nil
+	}
+	return audit.Record(ctx, tx, *spec.Audit, audit.ActionAcceptCheck, target, map[string]any{"run_id": run.ID})
+}
 
 // recordStart closes the attempts of the partition that a dead process left
 // running (its lock is ours now) and records a new one in tx. A job's

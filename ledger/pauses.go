@@ -26,9 +26,10 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// SetPause pauses the pipeline (or changes its pause) and returns it as recorded.
-func (l *Ledger) SetPause(ctx context.Context, p Pause) (Pause, error) {
-	err := l.pool.QueryRow(ctx, `INSERT INTO millrace.pauses (pipeline, reason, paused_by, until) VALUES ($1, $2, $3, $4)
+// SetPause pauses the pipeline (or changes its pause) in tx and returns it
+// as recorded.
+func SetPause(ctx context.Context, tx pgx.Tx, p Pause) (Pause, error) {
+	err := tx.QueryRow(ctx, `INSERT INTO millrace.pauses (pipeline, reason, paused_by, until) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (pipeline) DO UPDATE SET reason = $2, paused_by = $3, until = $4, paused_at = clock_timestamp()
 		RETURNING paused_at`, p.Pipeline, p.Reason, p.By, p.Until).Scan(&p.At)
 	if err != nil {
@@ -37,9 +38,9 @@ func (l *Ledger) SetPause(ctx context.Context, p Pause) (Pause, error) {
 	return p, nil
 }
 
-// Resume ends the pipeline's pause and reports whether it was paused.
-func (l *Ledger) Resume(ctx context.Context, pipeline string) (bool, error) {
-	tag, err := l.pool.Exec(ctx, "DELETE FROM millrace.pauses WHERE pipeline = $1", pipeline)
+// Resume ends the pipeline's pause in tx and reports whether it was paused.
+func Resume(ctx context.Context, tx pgx.Tx, pipeline string) (bool, error) {
+	tag, err := tx.Exec(ctx, "DELETE FROM millrace.pauses WHERE pipeline = $1", pipeline)
 	if err != nil {
 		return false, fmt.Errorf("resume %s: %w", pipeline, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/audit"
 	"github.com/millrace/millrace/ledger"
 )
 
@@ -64,6 +65,8 @@ type BackfillRequest struct {
 	Expect  string `json:"plan"`
 	Trigger string `json:"-"`
 	By      string `json:"-"`
+	// Address is where the person asked from, for the audit log.
+	Address string `json:"-"`
 }
 
 // Plan is a backfill's plan: every month of the range, and once queued
@@ -212,7 +215,12 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (Plan,
 				}
 			}
 		}
-		return ledger.UnplanBackfillMonths(ctx, tx, plan.ID, already, "already queued")
+		if err := ledger.UnplanBackfillMonths(ctx, tx, plan.ID, already, "already queued"); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Actor{Name: req.By, Address: req.Address}, audit.ActionBackfill, p.Name,
+			map[string]any{"backfill_id": plan.ID, "from": from.String(), "to": to.String(), "only": req.Only, "trigger": trigger,
+				"max_concurrent": req.MaxConcurrent, "plan": plan.Fingerprint, "queued": plan.Selected(), "already_queued": already})
 	})
 	if err != nil {
 		return Plan{}, fmt.Errorf("backfill %s %s..%s: %w", p.Name, from, to, err)

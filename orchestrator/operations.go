@@ -8,16 +8,17 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/audit"
 	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/pipelines"
 )
 
 // Cancel cancels the queued or running run of a pipeline partition for the
-// person by, and returns the state it was in. A queued run's job is
+// person by (recorded in the audit log), and returns the state it was in. A queued run's job is
 // cancelled in the same transaction; a running one rolls back within
 // seconds (see ledger.Cancel). Any other partition is refused with a
 // permanent error.
-func (o *Orchestrator) Cancel(ctx context.Context, pipeline, partition, by string) (millrace.State, error) {
+func (o *Orchestrator) Cancel(ctx context.Context, pipeline, partition string, by audit.Actor) (millrace.State, error) {
 	if _, err := o.set.Get(pipeline); err != nil {
 		return "", err
 	}
@@ -27,18 +28,20 @@ func (o *Orchestrator) Cancel(ctx context.Context, pipeline, partition, by strin
 	var was millrace.State
 	err := pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
 		var err error
-		if was, err = ledger.Cancel(ctx, tx, pipeline, partition, by); err != nil {
+		if was, err = ledger.Cancel(ctx, tx, pipeline, partition, by.Name); err != nil {
 			return err
 		}
 		if was == millrace.StateQueued {
-			return o.cancelJobs(ctx, tx, pipeline, []string{partition}, 0)
+			if err := o.cancelJobs(ctx, tx, pipeline, []string{partition}, 0); err != nil {
+				return err
+			}
 		}
-		return nil
+		return audit.Record(ctx, tx, by, audit.ActionCancel, pipeline+" "+millrace.PartitionLabel(partition), map[string]any{"was": was})
 	})
 	if err != nil {
 		return "", err
 	}
-	o.cfg.Logger.Info("run cancelled", "pipeline", pipeline, "partition", partition, "was", was, "by", by)
+	o.cfg.Logger.Info("run cancelled", "pipeline", pipeline, "partition", partition, "was", was, "by", by.Name)
 	return was, nil
 }
 
@@ -67,16 +70,16 @@ type BackfillCancel struct {
 }
 
 // CancelBackfill cancels a backfill for the person by, in one
-// transaction: its months still queued are cancelled with their jobs, so
+// transaction with its entry in the audit log: its months still queued are cancelled with their jobs, so
 // that none of them starts afterwards; with running, its months running
 // now are asked to stop too (else they finish).
-func (o *Orchestrator) CancelBackfill(ctx context.Context, id int64, running bool, by string) (BackfillCancel, error) {
+func (o *Orchestrator) CancelBackfill(ctx context.Context, id int64, running bool, by audit.Actor) (BackfillCancel, error) {
 	var res BackfillCancel
 	if err := o.migrateQueue(ctx); err != nil {
 		return res, err
 	}
 	err := pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
-		pipeline, months, err := ledger.MarkBackfillCancelled(ctx, tx, id, by)
+		pipeline, months, err := ledger.MarkBackfillCancelled(ctx, tx, id, by.Name)
 		if err != nil {
 			return err
 		}
@@ -98,36 +101,38 @@ func (o *Orchestrator) CancelBackfill(ctx context.Context, id int64, running boo
 			if states[m] != millrace.StateQueued {
 				continue
 			}
-			if _, err := ledger.Cancel(ctx, tx, pipeline, m, by); err != nil {
+			if _, err := ledger.Cancel(ctx, tx, pipeline, m, by.Name); err != nil {
 				return err
 			}
 			res.Cancelled = append(res.Cancelled, m)
 		}
-		if !running {
-			return nil
-		}
-		active, err := ledger.RunningBackfillMonths(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		for _, m := range active {
-			if _, err := ledger.Cancel(ctx, tx, pipeline, m, by); err != nil {
+		if running {
+			active, err := ledger.RunningBackfillMonths(ctx, tx, id)
+			if err != nil {
 				return err
 			}
-			res.Stopping = append(res.Stopping, m)
+			for _, m := range active {
+				if _, err := ledger.Cancel(ctx, tx, pipeline, m, by.Name); err != nil {
+					return err
+				}
+				res.Stopping = append(res.Stopping, m)
+			}
 		}
-		return nil
+		return audit.Record(ctx, tx, by, audit.ActionCancelBackfill, fmt.Sprintf("backfill %d", id),
+			map[string]any{"pipeline": pipeline, "running": running, "cancelled": res.Cancelled, "stopping": res.Stopping})
 	})
 	if err != nil {
 		return BackfillCancel{}, fmt.Errorf("cancel backfill %d: %w", id, err)
 	}
-	o.cfg.Logger.Info("backfill cancelled", "backfill", id, "pipeline", res.Pipeline, "cancelled", len(res.Cancelled), "stopping", len(res.Stopping), "by", by)
+	o.cfg.Logger.Info("backfill cancelled", "backfill", id, "pipeline", res.Pipeline, "cancelled", len(res.Cancelled), "stopping", len(res.Stopping), "by", by.Name)
 	return res, nil
 }
 
-// Pause pauses a pipeline: nothing automatic queues it until Resume or
-// until p.Until.
-func (o *Orchestrator) Pause(ctx context.Context, p ledger.Pause) (ledger.Pause, error) {
+// Pause pauses a pipeline for the person by (p.By is by's name): nothing
+// automatic queues it until Resume or until p.Until. The pause and its
+// entry in the audit log commit together.
+func (o *Orchestrator) Pause(ctx context.Context, p ledger.Pause, by audit.Actor) (ledger.Pause, error) {
+	p.By = by.Name
 	if _, err := o.set.Get(p.Pipeline); err != nil {
 		return p, err
 	}
@@ -137,7 +142,13 @@ func (o *Orchestrator) Pause(ctx context.Context, p ledger.Pause) (ledger.Pause,
 	if p.Until != nil && !p.Until.After(o.cfg.Now()) {
 		return p, millrace.Permanent(fmt.Errorf("pause %s until %s: that is not in the future", p.Pipeline, p.Until.Format(time.RFC3339)))
 	}
-	p, err := o.ledger.SetPause(ctx, p)
+	err := pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
+		var err error
+		if p, err = ledger.SetPause(ctx, tx, p); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, by, audit.ActionPause, p.Pipeline, map[string]any{"reason": p.Reason, "until": p.Until})
+	})
 	if err != nil {
 		return p, err
 	}
@@ -150,16 +161,24 @@ func (o *Orchestrator) Pause(ctx context.Context, p ledger.Pause) (ledger.Pause,
 
 // Resume ends a pipeline's pause and makes a scheduler pass at once, which
 // catches up what the pause held back (CatchUp previews it). It reports
-// whether the pipeline was paused.
-func (o *Orchestrator) Resume(ctx context.Context, pipeline, by string) (bool, error) {
+// whether the pipeline was paused. The resume and its entry in the audit
+// log commit together.
+func (o *Orchestrator) Resume(ctx context.Context, pipeline string, by audit.Actor) (bool, error) {
 	if _, err := o.set.Get(pipeline); err != nil {
 		return false, err
 	}
-	was, err := o.ledger.Resume(ctx, pipeline)
+	var was bool
+	err := pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
+		var err error
+		if was, err = ledger.Resume(ctx, tx, pipeline); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, by, audit.ActionResume, pipeline, map[string]any{"was_paused": was})
+	})
 	if err != nil {
 		return false, err
 	}
-	o.cfg.Logger.Info("pipeline resumed", "pipeline", pipeline, "by", by, "was_paused", was)
+	o.cfg.Logger.Info("pipeline resumed", "pipeline", pipeline, "by", by.Name, "was_paused", was)
 	if o.cfg.Scheduler {
 		o.passNow(ctx)
 	}

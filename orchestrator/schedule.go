@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/audit"
 	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/warehouse"
@@ -34,6 +35,8 @@ type Ask struct {
 	// AcceptedBy, when set, names the person who accepts that the run's
 	// checks fail (see ledger.RunSpec.AcceptedBy).
 	AcceptedBy string
+	// Address is where the person asked from, for the audit log.
+	Address string
 }
 
 // Enqueue queues runs of the pipeline's partitions for the workers. A
@@ -56,10 +59,41 @@ func (o *Orchestrator) Enqueue(ctx context.Context, pipeline string, partitions 
 	}
 	var out []Enqueued
 	err = pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
-		out, err = o.enqueueTx(ctx, tx, pipeline, partitions, ask)
-		return err
+		if out, err = o.enqueueTx(ctx, tx, pipeline, partitions, ask); err != nil {
+			return err
+		}
+		return auditEnqueue(ctx, tx, pipeline, out, ask)
 	})
 	return out, err
+}
+
+// auditEnqueue records, in tx, the runs a person asked for, and the
+// acceptance of their checks; the schedule's are not recorded.
+func auditEnqueue(ctx context.Context, tx pgx.Tx, pipeline string, res []Enqueued, ask Ask) error {
+	if ask.By == "" {
+		return nil
+	}
+	by := audit.Actor{Name: ask.By, Address: ask.Address}
+	target := pipeline
+	if len(res) == 1 {
+		target += " " + millrace.PartitionLabel(res[0].Partition)
+	}
+	var queued, already []string
+	for _, r := range res {
+		if r.Queued {
+			queued = append(queued, millrace.PartitionLabel(r.Partition))
+		} else {
+			already = append(already, millrace.PartitionLabel(r.Partition))
+		}
+	}
+	if err := audit.Record(ctx, tx, by, audit.ActionRun, target,
+		map[string]any{"trigger": ask.Trigger, "queued": queued, "already_queued": already}); err != nil {
+		return err
+	}
+	if ask.AcceptedBy == "" || len(queued) == 0 {
+		return nil
+	}
+	return audit.Record(ctx, tx, by, audit.ActionAcceptCheck, target, map[string]any{"partitions": queued})
 }
 
 // enqueueTx marks the partitions queued in the ledger and inserts a job for

@@ -24,7 +24,7 @@ func back(r *http.Request) string {
 // form's partition ("" for an unpartitioned pipeline), or say why not.
 func (s *Server) handleRunNow(w http.ResponseWriter, r *http.Request) {
 	name, part := r.PathValue("name"), r.PostFormValue("partition")
-	ask := orchestrator.Ask{Trigger: "ui", By: sessionOf(r).Username}
+	ask := orchestrator.Ask{Trigger: "ui", By: sessionOf(r).Username, Address: s.address(r)}
 	if r.PostFormValue("accept_check") != "" {
 		ask.AcceptedBy = ask.By
 	}
@@ -57,7 +57,7 @@ func (s *Server) handleRetryFailed(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	failed := failedPartitions(parts)
-	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, failed, orchestrator.Ask{Trigger: "ui", By: sessionOf(r).Username})
+	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, failed, orchestrator.Ask{Trigger: "ui", By: sessionOf(r).Username, Address: s.address(r)})
 	if err != nil && !millrace.IsPermanent(err) {
 		s.serverError(w, r, err)
 		return
@@ -100,9 +100,9 @@ func countPlan(plan []orchestrator.BackfillMonth) (runs, queued int) {
 
 // backfillForm reads the backfill form. A max_concurrent that is not a
 // number is passed on as -1, which the orchestrator refuses.
-func backfillForm(r *http.Request, dry bool) orchestrator.BackfillRequest {
+func (s *Server) backfillForm(r *http.Request, dry bool) orchestrator.BackfillRequest {
 	req := orchestrator.BackfillRequest{Pipeline: r.PathValue("name"), From: r.PostFormValue("from"), To: r.PostFormValue("to"),
-		Only: orchestrator.Only(r.PostFormValue("only")), DryRun: dry, Trigger: "ui", By: sessionOf(r).Username,
+		Only: orchestrator.Only(r.PostFormValue("only")), DryRun: dry, Trigger: "ui", By: sessionOf(r).Username, Address: s.address(r),
 		Expect: r.PostFormValue("plan")}
 	if v := strings.TrimSpace(r.PostFormValue("max_concurrent")); v != "" {
 		n, err := strconv.Atoi(v)
@@ -129,7 +129,7 @@ type previewView struct {
 // handleBackfillPreview serves "POST /pipelines/{name}/backfill/preview":
 // the dry run of the form, with a button to confirm it.
 func (s *Server) handleBackfillPreview(w http.ResponseWriter, r *http.Request) {
-	req := backfillForm(r, true)
+	req := s.backfillForm(r, true)
 	plan, err := s.cfg.Orchestrator.Backfill(r.Context(), req)
 	v := previewView{CSRF: sessionOf(r).CSRF, Request: req, Plan: plan.Months, Fingerprint: plan.Fingerprint}
 	if err != nil {
@@ -147,7 +147,7 @@ func (s *Server) handleBackfillPreview(w http.ResponseWriter, r *http.Request) {
 // handleBackfill serves "POST /pipelines/{name}/backfill": queue the months
 // the preview showed.
 func (s *Server) handleBackfill(w http.ResponseWriter, r *http.Request) {
-	req := backfillForm(r, false)
+	req := s.backfillForm(r, false)
 	plan, err := s.cfg.Orchestrator.Backfill(r.Context(), req)
 	switch {
 	case err != nil && millrace.IsPermanent(err):

@@ -80,7 +80,7 @@ func (s *Server) handleAPIRunCreate(w http.ResponseWriter, r *http.Request) {
 		badBody(w, err)
 		return
 	}
-	ask := orchestrator.Ask{Trigger: "api", By: sessionOf(r).Username}
+	ask := orchestrator.Ask{Trigger: "api", By: sessionOf(r).Username, Address: s.address(r)}
 	if req.AcceptCheck {
 		ask.AcceptedBy = ask.By
 	}
@@ -104,7 +104,7 @@ func (s *Server) handleAPIBackfill(w http.ResponseWriter, r *http.Request) {
 		badBody(w, err)
 		return
 	}
-	req.Pipeline, req.Trigger, req.By = r.PathValue("name"), "api", sessionOf(r).Username
+	req.Pipeline, req.Trigger, req.By, req.Address = r.PathValue("name"), "api", sessionOf(r).Username, s.address(r)
 	if req.Only == "" {
 		req.Only = orchestrator.OnlyMissingFailed
 	}

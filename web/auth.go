@@ -7,11 +7,18 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/millrace/millrace/audit"
+	"github.com/millrace/millrace/users"
 )
 
 // sessionCookie holds the session token.
@@ -20,68 +27,200 @@ const sessionCookie = "millrace_session"
 // sessionKey is the context key of the request's session.
 type sessionKey struct{}
 
-// sessionOf returns the request's session; API calls with HTTP Basic have
-// an empty CSRF token.
+// sessionOf returns the request's session; API calls with HTTP Basic or a
+// token have an empty CSRF token.
 func sessionOf(r *http.Request) session {
 	s, _ := r.Context().Value(sessionKey{}).(session)
 	return s
 }
 
-// authenticated lets a request through with a valid session cookie, or
-// HTTP Basic credentials under /api/ (counted by the login limiter); it
-// checks the CSRF token of the requests that a form on another site could
-// send (see needsToken). Others go to the login page (or get a 401 from
-// the API).
+// authenticated lets a request through when it names a user (see
+// identify) whose role may make it (see requiredRole); it checks the CSRF
+// token of the requests that a form on another site could send (see
+// needsToken). Others go to the login page (or get a 401 from the API),
+// or get a 403 that says which role they need.
 func (s *Server) authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		api := strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/riverui/api/")
-		if c, err := r.Cookie(sessionCookie); err == nil {
-			sess, err := s.sessions.get(r.Context(), hashToken(c.Value))
-			if err == nil {
-				if needsToken(r) && !readForm(w, r) {
-					return
-				}
-				if needsToken(r) && !csrfOK(r, sess.CSRF) {
-					http.Error(w, "the form is stale or came from another site (CSRF check failed): reload the page and try again", http.StatusForbidden)
-					return
-				}
-				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)))
-				return
-			}
-			if !errors.Is(err, errNoSession) {
-				s.serverError(w, r, err)
-				return
-			}
-		}
-		if user, pass, ok := r.BasicAuth(); ok && api {
-			client := s.clientKey(r)
-			if !s.limiter.allowClient(client) || !s.limiter.allowUser(client, user) {
-				http.Error(w, "too many failed logins: wait a few minutes", http.StatusTooManyRequests)
-				return
-			}
-			if !s.credentialsOK(user, pass) {
-				s.failedLogin(r, client, user)
-				w.Header().Set("WWW-Authenticate", `Basic realm="millrace"`)
-				http.Error(w, "wrong username or password", http.StatusUnauthorized)
-				return
-			}
-			s.limiter.succeed(client, user)
-			// Browsers may replay cached Basic credentials cross-site: only
-			// JSON bodies, which a form cannot send, may change state.
-			if needsToken(r) {
-				http.Error(w, "send a JSON body (Content-Type: application/json)", http.StatusUnsupportedMediaType)
-				return
-			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, session{Username: user})))
+		sess, ok := s.identify(w, r)
+		if !ok {
 			return
 		}
-		if api {
-			w.Header().Set("WWW-Authenticate", `Basic realm="millrace"`)
-			http.Error(w, "log in first: HTTP Basic or a session cookie", http.StatusUnauthorized)
+		if need := requiredRole(r); !sess.Role.Can(need) {
+			s.forbidden(w, r, sess, need)
 			return
 		}
-		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)))
 	})
+}
+
+// isAPI reports whether the request is for a script (JSON answers, no
+// login page): /api/ and River's UI's API.
+func isAPI(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/riverui/api/")
+}
+
+// identify finds who sends the request, in this order: the sign-in
+// proxy's header from a trusted proxy, the session cookie, and under the
+// API a token (Authorization: Bearer) or HTTP Basic credentials (counted
+// by the login limiter). It answers the request itself and returns false
+// when nobody is signed in, or the CSRF check fails.
+func (s *Server) identify(w http.ResponseWriter, r *http.Request) (session, bool) {
+	api := isAPI(r)
+	if name, ok := s.proxyUser(r); ok {
+		return s.proxySession(w, r, name, api)
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		sess, err := s.sessions.get(r.Context(), hashToken(c.Value))
+		if err == nil {
+			return sess, s.checkCSRF(w, r, sess)
+		}
+		if !errors.Is(err, errNoSession) {
+			s.serverError(w, r, err)
+			return session{}, false
+		}
+	}
+	if secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && api {
+		return s.tokenSession(w, r, strings.TrimSpace(secret))
+	}
+	if user, pass, ok := r.BasicAuth(); ok && api {
+		return s.basicSession(w, r, user, pass)
+	}
+	if api {
+		w.Header().Set("WWW-Authenticate", `Basic realm="millrace"`)
+		http.Error(w, "log in first: HTTP Basic, a token (Authorization: Bearer) or a session cookie", http.StatusUnauthorized)
+		return session{}, false
+	}
+	http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+	return session{}, false
+}
+
+// checkCSRF checks the CSRF token of a request that needs one, and
+// answers 403 when it is wrong.
+func (s *Server) checkCSRF(w http.ResponseWriter, r *http.Request, sess session) bool {
+	if !needsToken(r) {
+		return true
+	}
+	if !readForm(w, r) {
+		return false
+	}
+	if !csrfOK(r, sess.CSRF) {
+		http.Error(w, "the form is stale or came from another site (CSRF check failed): reload the page and try again", http.StatusForbidden)
+		return false
+	}
+	return true
+}
+
+// tokenSession answers for an API token: a live token is its session;
+// a wrong one counts as a failed login of its client.
+func (s *Server) tokenSession(w http.ResponseWriter, r *http.Request, secret string) (session, bool) {
+	client := s.clientKey(r)
+	if !s.limiter.allowClient(client) {
+		http.Error(w, "too many failed logins: wait a few minutes", http.StatusTooManyRequests)
+		return session{}, false
+	}
+	t, ok, err := s.users.ByToken(r.Context(), secret)
+	if err != nil {
+		s.serverError(w, r, err)
+		return session{}, false
+	}
+	if !ok {
+		s.failedLogin(r, client, tokenLimiterName, "token")
+		http.Error(w, "unknown or revoked token", http.StatusUnauthorized)
+		return session{}, false
+	}
+	return session{Username: t.Actor(), Role: t.Role}, true
+}
+
+// basicSession answers for HTTP Basic credentials under the API.
+func (s *Server) basicSession(w http.ResponseWriter, r *http.Request, user, pass string) (session, bool) {
+	client := s.clientKey(r)
+	key := s.limiterName(r, user)
+	if !s.limiter.allowClient(client) || !s.limiter.allowUser(client, key) {
+		http.Error(w, "too many failed logins: wait a few minutes", http.StatusTooManyRequests)
+		return session{}, false
+	}
+	u, ok, err := s.users.Authenticate(r.Context(), user, pass)
+	if err != nil {
+		s.serverError(w, r, err)
+		return session{}, false
+	}
+	if !ok {
+		s.failedLogin(r, client, key, user)
+		w.Header().Set("WWW-Authenticate", `Basic realm="millrace"`)
+		http.Error(w, "wrong username or password", http.StatusUnauthorized)
+		return session{}, false
+	}
+	s.limiter.succeed(client, key)
+	// Browsers may replay cached Basic credentials cross-site: only
+	// JSON bodies, which a form cannot send, may change state.
+	if needsToken(r) {
+		http.Error(w, "send a JSON body (Content-Type: application/json)", http.StatusUnsupportedMediaType)
+		return session{}, false
+	}
+	return session{Username: u.Name, Role: u.Role}, true
+}
+
+// tokenLimiterName is the name under which the login limiter counts
+// wrong tokens; no user can have it (see users.CheckName).
+const tokenLimiterName = "\x00token"
+
+// unknownLimiterName is the name under which the login limiter counts
+// every name that is not a user's, so that a flood of made-up names
+// cannot push a real user's count out of its table.
+const unknownLimiterName = "\x00unknown"
+
+// limiterName is the name under which the login limiter counts a login
+// as user: the name of a user, or unknownLimiterName.
+func (s *Server) limiterName(r *http.Request, user string) string {
+	if _, err := s.users.Get(r.Context(), user); err != nil {
+		return unknownLimiterName
+	}
+	return user
+}
+
+// forbidden answers a request that the user's role may not make: 403 with
+// what it needs, as JSON under the API.
+func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, sess session, need users.Role) {
+	msg := fmt.Sprintf("%s is a %s: %s needs the %s role. Ask an admin.", sess.Username, roleName(sess.Role), whatNeeds(need), need)
+	if isAPI(r) {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": msg})
+		return
+	}
+	s.userError(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)), http.StatusForbidden, msg)
+}
+
+// roleName names a role for a sentence.
+func roleName(r users.Role) string {
+	if r == "" {
+		return "user without a role"
+	}
+	return string(r)
+}
+
+// whatNeeds says what a role is needed for.
+func whatNeeds(need users.Role) string {
+	if need == users.Admin {
+		return "managing users, the audit log and River's job UI"
+	}
+	return "running, re-running, backfilling, cancelling, pausing and resuming"
+}
+
+// requiredRole is the role a request needs: admin for the users, the
+// audit log and River's UI (which can change jobs), operator for every
+// other request that may change state (any method but GET and HEAD, but
+// logging out), viewer for the rest. Every route is covered: a new one
+// is an operator's unless it only reads.
+func requiredRole(r *http.Request) users.Role {
+	p := path.Clean("/" + r.URL.Path)
+	for _, admin := range []string{"/jobs", "/riverui", "/users", "/audit", "/api/audit", "/api/users", "/api/tokens"} {
+		if p == admin || strings.HasPrefix(p, admin+"/") {
+			return users.Admin
+		}
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead || (r.Method == http.MethodPost && p == "/logout") {
+		return users.Viewer
+	}
+	return users.Operator
 }
 
 // needsToken reports whether a request could come from a form or a
@@ -110,13 +249,6 @@ func isJSON(r *http.Request) bool {
 	return mt == "application/json"
 }
 
-// credentialsOK compares in constant time.
-func (s *Server) credentialsOK(user, pass string) bool {
-	u := subtle.ConstantTimeCompare([]byte(user), []byte(s.cfg.Username))
-	p := subtle.ConstantTimeCompare([]byte(pass), []byte(s.cfg.Password))
-	return u&p == 1
-}
-
 // loginView is the login page.
 type loginView struct {
 	Next, Error string
@@ -141,34 +273,72 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, next := r.PostForm.Get("username"), safeNext(r.PostForm.Get("next"))
-	if !s.limiter.allowUser(client, user) {
+	key := s.limiterName(r, user)
+	if !s.limiter.allowUser(client, key) {
 		s.render(w, r, http.StatusTooManyRequests, "login", loginView{Next: next, Error: "Too many failed logins. Wait a few minutes and try again."})
 		return
 	}
-	if !s.credentialsOK(user, r.PostForm.Get("password")) {
-		s.failedLogin(r, client, user)
-		s.render(w, r, http.StatusUnauthorized, "login", loginView{Next: next, Error: "Wrong username or password."})
-		return
-	}
-	s.limiter.succeed(client, user)
-	token, csrf := randomToken(), randomToken()
-	expires := time.Now().Add(s.cfg.SessionTTL)
-	if err := s.sessions.create(r.Context(), hashToken(token), session{Username: s.cfg.Username, CSRF: csrf}, expires); err != nil {
+	u, ok, err := s.users.Authenticate(r.Context(), user, r.PostForm.Get("password"))
+	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
-	http.SetCookie(w, s.cookie(sessionCookie, token, int(s.cfg.SessionTTL.Seconds())))
+	if !ok {
+		s.failedLogin(r, client, key, user)
+		s.render(w, r, http.StatusUnauthorized, "login", loginView{Next: next, Error: "Wrong username or password."})
+		return
+	}
+	s.limiter.succeed(client, key)
+	if _, err := s.newSession(w, r, u, map[string]string{"via": "password"}); err != nil {
+		s.serverError(w, r, err)
+		return
+	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// failedLogin counts and logs a failed login; the user name is cut short,
-// since anyone can send any.
-func (s *Server) failedLogin(r *http.Request, client, user string) {
-	s.limiter.fail(client, user)
+// newSession creates a session of the user, recorded in the audit log as
+// a login with detail, sets its cookie and returns it.
+func (s *Server) newSession(w http.ResponseWriter, r *http.Request, u users.User, detail any) (session, error) {
+	token := randomToken()
+	sess := session{Username: u.Name, Role: u.Role, CSRF: randomToken()}
+	expires := time.Now().Add(s.cfg.SessionTTL)
+	if err := s.sessions.create(r.Context(), hashToken(token), sess, expires, s.address(r), detail); err != nil {
+		return session{}, err
+	}
+	http.SetCookie(w, s.cookie(sessionCookie, token, int(s.cfg.SessionTTL.Seconds())))
+	return sess, nil
+}
+
+// failedLogin counts a failed login under the limiter's key, logs it and
+// records it in the audit log; the user name is cut short, since anyone
+// can send any.
+func (s *Server) failedLogin(r *http.Request, client, key, user string) {
+	s.limiter.fail(client, key)
 	if len(user) > 64 {
 		user = strings.ToValidUTF8(user[:64], "") + "…"
 	}
 	s.cfg.Logger.Warn("failed login", "username", user, "client", client, "remote", r.RemoteAddr)
+	err := pgx.BeginFunc(r.Context(), s.cfg.Warehouse.Pool(), func(tx pgx.Tx) error {
+		return audit.Record(r.Context(), tx, audit.Actor{Name: user, Address: s.address(r)}, audit.ActionLoginFailed, user, map[string]string{"path": r.URL.Path})
+	})
+	if err != nil {
+		s.cfg.Logger.Error("record a failed login", "err", err)
+	}
+}
+
+// address is the request's client address for the audit log (see
+// clientAddr).
+func (s *Server) address(r *http.Request) string {
+	a, ok := clientAddr(r, s.cfg.TrustedProxies)
+	if !ok {
+		return r.RemoteAddr
+	}
+	return a.String()
+}
+
+// actor is who makes the request, and from where.
+func (s *Server) actor(r *http.Request) audit.Actor {
+	return audit.Actor{Name: sessionOf(r).Username, Address: s.address(r)}
 }
 
 // clientKey is the key of the request's client for the login limiter.

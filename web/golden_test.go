@@ -8,6 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/millrace/millrace/audit"
+	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/users"
 )
 
 // update rewrites the golden files: go test ./web -run TestGoldenPages -update.
@@ -95,9 +99,18 @@ func TestGoldenPages(t *testing.T) {
 			t.Fatalf("seed: %v\n%s", err, q)
 		}
 	}
+	// A viewer, and the times of the users, fixed.
+	if err := users.New(b.w.Pool()).Add(b.ctx, audit.Actor{Name: testUser, Address: "192.0.2.7"}, "vera", users.Viewer, viewerPassword); err != nil {
+		t.Fatal(err)
+	}
+	dbtest.Exec(t, b.conn, "UPDATE millrace.users SET created_at = '2020-06-30 08:00:00+00'")
 	anon := newClient(t, b.ts.URL)
 	br := newClient(t, b.ts.URL)
 	csrf := br.login()
+	viewer := newClient(t, b.ts.URL)
+	viewerCSRF := viewer.loginAs("vera", viewerPassword)
+	// The audit log's times are the database's clock: fixed too.
+	dbtest.Exec(t, b.conn, "UPDATE millrace.audit SET at = '2020-07-15 11:00:00+00'")
 
 	run := br.get("/runs/1").expect(t, "a run's link", http.StatusSeeOther)
 	runPage := run.header.Get("Location")
@@ -126,12 +139,18 @@ func TestGoldenPages(t *testing.T) {
 			return br.postForm("/pipelines/load_sales_data/backfill/preview", preview, map[string]string{"X-CSRF-Token": csrf, "HX-Request": "true"})
 		}, http.StatusOK},
 		{"error_404", func() response { return br.get("/pipelines/nope") }, http.StatusNotFound},
+		{"users", func() response { return br.get("/users") }, http.StatusOK},
+		{"audit", func() response { return br.get("/audit") }, http.StatusOK},
+		// What a viewer sees: no button that it may not use.
+		{"pipeline_monthly_viewer", func() response { return viewer.get("/pipelines/load_sales_data") }, http.StatusOK},
+		{"month_viewer", func() response { return viewer.get("/pipelines/load_sales_data/partitions/2020-03") }, http.StatusOK},
+		{"error_403", func() response { return viewer.get("/users") }, http.StatusForbidden},
 	} {
 		r := page.get().expect(t, page.name, page.status)
 		if ct := r.header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
 			t.Errorf("%s: Content-Type %q", page.name, ct)
 		}
-		checkGolden(t, page.name, strings.ReplaceAll(r.body, csrf, csrfMask))
+		checkGolden(t, page.name, strings.ReplaceAll(strings.ReplaceAll(r.body, csrf, csrfMask), viewerCSRF, csrfMask))
 		names[page.name+".html"] = true
 	}
 	files, err := filepath.Glob(filepath.Join("testdata", "golden", "*"))

@@ -38,7 +38,7 @@ func (s *Server) pause(r *http.Request, reason, until string) (ledger.Pause, err
 	if err != nil {
 		return ledger.Pause{}, err
 	}
-	return s.cfg.Orchestrator.Pause(r.Context(), ledger.Pause{Pipeline: r.PathValue("name"), Reason: strings.TrimSpace(reason), By: sessionOf(r).Username, Until: u})
+	return s.cfg.Orchestrator.Pause(r.Context(), ledger.Pause{Pipeline: r.PathValue("name"), Reason: strings.TrimSpace(reason), Until: u}, s.actor(r))
 }
 
 // handlePause serves "POST /pipelines/{name}/pause" with the form's reason
@@ -67,7 +67,7 @@ func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	catchUp, err := s.cfg.Orchestrator.CatchUp(r.Context(), name)
 	if err == nil {
-		_, err = s.cfg.Orchestrator.Resume(r.Context(), name, sessionOf(r).Username)
+		_, err = s.cfg.Orchestrator.Resume(r.Context(), name, s.actor(r))
 	}
 	if !s.flashOutcome(w, r, err) {
 		return
@@ -97,7 +97,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 	if part == "-" {
 		part = ""
 	}
-	was, err := s.cfg.Orchestrator.Cancel(r.Context(), name, part, sessionOf(r).Username)
+	was, err := s.cfg.Orchestrator.Cancel(r.Context(), name, part, s.actor(r))
 	if !s.flashOutcome(w, r, err) {
 		return
 	}
@@ -182,7 +182,7 @@ func (s *Server) handleBackfillCancel(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res, err := s.cfg.Orchestrator.CancelBackfill(r.Context(), id, r.PostFormValue("running") != "", sessionOf(r).Username)
+	res, err := s.cfg.Orchestrator.CancelBackfill(r.Context(), id, r.PostFormValue("running") != "", s.actor(r))
 	if !s.flashOutcome(w, r, err) {
 		return
 	}
@@ -227,7 +227,7 @@ func (s *Server) handleAPIResume(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	was, err := s.cfg.Orchestrator.Resume(r.Context(), name, sessionOf(r).Username)
+	was, err := s.cfg.Orchestrator.Resume(r.Context(), name, s.actor(r))
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -244,7 +244,7 @@ func (s *Server) handleAPICancel(w http.ResponseWriter, r *http.Request) {
 	if part == "-" {
 		part = ""
 	}
-	was, err := s.cfg.Orchestrator.Cancel(r.Context(), name, part, sessionOf(r).Username)
+	was, err := s.cfg.Orchestrator.Cancel(r.Context(), name, part, s.actor(r))
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -295,7 +295,7 @@ func (s *Server) handleAPIBackfillCancel(w http.ResponseWriter, r *http.Request)
 		badBody(w, err)
 		return
 	}
-	res, err := s.cfg.Orchestrator.CancelBackfill(r.Context(), id, req.Running, sessionOf(r).Username)
+	res, err := s.cfg.Orchestrator.CancelBackfill(r.Context(), id, req.Running, s.actor(r))
 	if err != nil {
 		s.apiError(w, r, err)
 		return

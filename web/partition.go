@@ -12,6 +12,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/pipelines"
+	"github.com/millrace/millrace/users"
 )
 
 // partitionView is the page of one partition: every attempt with its log.
@@ -24,6 +25,8 @@ type partitionView struct {
 	// CSRF is the session's token, for the form of the part of the page
 	// that refreshes itself.
 	CSRF string
+	// Operate says whether the user may run and cancel (an operator).
+	Operate bool
 	// CanRun is false for a month that has not ended.
 	CanRun bool
 	Why    string
@@ -43,7 +46,7 @@ func (s *Server) partitionView(r *http.Request) (partitionView, int, error) {
 	if part == "-" {
 		part = ""
 	}
-	v := partitionView{Pipeline: p.Name, Partition: part, Path: partitionPath(p.Name, part), CSRF: sessionOf(r).CSRF, Levels: logLevels}
+	v := partitionView{Pipeline: p.Name, Partition: part, Path: partitionPath(p.Name, part), CSRF: sessionOf(r).CSRF, Operate: sessionOf(r).Role.Can(users.Operator), Levels: logLevels}
 	if l := strings.ToUpper(r.URL.Query().Get("level")); slices.Contains(logLevels, l) {
 		v.Level = l
 	}

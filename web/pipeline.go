@@ -9,6 +9,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/pipelines"
+	"github.com/millrace/millrace/users"
 )
 
 // gridCell is one month of the partition grid.
@@ -57,6 +58,8 @@ type pipelineView struct {
 	// CSRF is the session's token, for the forms of the part of the page
 	// that refreshes itself.
 	CSRF string
+	// Operate says whether the user may run, pause and backfill (an operator).
+	Operate bool
 	// Pause is set while the pipeline is paused, with CatchUp: what
 	// resuming it queues.
 	Pause   *ledger.Pause
@@ -87,7 +90,7 @@ func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineVi
 		return pipelineView{}, err
 	}
 	v := pipelineView{Name: p.Name, Description: p.Description, Schedule: p.Schedule, Monthly: p.Monthly, NextDue: o.NextDue(p), Counts: countStates(parts),
-		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), CSRF: sessionOf(r).CSRF, Failed: len(failedPartitions(parts))}
+		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), CSRF: sessionOf(r).CSRF, Operate: sessionOf(r).Role.Can(users.Operator), Failed: len(failedPartitions(parts))}
 	for _, part := range parts {
 		if part.Late {
 			v.Late++

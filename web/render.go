@@ -17,6 +17,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/pipelines"
+	"github.com/millrace/millrace/users"
 )
 
 //go:embed templates
@@ -25,7 +26,7 @@ var templateFS embed.FS
 // pageNames are the pages, each a file templates/NAME.html rendered inside
 // templates/layout.html; fragments are the parts that pages refresh by
 // themselves, defined inside the pages' files.
-var pageNames = []string{"login", "home", "pipeline", "partition", "data", "error", "backfill_preview", "backfills", "backfill", "jobs", "alerts"}
+var pageNames = []string{"login", "home", "pipeline", "partition", "data", "error", "backfill_preview", "backfills", "backfill", "jobs", "alerts", "users", "audit"}
 
 // pages holds the parsed templates, parsed once at start.
 type pages struct {
@@ -61,12 +62,16 @@ func parsePages() (*pages, error) {
 
 // layoutView is what the layout shows around every page.
 type layoutView struct {
-	Title    string
-	User     string
-	CSRF     string
-	Flash    string
-	Page     any
-	Template string
+	Title string
+	User  string
+	// Role is the user's role; Operate and Admin say what it may do, so
+	// that pages show only the buttons the user may use.
+	Role           users.Role
+	Operate, Admin bool
+	CSRF           string
+	Flash          string
+	Page           any
+	Template       string
 }
 
 // render writes a whole page, in the layout; renderBlock writes one named
@@ -82,7 +87,8 @@ func (s *Server) renderBlock(w http.ResponseWriter, r *http.Request, status int,
 	sess := sessionOf(r)
 	data := any(page)
 	if block == "layout" {
-		data = layoutView{Title: titleOf(name), User: sess.Username, CSRF: sess.CSRF, Flash: s.takeFlash(w, r), Page: page, Template: name}
+		data = layoutView{Title: titleOf(name), User: sess.Username, Role: sess.Role, Operate: sess.Role.Can(users.Operator), Admin: sess.Role.Can(users.Admin),
+			CSRF: sess.CSRF, Flash: s.takeFlash(w, r), Page: page, Template: name}
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, block, data); err != nil {
@@ -110,6 +116,10 @@ func titleOf(name string) string {
 		return "Jobs"
 	case "login":
 		return "Log in"
+	case "users":
+		return "Users"
+	case "audit":
+		return "Audit log"
 	}
 	return name
 }
@@ -137,7 +147,8 @@ func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) 
 // shown; anything else is internal (500) and is not.
 func errorStatus(err error) (int, string) {
 	switch {
-	case errors.Is(err, ledger.ErrRunNotFound), errors.Is(err, ledger.ErrBackfillNotFound), errors.Is(err, pipelines.ErrUnknown):
+	case errors.Is(err, ledger.ErrRunNotFound), errors.Is(err, ledger.ErrBackfillNotFound), errors.Is(err, pipelines.ErrUnknown),
+		errors.Is(err, users.ErrNotFound), errors.Is(err, users.ErrTokenNotFound):
 		return http.StatusNotFound, err.Error()
 	case millrace.IsPermanent(err):
 		return http.StatusUnprocessableEntity, err.Error()

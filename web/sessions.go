@@ -8,12 +8,20 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/millrace/millrace/audit"
+	"github.com/millrace/millrace/users"
 )
 
-// session is a logged-in user of the web UI.
+// session is who sends a request: a user logged in to the web UI, or a
+// user or token of the API.
 type session struct {
+	// Username names the user, "token:NAME" for an API token.
 	Username string
-	// CSRF is the token that state-changing requests must carry.
+	// Role is what the user may do, read at every request.
+	Role users.Role
+	// CSRF is the token that state-changing requests must carry; empty
+	// for the API's credentials.
 	CSRF string
 }
 
@@ -24,9 +32,10 @@ var errNoSession = errors.New("no such session")
 // millrace process on the database shares them.
 type sessions struct{ pool *pgxpool.Pool }
 
-// create stores a session under the hash of its token until expires, and
-// deletes expired ones.
-func (ss sessions) create(ctx context.Context, tokenHash []byte, s session, expires time.Time) error {
+// create stores a session under the hash of its token until expires, with
+// the login's entry in the audit log (detail says how the user signed in),
+// and deletes expired sessions.
+func (ss sessions) create(ctx context.Context, tokenHash []byte, s session, expires time.Time, from string, detail any) error {
 	return pgx.BeginFunc(ctx, ss.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "DELETE FROM millrace.sessions WHERE expires_at < clock_timestamp()"); err != nil {
 			return fmt.Errorf("delete expired sessions: %w", err)
@@ -35,15 +44,17 @@ func (ss sessions) create(ctx context.Context, tokenHash []byte, s session, expi
 			tokenHash, s.Username, s.CSRF, expires); err != nil {
 			return fmt.Errorf("create session: %w", err)
 		}
-		return nil
+		return audit.Record(ctx, tx, audit.Actor{Name: s.Username, Address: from}, audit.ActionLogin, s.Username, detail)
 	})
 }
 
-// get returns the live session stored under the token hash.
+// get returns the live session stored under the token hash, with its
+// user's role now. A removed user's sessions are gone with the user.
 func (ss sessions) get(ctx context.Context, tokenHash []byte) (session, error) {
 	var s session
-	err := ss.pool.QueryRow(ctx, "SELECT username, csrf FROM millrace.sessions WHERE token_hash = $1 AND expires_at > clock_timestamp()",
-		tokenHash).Scan(&s.Username, &s.CSRF)
+	err := ss.pool.QueryRow(ctx, `SELECT s.username, u.role, s.csrf FROM millrace.sessions s JOIN millrace.users u ON u.name = s.username
+		WHERE s.token_hash = $1 AND s.expires_at > clock_timestamp()`,
+		tokenHash).Scan(&s.Username, &s.Role, &s.CSRF)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, errNoSession
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
+	"github.com/millrace/millrace/users"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -35,15 +36,25 @@ type Config struct {
 	Pipelines    *pipelines.Set
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
-	// Username and Password are the UI's credentials. Defaults to admin/admin.
+	// Username and Password are the first admin's credentials: Start
+	// creates that user when the database has none. Defaults to
+	// admin/admin.
 	Username, Password string
+	// ProxyHeader, when set, names the header (X-Forwarded-User) in which a
+	// sign-in proxy says who the user is; it is believed only from a peer
+	// in TrustedProxies. Defaults to none.
+	ProxyHeader string
+	// ProxyCreate creates a user that the proxy names and millrace does
+	// not know, as a viewer; else such a user is refused (403).
+	ProxyCreate bool
 	// SessionTTL is how long a login lasts. Defaults to 12h.
 	SessionTTL time.Duration
 	// SecureCookies marks cookies Secure and sends HSTS, for a server
 	// behind HTTPS.
 	SecureCookies bool
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
-	// the client, for the login limiter and the log. Defaults to none: the
+	// the client, for the login limiter, the log and the audit log, and
+	// whose ProxyHeader names the user. Defaults to none: the
 	// client is the connection's peer.
 	TrustedProxies []netip.Prefix
 	// Timeouts are HTTPServer's limits on slow clients.
@@ -60,6 +71,7 @@ type Server struct {
 	pages    *pages
 	limiter  *loginLimiter
 	sessions sessions
+	users    *users.Store
 	riverUI  *riverui.Handler
 }
 
@@ -94,11 +106,23 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("river ui: %w", err)
 	}
-	return &Server{cfg: cfg, pages: pg, limiter: newLoginLimiter(cfg.Now, func(name string) bool { return name == cfg.Username }), sessions: sessions{cfg.Warehouse.Pool()}, riverUI: rui}, nil
+	// The limiter counts the names that are no user's under one name
+	// (see limiterName), so it needs no test of its own.
+	return &Server{cfg: cfg, pages: pg, limiter: newLoginLimiter(cfg.Now, nil), sessions: sessions{cfg.Warehouse.Pool()},
+		users: users.New(cfg.Warehouse.Pool()), riverUI: rui}, nil
 }
 
-// Start starts the background work of River's UI; it stops with ctx.
+// Start creates the first admin (Config.Username) when the database has
+// no user, and starts the background work of River's UI, which stops with
+// ctx.
 func (s *Server) Start(ctx context.Context) error {
+	created, err := s.users.EnsureFirstAdmin(ctx, s.cfg.Username, s.cfg.Password)
+	if err != nil {
+		return err
+	}
+	if created {
+		s.cfg.Logger.Info("created the first admin: add users with `millrace user add` or on the Users page", "user", s.cfg.Username)
+	}
 	if err := s.riverUI.Start(ctx); err != nil {
 		return fmt.Errorf("start river ui: %w", err)
 	}
@@ -141,11 +165,17 @@ func (s *Server) Handler() http.Handler {
 	ui.HandleFunc("POST /backfills/{id}/cancel", s.handleBackfillCancel)
 	ui.HandleFunc("GET /data", s.handleData)
 	ui.HandleFunc("GET /alerts", s.handleAlerts)
+	ui.HandleFunc("GET /users", s.handleUsers)
+	ui.HandleFunc("POST /users", s.handleUserAdd)
+	ui.HandleFunc("POST /users/{name}/role", s.handleUserRole)
+	ui.HandleFunc("POST /users/{name}/remove", s.handleUserRemove)
+	ui.HandleFunc("GET /audit", s.handleAudit)
 
 	ui.HandleFunc("GET /api/pipelines", s.handleAPIPipelines)
 	ui.HandleFunc("GET /api/pipelines/{name}/partitions", s.handleAPIPartitions)
 	ui.HandleFunc("GET /api/runs/{id}", s.handleAPIRun)
 	ui.HandleFunc("GET /api/alerts", s.handleAPIAlerts)
+	ui.HandleFunc("GET /api/audit", s.handleAPIAudit)
 	ui.HandleFunc("POST /api/pipelines/{name}/runs", s.handleAPIRunCreate)
 	ui.HandleFunc("POST /api/pipelines/{name}/backfill", s.handleAPIBackfill)
 	ui.HandleFunc("POST /api/pipelines/{name}/pause", s.handleAPIPause)

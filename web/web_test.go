@@ -41,10 +41,12 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 // open, 2020-08 and later are in the future.
 var now = time.Date(2020, 7, 15, 12, 0, 0, 0, time.UTC)
 
-// The UI's credentials in the tests.
+// The UI's credentials in the tests: the first admin's, and the password
+// the tests give the other users.
 const (
-	testUser     = "engineer"
-	testPassword = "correct horse battery staple"
+	testUser       = "engineer"
+	testPassword   = "correct horse battery staple"
+	viewerPassword = "viewer's own password"
 )
 
 // options shape a test bundle. Zero values mean the tests' defaults.
@@ -353,10 +355,18 @@ func (br *client) postJSON(path, body string) response {
 // csrfField finds the CSRF token in a page's forms.
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-// login logs in through the form and returns the CSRF token of the session.
+// login logs in through the form as the first admin and returns the CSRF
+// token of the session.
 func (br *client) login() string {
 	br.t.Helper()
-	r := br.postForm("/login", url.Values{"username": {testUser}, "password": {testPassword}, "next": {"/"}}, nil)
+	return br.loginAs(testUser, testPassword)
+}
+
+// loginAs logs in through the form as user and returns the CSRF token of
+// the session.
+func (br *client) loginAs(user, password string) string {
+	br.t.Helper()
+	r := br.postForm("/login", url.Values{"username": {user}, "password": {password}, "next": {"/"}}, nil)
 	if r.status != http.StatusSeeOther {
 		br.t.Fatalf("log in: status %d, want 303: %s", r.status, r.body)
 	}

@@ -45,7 +45,7 @@ queued or running is never queued twice.`,
 			if req.To == "" {
 				req.To = millrace.LastClosed(m.Now()).String()
 			}
-			req.Pipeline, req.Trigger, req.By = args[0], "backfill", who()
+			req.Pipeline, req.Trigger, req.By, req.Address = args[0], "backfill", who(), cliAddress
 			set, err := m.pipelines(ctx)
 			if err != nil {
 				return err

@@ -35,6 +35,8 @@ type Config struct {
 	UISecureCookies   bool
 	UIPassword        string
 	TrustedProxies    string
+	ProxyHeader       string
+	ProxyCreate       string
 	MaxConcurrentRuns int
 	MaxAttempts       int
 	RetryBackoff      time.Duration
@@ -90,6 +92,8 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_UI_PASSWORD", flag: "ui-password", def: "admin", usage: "password of the web UI login (also HTTP Basic for /api)", secret: true, str: &c.UIPassword},
 		{env: "MILLRACE_UI_SECURE_COOKIES", flag: "ui-secure-cookies", def: "false", usage: "mark the UI's cookies Secure: set it when users reach the UI over HTTPS", boolean: &c.UISecureCookies},
 		{env: "MILLRACE_TRUSTED_PROXIES", flag: "trusted-proxies", def: "", usage: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (login limiter, log); empty trusts none", str: &c.TrustedProxies},
+		{env: "MILLRACE_AUTH_PROXY_HEADER", flag: "auth-proxy-header", def: "", usage: "header in which a sign-in proxy (oauth2-proxy, an SSO gateway) names the user, such as X-Forwarded-User; believed only from MILLRACE_TRUSTED_PROXIES; empty: none", str: &c.ProxyHeader},
+		{env: "MILLRACE_AUTH_PROXY_CREATE", flag: "auth-proxy-create", def: "viewer", usage: "a user the proxy names and millrace does not know: viewer creates it as a viewer, refuse answers 403", str: &c.ProxyCreate},
 		{env: "MILLRACE_MAX_CONCURRENT_RUNS", flag: "max-concurrent-runs", def: "2", usage: "runs one process executes at once", integer: &c.MaxConcurrentRuns},
 		{env: "MILLRACE_MAX_ATTEMPTS", flag: "max-attempts", def: "5", usage: "attempts of a run failing with transient errors before it stays failed", integer: &c.MaxAttempts},
 		{env: "MILLRACE_RETRY_BACKOFF", flag: "retry-backoff", def: "30s", usage: "wait before the first retry; doubles each attempt, at most 1h", duration: &c.RetryBackoff},
@@ -169,6 +173,25 @@ func (c *Config) trustedProxies() ([]netip.Prefix, error) {
 		return nil, fmt.Errorf("MILLRACE_TRUSTED_PROXIES: %w", err)
 	}
 	return p, nil
+}
+
+// proxyAuth returns the sign-in proxy's header and whether unknown users
+// are created; it refuses a header without a trusted proxy, which no
+// request could then use, and a create setting other than viewer and
+// refuse.
+func (c *Config) proxyAuth() (header string, create bool, err error) {
+	switch c.ProxyCreate {
+	case "viewer":
+		create = true
+	case "refuse":
+	default:
+		return "", false, fmt.Errorf("MILLRACE_AUTH_PROXY_CREATE=%q: want viewer or refuse", c.ProxyCreate)
+	}
+	header = strings.TrimSpace(c.ProxyHeader)
+	if header != "" && strings.TrimSpace(c.TrustedProxies) == "" {
+		return "", false, fmt.Errorf("MILLRACE_AUTH_PROXY_HEADER=%s needs MILLRACE_TRUSTED_PROXIES: the header is believed only from the proxies listed there", header)
+	}
+	return header, create, nil
 }
 
 // salesStart returns the first month of the sales schedule.

@@ -3,8 +3,22 @@ package main
 import (
 	"context"
 
+	"github.com/millrace/millrace/users"
 	"github.com/millrace/millrace/warehouse"
 )
+
+// uiPasswordIsDefault reports whether MILLRACE_UI_USER signs in with the
+// password admin: as configured while no user exists (serve creates it
+// so), else as stored.
+func (m *Main) uiPasswordIsDefault(ctx context.Context, w *warehouse.Warehouse) bool {
+	st := users.New(w.Pool())
+	list, err := st.List(ctx)
+	if err != nil || len(list) == 0 {
+		return m.config.UIPassword == defaultUIPassword
+	}
+	_, ok, err := st.Authenticate(ctx, m.config.UIUser, defaultUIPassword)
+	return err == nil && ok
+}
 
 // defaultUIPassword is the built-in MILLRACE_UI_PASSWORD.
 const defaultUIPassword = "admin"
@@ -18,21 +32,22 @@ var passwordSetting = map[string]string{
 }
 
 // warnDefaultCredentials logs a warning for each default credential still in
-// use: the UI password admin, whatever the user name, and each database
+// use: the UI password admin, whatever the user name (the first admin's
+// when there is no user yet, else MILLRACE_UI_USER's as stored), and each database
 // user whose password is its own name, as the database stores it (not as
 // the configuration says: a user's password may have been changed by hand,
 // or never).
 func (m *Main) warnDefaultCredentials(ctx context.Context, w *warehouse.Warehouse) {
-	if m.config.UIPassword == defaultUIPassword {
-		m.logger.Warn("DEFAULT CREDENTIAL: the web UI password is the default, admin: whoever reaches the UI or the API can run and backfill pipelines; set MILLRACE_UI_PASSWORD",
+	if m.uiPasswordIsDefault(ctx, w) {
+		m.logger.Warn("DEFAULT CREDENTIAL: the web UI password is the default, admin: whoever reaches the UI or the API can manage users, run and backfill pipelines; change it with `millrace user passwd` (or MILLRACE_UI_PASSWORD before the first start)",
 			"ui_user", m.config.UIUser)
 	}
-	users, err := w.NameAsPassword(ctx)
+	roles, err := w.NameAsPassword(ctx)
 	if err != nil {
 		m.logger.Warn("cannot check the database users for default passwords", "err", err)
 		return
 	}
-	for _, u := range users {
+	for _, u := range roles {
 		fix := "change it (ALTER ROLE ... PASSWORD) and the password in MILLRACE_DATABASE_URL if millrace logs in as this user"
 		if s, ok := passwordSetting[u]; ok {
 			fix = "set " + s + " and run millrace db setup (or serve --setup)"

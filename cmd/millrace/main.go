@@ -28,7 +28,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Now: time.Now}
+	m := &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Now: time.Now}
 	if err := m.Run(ctx, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "millrace:", err)
 		os.Exit(1)
@@ -38,6 +38,9 @@ func main() {
 // Main is the program, with its surroundings injected so that tests can run
 // it in-process.
 type Main struct {
+	// Stdin gives `user add` and `user passwd` a password; nil reads
+	// nothing (a password is generated).
+	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 	Now            func() time.Time
@@ -76,7 +79,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	root.SetErr(m.Stderr)
 	root.SetArgs(args)
 	root.AddCommand(m.dbCommand(), m.runCommand(), m.statusCommand(), m.genCommand(), m.serveCommand(), m.backfillCommand(), m.demoCommand(), m.healthcheckCommand(), m.notifyCommand(), m.versionCommand(),
-		m.pauseCommand(), m.resumeCommand(), m.cancelCommand(), m.backfillsCommand())
+		m.pauseCommand(), m.resumeCommand(), m.cancelCommand(), m.backfillsCommand(), m.userCommand(), m.tokenCommand(), m.auditCommand())
 	return root.ExecuteContext(ctx)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/audit"
 	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/web"
@@ -29,6 +30,13 @@ func who() string {
 	}
 	return "cli"
 }
+
+// cliAddress is the "address" of the actions taken at a terminal, in the
+// audit log.
+const cliAddress = "cli"
+
+// me is the person at the terminal, for the audit log.
+func me() audit.Actor { return audit.Actor{Name: who(), Address: cliAddress} }
 
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {
@@ -74,7 +82,7 @@ while it is paused.`,
 			if err != nil {
 				return err
 			}
-			p, err := o.Pause(ctx, ledger.Pause{Pipeline: args[0], Reason: strings.TrimSpace(reason), By: who(), Until: u})
+			p, err := o.Pause(ctx, ledger.Pause{Pipeline: args[0], Reason: strings.TrimSpace(reason), Until: u}, me())
 			if err != nil {
 				return err
 			}
@@ -120,7 +128,7 @@ queues; --dry-run prints it and changes nothing.`,
 				fmt.Fprintf(out, "resuming %s would queue: %s (dry run: still paused)\n", args[0], partitionsText(catchUp))
 				return nil
 			}
-			was, err := o.Resume(ctx, args[0], who())
+			was, err := o.Resume(ctx, args[0], me())
 			if err != nil {
 				return err
 			}
@@ -166,7 +174,7 @@ the run.`,
 				return err
 			}
 			defer done()
-			was, err := o.Cancel(ctx, args[0], partition, who())
+			was, err := o.Cancel(ctx, args[0], partition, me())
 			if err != nil {
 				return err
 			}
@@ -257,7 +265,7 @@ unless --running cancels them too (they roll back within seconds).`,
 				return err
 			}
 			defer done()
-			res, err := o.CancelBackfill(ctx, id, running, who())
+			res, err := o.CancelBackfill(ctx, id, running, me())
 			if err != nil {
 				return err
 			}

@@ -53,7 +53,8 @@ Pipelines: ` + pipelineNames() + `.`,
 			}
 			defer w.Close()
 			r := orchestrator.Runner{Ledger: ledger.New(w, m.logger), Pipelines: set, Now: m.Now}
-			spec := ledger.RunSpec{Pipeline: p.Name, Partition: partition, Trigger: "cli", RequestedBy: who()}
+			by := me()
+			spec := ledger.RunSpec{Pipeline: p.Name, Partition: partition, Trigger: "cli", RequestedBy: by.Name, Audit: &by}
 			if accept {
 				spec.AcceptedBy = spec.RequestedBy
 			}

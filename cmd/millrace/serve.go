@@ -59,6 +59,10 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return err
 	}
+	proxyHeader, proxyCreate, err := m.config.proxyAuth()
+	if err != nil {
+		return err
+	}
 	notifier, err := m.config.notifier(m.logger)
 	if err != nil {
 		return err
@@ -87,7 +91,7 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	m.warnDefaultCredentials(ctx, w)
 	ui, err := web.New(web.Config{Warehouse: w, Ledger: l, Orchestrator: o, Pipelines: set, Gatherer: reg,
 		Username: m.config.UIUser, Password: m.config.UIPassword, SecureCookies: m.config.UISecureCookies,
-		TrustedProxies: proxies, Logger: m.logger})
+		TrustedProxies: proxies, ProxyHeader: proxyHeader, ProxyCreate: proxyCreate, Logger: m.logger})
 	if err != nil {
 		return err
 	}
