@@ -18,6 +18,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	millraceaudit "github.com/millrace/millrace/audit"
+	"github.com/millrace/millrace/users"
 )
 
 // chromiumPath returns the browser to drive: MILLRACE_CHROMIUM, else
@@ -561,7 +564,8 @@ func TestBrowser(t *testing.T) {
 
 // TestBrowserAccessibility checks with axe-core, in the light and the dark
 // colour scheme, every page of millrace in the states that TestBrowser
-// passes through too fast to check: the grid with succeeded, failed,
+// passes through too fast to check, and the pages as a viewer (no action
+// button) and an operator (who pauses the pipeline) see them: the grid with succeeded, failed,
 // running, queued, missing, open and future months (goldenSeed), a running
 // month's page, an open month's page, the unpartitioned pipeline and its
 // run page, the data page, a backfill preview and the error page.
@@ -672,6 +676,59 @@ func TestBrowserAccessibility(t *testing.T) {
 		t.Errorf("flash after cancel: %q", flash)
 	}
 	check("month whose cancel was asked")
+	visit("users", "/users", `table.users`)
+	visit("audit log", "/audit", `table.audit`)
+
+	// A viewer and an operator: each sees the buttons of its role only.
+	st := users.New(b.w.Pool())
+	for name, role := range map[string]users.Role{"vera": users.Viewer, "otto": users.Operator} {
+		if err := st.Add(b.ctx, millraceaudit.Actor{Name: testUser}, name, role, viewerPassword); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loginAs := func(name string) {
+		t.Helper()
+		do("log out and in as "+name, chromedp.Click(chromedp.CSS(`form.logout button`)), chromedp.WaitVisible(chromedp.CSS(`input[name="username"]`)),
+			chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), name),
+			chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), viewerPassword),
+			chromedp.Click(chromedp.CSS(`.login button[type="submit"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`a[href="/pipelines/load_sales_data"]`)))
+	}
+	count := func(sel string) int {
+		t.Helper()
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, sel)))
+		if err != nil {
+			t.Fatalf("count %s: %v", sel, err)
+		}
+		return n
+	}
+	const actionButtons = `main button, main form[method="post"], #backfill-form`
+	const adminLinks = `header nav a[href="/users"], header nav a[href="/audit"], header nav a[href="/jobs"]`
+	loginAs("vera")
+	visit("a viewer's grid", "/pipelines/load_sales_data", `table.grid`)
+	if n := count(actionButtons); n != 0 {
+		t.Errorf("a viewer's pipeline page shows %d forms or buttons, want none", n)
+	}
+	if n := count(adminLinks); n != 0 {
+		t.Errorf("a viewer sees %d of the admin's links", n)
+	}
+	visit("a viewer's failed month", "/pipelines/load_sales_data/partitions/2020-03", `#live article.run p.error`)
+	if n := count(actionButtons); n != 0 {
+		t.Errorf("a viewer's month page shows %d forms or buttons, want none", n)
+	}
+	visit("a viewer refused the users", "/users", `p.error`)
+	loginAs("otto")
+	visit("an operator's grid", "/pipelines/load_sales_data", `#pause`)
+	if count(`#backfill-form`) != 1 || count(`#retry-failed`) != 1 || count(adminLinks) != 0 {
+		t.Errorf("an operator's pipeline page: the backfill form, retry button, or no admin link is missing")
+	}
+	do("the operator pauses the pipeline", chromedp.SendKeys(chromedp.CSS(`.pause-form input[name="reason"]`), "operator's pause"),
+		chromedp.Click(chromedp.CSS(`#pause`)), chromedp.WaitVisible(chromedp.CSS(`#paused-banner`)))
+	check("an operator's paused grid")
+	var pausedBy string
+	if err := b.conn.QueryRow(b.ctx, "SELECT actor FROM millrace.audit WHERE action = 'pause' ORDER BY id DESC LIMIT 1").Scan(&pausedBy); err != nil || pausedBy != "otto" {
+		t.Errorf("the pause in the audit log: by %q, %v; want otto", pausedBy, err)
+	}
 	if errs := pe.list(); len(errs) > 0 {
 		t.Errorf("the pages logged errors:\n%s", strings.Join(errs, "\n"))
 	}

@@ -20,6 +20,8 @@ type cli struct {
 	t   *testing.T
 	env map[string]string
 	now time.Time
+	// stdin, when set, is the standard input of the next command only.
+	stdin string
 }
 
 // run executes one command and returns its stdout, stderr and error.
@@ -27,6 +29,9 @@ func (c *cli) run(args ...string) (string, string, error) {
 	c.t.Helper()
 	var stdout, stderr bytes.Buffer
 	m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return c.env[k] }, Now: func() time.Time { return c.now }}
+	if c.stdin != "" {
+		m.Stdin, c.stdin = strings.NewReader(c.stdin), ""
+	}
 	err := m.Run(context.Background(), args)
 	return stdout.String(), stderr.String(), err
 }

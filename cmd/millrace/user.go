@@ -47,14 +47,27 @@ func (m *Main) readPassword() (password string, generated bool, err error) {
 	return users.GeneratePassword(), true, nil
 }
 
-// userStore opens the warehouse (migrating it) and returns its users; the
-// caller closes the warehouse through close.
+// userStore opens the warehouse and returns its users; the caller closes
+// the warehouse through close. Unless readOnly, it migrates the database
+// and, as serve does, creates the first admin (MILLRACE_UI_USER) when
+// there is no user yet, so that adding a first viewer locks nobody out.
 func (m *Main) userStore(cmd *cobra.Command, readOnly bool) (*users.Store, func(), error) {
 	w, err := m.openWarehouse(cmd.Context(), readOnly)
 	if err != nil {
 		return nil, nil, err
 	}
-	return users.New(w.Pool()), w.Close, nil
+	st := users.New(w.Pool())
+	if !readOnly {
+		created, err := st.EnsureFirstAdmin(cmd.Context(), m.config.UIUser, m.config.UIPassword)
+		if err != nil {
+			w.Close()
+			return nil, nil, err
+		}
+		if created {
+			fmt.Fprintf(cmd.ErrOrStderr(), "created the first admin, %s, with MILLRACE_UI_PASSWORD\n", m.config.UIUser)
+		}
+	}
+	return st, w.Close, nil
 }
 
 // userAddCommand returns "millrace user add NAME --role ROLE".
