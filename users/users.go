@@ -2,7 +2,7 @@
 // password hash (argon2id), and the API tokens of scripts, stored hashed.
 // Every change is written to the audit log in its own transaction (package
 // audit); a removed user's sessions and, on a new password, all of a
-// user's sessions end in that transaction too.
+// user's sessions end in that transaction too (see endSessions).
 package users
 
 import (
@@ -89,6 +89,9 @@ func (s *Store) Add(ctx context.Context, by audit.Actor, name string, role Role,
 		if tag.RowsAffected() == 0 {
 			return millrace.Permanent(fmt.Errorf("user %s exists already", name))
 		}
+		if _, err := endSessions(ctx, tx, name); err != nil {
+			return err
+		}
 		return audit.Record(ctx, tx, by, audit.ActionUserAdd, name, map[string]any{"role": role})
 	})
 }
@@ -117,10 +120,25 @@ func (s *Store) EnsureFirstAdmin(ctx context.Context, name, password string) (bo
 			return fmt.Errorf("add the first admin %s: %w", name, err)
 		}
 		created = true
+		// The sessions of the one shared login, from before users, are
+		// the first admin's; any other name's are no one's.
+		if _, err := tx.Exec(ctx, "DELETE FROM millrace.sessions WHERE username <> $1", name); err != nil {
+			return fmt.Errorf("end sessions: %w", err)
+		}
 		return audit.Record(ctx, tx, audit.Actor{Name: "millrace"}, audit.ActionUserAdd, name,
 			map[string]any{"role": Admin, "first_admin": "MILLRACE_UI_USER, MILLRACE_UI_PASSWORD"})
 	})
 	return created, err
+}
+
+// endSessions ends, in tx, every session of the user name, and returns
+// how many.
+func endSessions(ctx context.Context, tx pgx.Tx, name string) (int64, error) {
+	tag, err := tx.Exec(ctx, "DELETE FROM millrace.sessions WHERE username = $1", name)
+	if err != nil {
+		return 0, fmt.Errorf("end sessions of %s: %w", name, err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // lockUsers locks the users in tx against other changes of roles and
@@ -201,11 +219,11 @@ func (s *Store) SetPassword(ctx context.Context, by audit.Actor, name, password 
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("%w: %s", ErrNotFound, name)
 		}
-		ended, err := tx.Exec(ctx, "DELETE FROM millrace.sessions WHERE username = $1", name)
+		ended, err := endSessions(ctx, tx, name)
 		if err != nil {
-			return fmt.Errorf("end sessions of %s: %w", name, err)
+			return err
 		}
-		return audit.Record(ctx, tx, by, audit.ActionUserPassword, name, map[string]any{"sessions_ended": ended.RowsAffected()})
+		return audit.Record(ctx, tx, by, audit.ActionUserPassword, name, map[string]any{"sessions_ended": ended})
 	})
 }
 
@@ -228,7 +246,11 @@ func (s *Store) Remove(ctx context.Context, by audit.Actor, name string) error {
 		if _, err := tx.Exec(ctx, "DELETE FROM millrace.users WHERE name = $1", name); err != nil {
 			return fmt.Errorf("remove user %s: %w", name, err)
 		}
-		return audit.Record(ctx, tx, by, audit.ActionUserRemove, name, map[string]any{"role": was})
+		ended, err := endSessions(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, by, audit.ActionUserRemove, name, map[string]any{"role": was, "sessions_ended": ended})
 	})
 }
 
@@ -304,6 +326,9 @@ func (s *Store) ProxyUser(ctx context.Context, name string, create bool, address
 		}
 		if tag.RowsAffected() == 0 {
 			return nil // another request created it first
+		}
+		if _, err := endSessions(ctx, tx, name); err != nil {
+			return err
 		}
 		return audit.Record(ctx, tx, audit.Actor{Name: "proxy", Address: address}, audit.ActionUserAdd, name,
 			map[string]any{"role": Viewer, "signed_in_through": "proxy"})

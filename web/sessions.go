@@ -49,7 +49,7 @@ func (ss sessions) create(ctx context.Context, tokenHash []byte, s session, expi
 }
 
 // get returns the live session stored under the token hash, with its
-// user's role now. A removed user's sessions are gone with the user.
+// user's role now; a session whose user does not exist is none.
 func (ss sessions) get(ctx context.Context, tokenHash []byte) (session, error) {
 	var s session
 	err := ss.pool.QueryRow(ctx, `SELECT s.username, u.role, s.csrf FROM millrace.sessions s JOIN millrace.users u ON u.name = s.username

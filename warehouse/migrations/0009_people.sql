@@ -37,9 +37,9 @@ CREATE TABLE millrace.audit (
 );
 CREATE INDEX audit_at_idx ON millrace.audit (at);
 
--- A session belongs to a user: removing the user ends its sessions, and so
--- does a new password (package users deletes them). The sessions of the one
--- shared login end here: everyone signs in again, as a user.
-DELETE FROM millrace.sessions;
-ALTER TABLE millrace.sessions
-    ADD CONSTRAINT sessions_username_fkey FOREIGN KEY (username) REFERENCES millrace.users (name) ON DELETE CASCADE;
+-- A session counts only while its user exists (the session's read joins
+-- millrace.users): package users deletes a user's sessions when it removes
+-- the user or changes the password, and any left under a name when it
+-- creates a user of that name. The sessions of the one shared login stay:
+-- they count again once its user, the first admin, exists.
+CREATE INDEX sessions_username_idx ON millrace.sessions (username);
