@@ -47,6 +47,12 @@ type Pipeline struct {
 	// one of them succeeds after this one's newest success, the data this
 	// one serves is stale.
 	Reads []string
+	// Files lists the source files the pipeline reads, by key; a monthly
+	// pipeline's key says YYYY-MM for its month (Month.SalesKey).
+	Files []string
+	// InputTables lists the tables of schema public that the pipeline
+	// reads.
+	InputTables []string
 
 	// start is the first month of a monthly pipeline (Config.SalesStart).
 	start millrace.Month
@@ -123,27 +129,32 @@ func NewWithConfig(src millrace.Source, cfg Config) *Set {
 			Schedule: "once, on a fresh installation; then on demand", OnFreshInstall: true,
 			Then:   []string{millrace.ProcessData},
 			Tables: []string{"customer_profiles", "customer_activity", "labels", "stores"},
+			Files:  []string{"customer_profiles.csv", "customer_activity.csv", "labels.csv", "stores.csv"},
 			run: func(ctx context.Context, tx pgx.Tx, _ *pgxpool.Pool, _ millrace.Month, log *slog.Logger) (int64, error) {
 				return loadClientData(ctx, tx, src, cfg, log)
 			}},
 		{Name: millrace.LoadSalesData, Description: "loads a month of sales and its per-store totals into sales and monthly_sales", Monthly: true,
-			Schedule: "monthly, 00:00 UTC on the 1st, loading the month that just ended",
-			Needs:    []string{millrace.LoadClientData}, // every sale's store must be in stores
-			Tables:   []string{"sales", "monthly_sales"},
+			Schedule:    "monthly, 00:00 UTC on the 1st, loading the month that just ended",
+			Needs:       []string{millrace.LoadClientData}, // every sale's store must be in stores
+			Tables:      []string{"sales", "monthly_sales"},
+			Files:       []string{"sales/YYYY-MM-01/sales.csv"},
+			InputTables: []string{"stores"},
 			run: func(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, m millrace.Month, log *slog.Logger) (int64, error) {
 				return loadSalesMonth(ctx, tx, pool, src, cfg, m, log)
 			}},
 		{Name: millrace.ProcessData, Description: "builds feature_store and customer_activity_ranked from the customer tables",
-			Schedule: "after every successful load_client_data; on demand",
-			Tables:   []string{"feature_store", "customer_activity_ranked"},
-			Reads:    []string{millrace.LoadClientData},
+			Schedule:    "after every successful load_client_data; on demand",
+			Tables:      []string{"feature_store", "customer_activity_ranked"},
+			Reads:       []string{millrace.LoadClientData},
+			InputTables: []string{"customer_profiles", "customer_activity", "labels"},
 			run: func(ctx context.Context, tx pgx.Tx, _ *pgxpool.Pool, _ millrace.Month, log *slog.Logger) (int64, error) {
 				return processData(ctx, tx, log)
 			}},
 		{Name: millrace.SalesStatistics, Description: "computes the average sale and number of sales per store and month",
-			Schedule: "on demand",
-			Tables:   []string{"sales_statistics"},
-			Reads:    []string{millrace.LoadSalesData},
+			Schedule:    "on demand",
+			Tables:      []string{"sales_statistics"},
+			Reads:       []string{millrace.LoadSalesData},
+			InputTables: []string{"sales", "stores"},
 			run: func(ctx context.Context, tx pgx.Tx, _ *pgxpool.Pool, _ millrace.Month, log *slog.Logger) (int64, error) {
 				return salesStatistics(ctx, tx, log)
 			}},
