@@ -88,7 +88,9 @@ type Deliverer struct {
 	HTTP *http.Client
 	// Logger receives what Run does. Defaults to discarding it.
 	Logger *slog.Logger
-	// Now is the clock of the backoff. Defaults to time.Now.
+	// Now is the clock of the backoff. The database stamps new events
+	// with its own clock: events are due once this one has passed it.
+	// Defaults to time.Now.
 	Now func() time.Time
 }
 
@@ -321,4 +323,28 @@ func (d *Deliverer) Run(ctx context.Context, wake <-chan struct{}) {
 		case <-wake:
 		}
 	}
+}
+
+// Backlog is what the outbox holds that is not delivered.
+type Backlog struct {
+	// Waiting counts the events still to send: never tried, or failed
+	// fewer than MaxAttempts times.
+	Waiting int
+	// GivenUp counts the events that failed MaxAttempts times.
+	GivenUp int
+	// LastError is the error of the newest failed attempt, if any event
+	// waits or was given up.
+	LastError string
+}
+
+// ReadBacklog reads, in tx, what the outbox holds that is not delivered.
+func ReadBacklog(ctx context.Context, tx pgx.Tx) (Backlog, error) {
+	var b Backlog
+	err := tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE attempts < $1), count(*) FILTER (WHERE attempts >= $1),
+			coalesce((array_agg(error ORDER BY id DESC) FILTER (WHERE error <> ''))[1], '')
+		FROM millrace.lineage_events WHERE delivered_at IS NULL`, MaxAttempts).Scan(&b.Waiting, &b.GivenUp, &b.LastError)
+	if err != nil {
+		return b, fmt.Errorf("read the lineage backlog: %w", err)
+	}
+	return b, nil
 }

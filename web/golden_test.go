@@ -12,6 +12,7 @@ import (
 	"github.com/millrace/millrace/audit"
 	"github.com/millrace/millrace/internal/dbtest"
 	"github.com/millrace/millrace/users"
+	"github.com/millrace/millrace/web"
 )
 
 // update rewrites the golden files: go test ./web -run TestGoldenPages -update.
@@ -74,6 +75,12 @@ var goldenSeed = []string{
 	 (2, 'aaaa', 'https://hooks.slack.com', 1, '2020-07-01 00:01:06+00', '2020-07-01 00:01:06+00', ''),
 	 (3, 'aaaa', 'https://hooks.slack.com', 1, '2020-07-02 09:30:02+00', '2020-07-02 09:30:02+00', ''),
 	 (3, 'bbbb', 'http://alerts.internal:9000', 3, '2020-07-02 09:34:02+00', NULL, 'HTTP 500 Internal Server Error: upstream down')`,
+	// Lineage events: delivered, one waiting after a failure, one given up.
+	`INSERT INTO millrace.lineage_events (run_id, event_type, at, attempts, next_at, delivered_at, error) VALUES
+	 (1, 'START', '2020-07-01 00:00:05+00', 1, '2020-07-01 00:00:05+00', '2020-07-01 00:00:06+00', ''),
+	 (1, 'COMPLETE', '2020-07-01 00:00:17.25+00', 1, '2020-07-01 00:00:17.25+00', '2020-07-01 00:00:18+00', ''),
+	 (3, 'START', '2020-07-01 00:01:03+00', 10, '2020-07-01 05:01:03+00', NULL, 'HTTP 502 Bad Gateway'),
+	 (6, 'START', '2020-07-15 11:59:00+00', 2, '2020-07-15 12:00:30+00', NULL, 'HTTP 503 Service Unavailable: marquez is down')`,
 	`INSERT INTO public.monthly_sales (store_idx, location, sale_month, value) VALUES
 	 (1, 'Paris', '2020-01-01', 12345.67), (2, 'Lyon', '2020-01-01', 2500),
 	 (1, 'Paris', '2020-02-01', 13000.5)`,
@@ -119,6 +126,10 @@ func TestGoldenPages(t *testing.T) {
 	}
 	runPage, _, _ = strings.Cut(runPage, "#")
 
+	// The lineage page of a server that sends OpenLineage events.
+	olClient := newClient(t, b.serveWith(t, func(c *web.Config) { c.OpenLineage = "http://marquez:5000" }).URL)
+	olCSRF := olClient.login()
+
 	names := map[string]bool{} // the golden files, NAME.html
 	preview := url.Values{"from": {"2020-01"}, "to": {"2020-06"}, "only": {"missing,failed"}}
 	for _, page := range []struct {
@@ -135,6 +146,8 @@ func TestGoldenPages(t *testing.T) {
 		{"run", func() response { return br.get(runPage) }, http.StatusOK},
 		{"data", func() response { return br.get("/data") }, http.StatusOK},
 		{"alerts", func() response { return br.get("/alerts") }, http.StatusOK},
+		{"lineage", func() response { return br.get("/lineage") }, http.StatusOK},
+		{"lineage_openlineage", func() response { return olClient.get("/lineage") }, http.StatusOK},
 		{"backfill_preview", func() response {
 			return br.postForm("/pipelines/load_sales_data/backfill/preview", preview, map[string]string{"X-CSRF-Token": csrf, "HX-Request": "true"})
 		}, http.StatusOK},
@@ -150,7 +163,8 @@ func TestGoldenPages(t *testing.T) {
 		if ct := r.header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
 			t.Errorf("%s: Content-Type %q", page.name, ct)
 		}
-		checkGolden(t, page.name, strings.ReplaceAll(strings.ReplaceAll(r.body, csrf, csrfMask), viewerCSRF, csrfMask))
+		body := strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(r.body, csrf, csrfMask), viewerCSRF, csrfMask), olCSRF, csrfMask)
+		checkGolden(t, page.name, strings.ReplaceAll(body, b.dir, "BUCKET"))
 		names[page.name+".html"] = true
 	}
 	files, err := filepath.Glob(filepath.Join("testdata", "golden", "*"))

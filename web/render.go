@@ -26,7 +26,7 @@ var templateFS embed.FS
 // pageNames are the pages, each a file templates/NAME.html rendered inside
 // templates/layout.html; fragments are the parts that pages refresh by
 // themselves, defined inside the pages' files.
-var pageNames = []string{"login", "home", "pipeline", "partition", "data", "error", "backfill_preview", "backfills", "backfill", "jobs", "alerts", "users", "audit"}
+var pageNames = []string{"login", "home", "pipeline", "partition", "data", "error", "backfill_preview", "backfills", "backfill", "jobs", "alerts", "users", "audit", "lineage"}
 
 // pages holds the parsed templates, parsed once at start.
 type pages struct {
@@ -110,6 +110,8 @@ func titleOf(name string) string {
 		return "Data"
 	case "alerts":
 		return "Alerts"
+	case "lineage":
+		return "Lineage"
 	case "backfills", "backfill":
 		return "Backfills"
 	case "jobs":

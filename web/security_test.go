@@ -171,7 +171,7 @@ func TestSecurityHeaders(t *testing.T) {
 		"base-uri": "'self'", "form-action": "'self'", "frame-ancestors": "'none'",
 	}
 	for _, p := range []string{"/", "/login", "/pipelines/load_sales_data", "/pipelines/load_sales_data/partitions/2020-03",
-		"/pipelines/load_sales_data/live", "/data", "/static/app.css", "/healthz", "/metrics", "/api/pipelines"} {
+		"/pipelines/load_sales_data/live", "/data", "/lineage", "/static/app.css", "/healthz", "/metrics", "/api/pipelines"} {
 		r := br.get(p).expect(t, p, http.StatusOK)
 		csp := cspDirectives(r.header.Get("Content-Security-Policy"))
 		for d, want := range strict {

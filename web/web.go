@@ -34,6 +34,9 @@ type Config struct {
 	Ledger       *ledger.Ledger
 	Orchestrator *orchestrator.Orchestrator
 	Pipelines    *pipelines.Set
+	// OpenLineage is the scheme and host of MILLRACE_OPENLINEAGE_URL, shown
+	// on the lineage page. Defaults to none: lineage events are not sent.
+	OpenLineage string
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 	// Username and Password are the first admin's credentials: Start
@@ -165,6 +168,7 @@ func (s *Server) Handler() http.Handler {
 	ui.HandleFunc("POST /backfills/{id}/cancel", s.handleBackfillCancel)
 	ui.HandleFunc("GET /data", s.handleData)
 	ui.HandleFunc("GET /alerts", s.handleAlerts)
+	ui.HandleFunc("GET /lineage", s.handleLineage)
 	ui.HandleFunc("GET /users", s.handleUsers)
 	ui.HandleFunc("POST /users", s.handleUserAdd)
 	ui.HandleFunc("POST /users/{name}/role", s.handleUserRole)

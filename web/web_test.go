@@ -405,6 +405,7 @@ func TestAuth(t *testing.T) {
 			{"GET", "/runs/1"},
 			{"GET", "/data"},
 			{"GET", "/alerts"},
+			{"GET", "/lineage"},
 			{"GET", "/riverui/"},
 			{"GET", "/no/such/page"},
 			{"POST", "/logout"},
