@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/lineage"
 	"github.com/millrace/millrace/notify"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
@@ -53,6 +55,9 @@ type Config struct {
 	NotifyURL    string
 	NotifyFormat string
 	PublicURL    string
+
+	OpenLineageURL       string
+	OpenLineageNamespace string
 }
 
 // setting ties one configuration field to its environment variable, its
@@ -108,6 +113,8 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_SOURCE_IDLE_TIMEOUT", flag: "source-idle-timeout", def: "2m", usage: "how long opening or reading a source file may go without progress before the run fails (transient)", duration: &c.SourceIdleTimeout},
 		{env: "MILLRACE_NOTIFY_URL", flag: "notify-url", def: "", usage: "comma-separated webhook URLs that receive an HTTP POST for each alert (failed, recovered, late, cancelled); empty sends none", secret: true, str: &c.NotifyURL},
 		{env: "MILLRACE_NOTIFY_FORMAT", flag: "notify-format", def: notify.FormatJSON, usage: "body of the alerts: json, or slack ({\"text\": ...}, which Slack, Mattermost and most chat webhooks accept)", str: &c.NotifyFormat},
+		{env: "MILLRACE_OPENLINEAGE_URL", flag: "openlineage-url", def: "", usage: "OpenLineage endpoint that receives each run's START and COMPLETE/FAIL/ABORT events as HTTP POSTs, such as http://marquez:5000/api/v1/lineage; empty sends none", secret: true, str: &c.OpenLineageURL},
+		{env: "MILLRACE_OPENLINEAGE_NAMESPACE", flag: "openlineage-namespace", def: lineage.DefaultNamespace, usage: "job namespace of the OpenLineage events", str: &c.OpenLineageNamespace},
 		{env: "MILLRACE_PUBLIC_URL", flag: "public-url", def: "", usage: "where people reach the UI, such as https://millrace.example.com: alerts link to the month's page there", str: &c.PublicURL},
 	}
 }
@@ -230,10 +237,35 @@ func (c *Config) notifier(logger *slog.Logger) (*notify.Notifier, error) {
 	return n, nil
 }
 
+// lineage returns the deliverer of OpenLineage events to the configured
+// URL, without its database and pipelines, or nil when no URL is set; it
+// refuses a URL that is not an absolute http(s) URL (naming it by its label
+// only: it may hold a secret) and an empty namespace.
+func (c *Config) lineage(logger *slog.Logger) (*lineage.Deliverer, error) {
+	raw := strings.TrimSpace(c.OpenLineageURL)
+	if raw == "" {
+		return nil, nil
+	}
+	if err := notify.CheckURL(raw); err != nil {
+		return nil, fmt.Errorf("MILLRACE_OPENLINEAGE_URL: %w", err)
+	}
+	if strings.TrimSpace(c.OpenLineageNamespace) == "" {
+		return nil, errors.New("MILLRACE_OPENLINEAGE_NAMESPACE is empty: want a job namespace, such as millrace")
+	}
+	producer := lineage.DefaultProducer
+	if v, _, _ := buildVersion(); v != "dev" {
+		producer += "/tree/" + v
+	}
+	return &lineage.Deliverer{URL: raw, Namespace: c.OpenLineageNamespace, Producer: producer, Logger: logger}, nil
+}
+
 // check refuses numbers below 1 and durations of 0 or less, naming the
-// setting, and a bad notification setting.
+// setting, and a bad notification or lineage setting.
 func (c *Config) check() error {
 	if _, err := c.notifier(nil); err != nil {
+		return err
+	}
+	if _, err := c.lineage(nil); err != nil {
 		return err
 	}
 	for _, st := range c.settings() {

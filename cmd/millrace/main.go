@@ -102,6 +102,15 @@ func (m *Main) openWarehouse(ctx context.Context, readOnly bool) (*warehouse.War
 	return w, nil
 }
 
+// ledger returns the ledger of w, which records the lineage events of the
+// runs of this process when MILLRACE_OPENLINEAGE_URL is set (a running
+// serve delivers them).
+func (m *Main) ledger(w *warehouse.Warehouse) *ledger.Ledger {
+	l := ledger.New(w, m.logger)
+	l.Lineage = strings.TrimSpace(m.config.OpenLineageURL) != ""
+	return l
+}
+
 // orchestrator opens the warehouse and returns an orchestrator over it,
 // executing runs when workers is set; readOnly, it migrates nothing (a dry
 // run, a status). The caller closes the warehouse.
@@ -115,7 +124,7 @@ func (m *Main) orchestrator(ctx context.Context, set *pipelines.Set, workers, re
 		return nil, nil, err
 	}
 	oc.Workers, oc.Now, oc.Logger = workers, m.Now, m.logger
-	o, err := orchestrator.New(ctx, w, ledger.New(w, m.logger), set, oc)
+	o, err := orchestrator.New(ctx, w, m.ledger(w), set, oc)
 	if err != nil {
 		w.Close()
 		return nil, nil, err

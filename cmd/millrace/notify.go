@@ -65,6 +65,18 @@ func (m *Main) startNotifier(ctx context.Context, n *notify.Notifier, w *warehou
 		return func() {}
 	}
 	n.Pool, n.Now = w.Pool(), m.Now
+	labels := make([]string, len(n.URLs))
+	for i, u := range n.URLs {
+		labels[i] = notify.Label(u)
+	}
+	m.logger.Info("sending alerts", "targets", labels, "format", n.Format)
+	return runWoken(ctx, o, n.Run)
+}
+
+// runWoken runs run in a goroutine until the returned stop is called,
+// with a channel that receives when a job of o ends. stop waits for run
+// to return.
+func runWoken(ctx context.Context, o *orchestrator.Orchestrator, run func(ctx context.Context, wake <-chan struct{})) (stop func()) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	events, unsubscribe := o.Client().Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobCancelled)
 	wake := make(chan struct{}, 1)
@@ -85,12 +97,7 @@ func (m *Main) startNotifier(ctx context.Context, n *notify.Notifier, w *warehou
 			}
 		}
 	})
-	wg.Go(func() { n.Run(ctx, wake) })
-	labels := make([]string, len(n.URLs))
-	for i, u := range n.URLs {
-		labels[i] = notify.Label(u)
-	}
-	m.logger.Info("sending alerts", "targets", labels, "format", n.Format)
+	wg.Go(func() { run(ctx, wake) })
 	return sync.OnceFunc(func() {
 		cancel()
 		unsubscribe()

@@ -52,7 +52,7 @@ Pipelines: ` + pipelineNames() + `.`,
 				return err
 			}
 			defer w.Close()
-			r := orchestrator.Runner{Ledger: ledger.New(w, m.logger), Pipelines: set, Now: m.Now}
+			r := orchestrator.Runner{Ledger: m.ledger(w), Pipelines: set, Now: m.Now}
 			by := me()
 			spec := ledger.RunSpec{Pipeline: p.Name, Partition: partition, Trigger: "cli", RequestedBy: by.Name, Audit: &by}
 			if accept {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -104,11 +106,21 @@ func TestSecurityHostileUser(t *testing.T) {
 	dir := t.TempDir()
 	bucket := filepath.Join(dir, "bucket")
 	url := dbtest.NewDatabase(t)
+	// An OpenLineage receiver: the deliverer's reads run in the hostile
+	// database too.
+	received := make(chan struct{}, 100)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusCreated)
+		received <- struct{}{}
+	}))
+	t.Cleanup(receiver.Close)
 	c := &cli{t: t, now: time.Date(2020, 4, 15, 12, 0, 0, 0, time.UTC), env: map[string]string{
-		"MILLRACE_DATABASE_URL": url,
-		"MILLRACE_SOURCE":       bucket,
-		"MILLRACE_LOG_LEVEL":    "warn",
-		"MILLRACE_HTTP_ADDR":    fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"MILLRACE_OPENLINEAGE_URL": receiver.URL + "/api/v1/lineage",
+		"MILLRACE_DATABASE_URL":    url,
+		"MILLRACE_SOURCE":          bucket,
+		"MILLRACE_LOG_LEVEL":       "warn",
+		"MILLRACE_HTTP_ADDR":       fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		// The months wait for a pass after the client load (issue 10).
 		"MILLRACE_SCHEDULE_INTERVAL": "1s",
 	}}
@@ -121,19 +133,30 @@ func TestSecurityHostileUser(t *testing.T) {
 	execAll(t, mle, pwnSetup, shadows, squatters, baits)
 
 	// A fresh installation: serve loads the client data, processes it and
-	// catches up the three closed months; a UI user looks at the data page,
-	// which lists the tables of public.
+	// catches up the three closed months, and sends their lineage events
+	// (two each); a UI user looks at the data and lineage pages, which
+	// list the tables of public.
 	stop := startServe(t, c)
 	waitLedger(t, admin, map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 3})
-	base := "http://" + c.env["MILLRACE_HTTP_ADDR"]
-	req, _ := http.NewRequest(http.MethodGet, base+"/data", nil)
-	req.AddCookie(login(t, base))
-	resp, err := noRedirect.Do(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /data: %v, %v; want 200", resp, err)
+	for range 10 {
+		select {
+		case <-received:
+		case <-time.After(time.Minute):
+			t.Fatal("the OpenLineage receiver got fewer than 10 events in a minute")
+		}
 	}
-	if resp != nil {
-		resp.Body.Close()
+	base := "http://" + c.env["MILLRACE_HTTP_ADDR"]
+	cookie := login(t, base)
+	for _, page := range []string{"/data", "/lineage"} {
+		req, _ := http.NewRequest(http.MethodGet, base+page, nil)
+		req.AddCookie(cookie)
+		resp, err := noRedirect.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %v, %v; want 200", page, resp, err)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
 	}
 	stop()
 

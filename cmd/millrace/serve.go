@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
-	"github.com/millrace/millrace/ledger"
+	"github.com/millrace/millrace/notify"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/warehouse"
 	"github.com/millrace/millrace/web"
@@ -67,6 +67,10 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return err
 	}
+	deliverer, err := m.config.lineage(m.logger)
+	if err != nil {
+		return err
+	}
 	set, err := m.pipelines(ctx)
 	if err != nil {
 		return err
@@ -76,7 +80,7 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 		return err
 	}
 	defer w.Close()
-	l := ledger.New(w, m.logger)
+	l := m.ledger(w)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	oc.Workers, oc.Scheduler, oc.Now, oc.Logger, oc.Registerer = true, true, m.Now, m.logger, reg
@@ -89,7 +93,11 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 		return fmt.Errorf("listen on %s: %w", m.config.HTTPAddr, err)
 	}
 	m.warnDefaultCredentials(ctx, w)
-	ui, err := web.New(web.Config{Warehouse: w, Ledger: l, Orchestrator: o, Pipelines: set, Gatherer: reg,
+	olTarget := ""
+	if deliverer != nil {
+		olTarget = notify.Label(deliverer.URL)
+	}
+	ui, err := web.New(web.Config{Warehouse: w, Ledger: l, Orchestrator: o, Pipelines: set, Gatherer: reg, OpenLineage: olTarget,
 		Username: m.config.UIUser, Password: m.config.UIPassword, SecureCookies: m.config.UISecureCookies,
 		TrustedProxies: proxies, ProxyHeader: proxyHeader, ProxyCreate: proxyCreate, Logger: m.logger})
 	if err != nil {
@@ -106,10 +114,12 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	srv := ui.HTTPServer()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	// Alerts go out until the runs have stopped, those that end in the
-	// grace included.
+	// Alerts and lineage events go out until the runs have stopped, those
+	// that end in the grace included.
 	stopNotifier := m.startNotifier(ctx, notifier, w, o)
 	defer stopNotifier()
+	stopLineage := m.startLineage(ctx, deliverer, w, set, o)
+	defer stopLineage()
 	if err := o.Start(ctx); err != nil {
 		_ = srv.Close()
 		return err
@@ -127,6 +137,7 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	stopCtx := context.WithoutCancel(ctx)
 	stopErr := o.Stop(stopCtx, stopGrace)
 	stopNotifier()
+	stopLineage()
 	shutdown, cancel := context.WithTimeout(stopCtx, 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdown)
