@@ -100,7 +100,7 @@ func (b *builder) tables(pipeline string) []string {
 	if err != nil {
 		return nil
 	}
-	return slices.Concat(p.Reads, p.Tables)
+	return slices.Concat(p.InputTables, p.Tables)
 }
 
 // build returns the event of type eventType, recorded at at, of the attempt
@@ -159,7 +159,7 @@ func (b *builder) build(eventType string, at time.Time, a attempt, columns map[s
 			ev.Inputs = append(ev.Inputs, SourceDataset(b.source, key))
 		}
 	}
-	for _, t := range p.Reads {
+	for _, t := range p.InputTables {
 		ev.Inputs = append(ev.Inputs, table(t))
 	}
 	for _, t := range p.Tables {

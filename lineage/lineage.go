@@ -120,8 +120,11 @@ func (d *Deliverer) withDefaults() *Deliverer {
 
 // builder returns the builder of d's events.
 func (d *Deliverer) builder() *builder {
-	return &builder{namespace: d.Namespace, producer: d.Producer, source: d.Pipelines.Source(),
-		db: DatabaseOf(&d.Pool.Config().ConnConfig.Config), pipelines: d.Pipelines}
+	b := &builder{namespace: d.Namespace, producer: d.Producer, db: DatabaseOf(&d.Pool.Config().ConnConfig.Config), pipelines: d.Pipelines}
+	if src := d.Pipelines.Source(); src != nil {
+		b.source = src.String()
+	}
+	return b
 }
 
 // backoff is the wait before the next attempt after attempts failed ones:

@@ -3,7 +3,9 @@ package lineage_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -232,9 +234,9 @@ func TestEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What the attempt read, as the pipelines will record it.
-	dbtest.Exec(t, b.conn, `INSERT INTO millrace.run_sources (run_id, key, etag, size, sha256) VALUES
-		($1, 'customer_profiles.csv', '', 100, 'aaaa'), ($1, 'labels.csv', '"etag-1"', 50, '')`, client.ID)
+	// What the attempt read: the pipeline records the SHA-256 of a file
+	// of a directory; an S3 object's ETag stands in when there is none.
+	dbtest.Exec(t, b.conn, "UPDATE millrace.run_sources SET etag = '\"etag-1\"', sha256 = '' WHERE run_id = $1 AND key = 'labels.csv'", client.ID)
 	month, err := b.run(t, millrace.LoadSalesData, "2020-01")
 	if err != nil {
 		t.Fatal(err)
@@ -310,19 +312,23 @@ func TestEvents(t *testing.T) {
 	// The client load's events name what it read, with their versions,
 	// and its tables with their columns.
 	done := runs[client.ID][1]
-	if d := find(t, done.Inputs, "customer_profiles.csv"); d.Facets.Version == nil || d.Facets.Version.DatasetVersion != "aaaa" {
-		t.Errorf("customer_profiles.csv: %+v", d)
+	profiles, err := os.ReadFile(filepath.Join(b.dir, "customer_profiles.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := find(t, done.Inputs, "customer_profiles.csv"); d.Facets.Version == nil || d.Facets.Version.DatasetVersion != fmt.Sprintf("%x", sha256.Sum256(profiles)) {
+		t.Errorf("customer_profiles.csv: %+v, want its SHA-256 as version", d)
 	}
 	if d := find(t, done.Inputs, "labels.csv"); d.Facets.Version == nil || d.Facets.Version.DatasetVersion != `"etag-1"` {
-		t.Errorf("labels.csv: %+v", d)
+		t.Errorf("labels.csv: %+v, want its ETag as version", d)
 	}
-	if len(done.Inputs) != 2 {
-		t.Errorf("inputs %+v, want the two recorded", done.Inputs)
+	if len(done.Inputs) != 4 {
+		t.Errorf("inputs %+v, want the four files read", done.Inputs)
 	}
-	profiles := find(t, done.Outputs, b.database+".public.customer_profiles")
+	table := find(t, done.Outputs, b.database+".public.customer_profiles")
 	var cols []string
-	if profiles.Facets.Schema != nil {
-		for _, f := range profiles.Facets.Schema.Fields {
+	if table.Facets.Schema != nil {
+		for _, f := range table.Facets.Schema.Fields {
 			cols = append(cols, f.Name+" "+f.Type)
 		}
 	}

@@ -510,6 +510,15 @@ func TestBrowser(t *testing.T) {
 	shot("data")
 	a11y("data")
 
+	// The lineage page: files → pipeline → tables, with their facts.
+	click("open the lineage page", `header.top nav a[href="/lineage"]`)
+	do("lineage", chromedp.WaitVisible(chromedp.CSS(`table.lineage`)))
+	if got := text(`table.lineage tbody`); !strings.Contains(got, "6 months served, newest 2020-06") || !strings.Contains(got, "customer_profiles.csv") {
+		t.Errorf("lineage page: %q; want the six months of sales files and the customer files", got)
+	}
+	shot("lineage")
+	a11y("lineage")
+
 	// River's UI, which has a Content-Security-Policy of its own: its
 	// pages render with data from its API, and its actions work (a queue
 	// paused and resumed: a bodiless PUT through the CSRF and cross-origin
@@ -647,6 +656,7 @@ func TestBrowserAccessibility(t *testing.T) {
 	visit("unpartitioned pipeline", "/pipelines/load_client_data", `table.runs`)
 	visit("run page", "/pipelines/load_client_data/partitions/-", `table.log`)
 	visit("data", "/data", `#chart canvas`)
+	visit("lineage", "/lineage", `table.lineage`)
 	visit("error page", "/pipelines/nope", `p.error`)
 	visit("no backfill yet", "/backfills", `table.backfills`)
 	do("pause the pipeline", chromedp.Navigate(b.ts.URL+"/pipelines/load_sales_data"), chromedp.WaitVisible(chromedp.CSS(`#pause`)),

@@ -82,7 +82,10 @@ func (s *Server) handleLineage(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	v := lineageView{Source: s.cfg.Pipelines.Source(), OpenLineage: s.cfg.OpenLineage}
+	v := lineageView{OpenLineage: s.cfg.OpenLineage}
+	if src := s.cfg.Pipelines.Source(); src != nil {
+		v.Source = src.String()
+	}
 	if v.OpenLineage != "" {
 		if err := readOnly(ctx, s.cfg.Warehouse.Pool(), func(tx pgx.Tx) error {
 			v.Backlog, err = lineage.ReadBacklog(ctx, tx)
@@ -135,7 +138,7 @@ func flows(list []pipelines.Pipeline, facts []tableInfo, last map[string]time.Ti
 			}
 			f.Files = g
 		}
-		for _, t := range p.Reads {
+		for _, t := range p.InputTables {
 			f.Reads = append(f.Reads, tableRef{Name: t, WrittenBy: writtenBy[t]})
 		}
 		for _, name := range p.Tables {
