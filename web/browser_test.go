@@ -650,6 +650,11 @@ func TestBrowserAccessibility(t *testing.T) {
 	check("backfill preview")
 	// A month refused by a check offers to load it anyway, with the numbers.
 	visit("failed month", "/pipelines/load_sales_data/partitions/2020-03", `#load-anyway`)
+	do("load it anyway", chromedp.Click(chromedp.CSS(`#load-anyway`)), chromedp.WaitVisible(chromedp.CSS(`.flash`)))
+	var accepted string
+	if err := b.conn.QueryRow(b.ctx, "SELECT args->>'accept' FROM millrace.river_job WHERE kind = 'millrace_run' AND args->>'partition' = '2020-03' ORDER BY id DESC LIMIT 1").Scan(&accepted); err != nil || accepted != testUser {
+		t.Errorf("Load anyway queued a run accepted by %q (%v), want %q", accepted, err, testUser)
+	}
 	// A running month shows its progress.
 	visit("running month", "/pipelines/load_sales_data/partitions/2020-04", `#progress progress`)
 	visit("open month", "/pipelines/load_sales_data/partitions/2020-07", `#live p.note`)
