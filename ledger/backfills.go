@@ -222,11 +222,28 @@ func RunningBackfillMonths(ctx context.Context, tx pgx.Tx, id int64) ([]string, 
 
 // backfillRoom returns ErrBackfillBusy when the backfill runs as many
 // months as its max_concurrent allows. Its row lock, held until tx ends,
-// makes the starts of its runs take turns.
+// makes the starts of its runs take turns. Only live attempts count: an
+// attempt still marked running whose run lock is free belongs to a
+// process that died.
 func backfillRoom(ctx context.Context, tx pgx.Tx, id int64) error {
-	var running, limit int
-	err := tx.QueryRow(ctx, `SELECT b.max_concurrent, (SELECT count(*) FROM millrace.runs r WHERE r.backfill_id = b.id AND r.state = $2)
-		FROM millrace.backfills b WHERE b.id = $1 FOR UPDATE`, id, millrace.StateRunning).Scan(&limit, &running)
+	var limit int
+	err := tx.QueryRow(ctx, "SELECT max_concurrent FROM millrace.backfills WHERE id = $1 FOR UPDATE", id).Scan(&limit)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read backfill %d: %w", id, err)
+	}
+	var running int
+	err = tx.QueryRow(ctx, `
+		WITH active AS (
+			SELECT pipeline, partition FROM millrace.runs WHERE backfill_id = $1 AND state = $2
+		), free AS (
+			SELECT l.pipeline, l.partition FROM millrace.run_locks l JOIN active a USING (pipeline, partition)
+			FOR UPDATE OF l SKIP LOCKED
+		)
+		SELECT count(*) FROM active a WHERE (a.pipeline, a.partition) NOT IN (SELECT pipeline, partition FROM free)`,
+		id, millrace.StateRunning).Scan(&running)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}

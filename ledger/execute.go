@@ -103,6 +103,11 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 		}
 		return l.recordLineage(ctx, tx, run.ID, lineageStart)
 	}); err != nil {
+		if errors.Is(err, millrace.ErrNotQueued) {
+			if cerr := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error { return cancelAtStartTx(ctx, tx, spec.Pipeline, spec.Partition) }); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+		}
 		return run, fmt.Errorf("start %s: %w", label, err)
 	}
 
@@ -208,17 +213,13 @@ func auditStart(ctx context.Context, tx pgx.Tx, spec RunSpec, run millrace.Run) 
 // attempt starts only while its partition is queued (startJob), and a
 // backfill's only below the backfill's cap.
 func recordStart(ctx context.Context, tx pgx.Tx, spec RunSpec, run *millrace.Run) error {
+	if err := closeInterrupted(ctx, tx, spec.Pipeline, spec.Partition); err != nil {
+		return err
+	}
 	if spec.BackfillID != 0 {
 		if err := backfillRoom(ctx, tx, spec.BackfillID); err != nil {
 			return err
 		}
-	}
-	if _, err := tx.Exec(ctx, `
-		UPDATE millrace.runs SET state = $4, finished_at = clock_timestamp(),
-			error = 'interrupted: the process running it stopped before it finished'
-		WHERE pipeline = $1 AND partition = $2 AND state = $3`,
-		spec.Pipeline, spec.Partition, millrace.StateRunning, millrace.StateFailed); err != nil {
-		return fmt.Errorf("close interrupted attempts: %w", err)
 	}
 	const started = `state = $3, attempts = p.attempts + 1, started_at = clock_timestamp(), finished_at = NULL,
 		error = '', cancel_requested_at = NULL, cancel_requested_by = '', updated_at = clock_timestamp()`
@@ -231,8 +232,10 @@ func recordStart(ctx context.Context, tx pgx.Tx, spec RunSpec, run *millrace.Run
 			WHERE p.state = ANY($4)
 			RETURNING attempts`, spec.Pipeline, spec.Partition, start.To, start.from()).Scan(&run.Attempt)
 	} else {
+		// A cancel that a person asked for holds: the job runs nothing
+		// (Execute then records the partition cancelled).
 		err = tx.QueryRow(ctx, `UPDATE millrace.partitions p SET `+started+`
-			WHERE pipeline = $1 AND partition = $2 AND state = ANY($4)
+			WHERE pipeline = $1 AND partition = $2 AND state = ANY($4) AND cancel_requested_at IS NULL
 			RETURNING attempts`, spec.Pipeline, spec.Partition, startJob.To, startJob.from()).Scan(&run.Attempt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return millrace.ErrNotQueued
@@ -252,6 +255,43 @@ func recordStart(ctx context.Context, tx pgx.Tx, spec RunSpec, run *millrace.Run
 	if _, err := tx.Exec(ctx, "UPDATE millrace.partitions SET last_run_id = $3 WHERE pipeline = $1 AND partition = $2",
 		spec.Pipeline, spec.Partition, run.ID); err != nil {
 		return fmt.Errorf("record attempt: %w", err)
+	}
+	return nil
+}
+
+// cancelAtStartTx records in tx, under the partition's run lock (held by
+// the caller), that a queued or running partition whose cancel a person
+// asked for is cancelled, closing the attempt a dead process left running;
+// it does nothing to a partition without such a request.
+func cancelAtStartTx(ctx context.Context, tx pgx.Tx, pipeline, partition string) error {
+	var run millrace.Run
+	err := tx.QueryRow(ctx, `UPDATE millrace.partitions SET state = $3, finished_at = clock_timestamp(), updated_at = clock_timestamp(),
+			error = 'cancelled by ' || cancel_requested_by || ': the run did not go on; the data served is what it was before the run',
+			cancel_requested_at = NULL, cancel_requested_by = ''
+		WHERE pipeline = $1 AND partition = $2 AND state = ANY($4) AND cancel_requested_at IS NOT NULL
+		RETURNING attempts, coalesce(last_run_id, 0), error`, pipeline, partition, cancelAtStart.To, cancelAtStart.from()).Scan(&run.Attempt, &run.ID, &run.Error)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cancel %s %s: %w", pipeline, millrace.PartitionLabel(partition), err)
+	}
+	if err := closeInterrupted(ctx, tx, pipeline, partition); err != nil {
+		return err
+	}
+	run.Pipeline, run.Partition = pipeline, partition
+	return recordAlert(ctx, tx, EventCancelled, run)
+}
+
+// closeInterrupted closes, in tx, the attempts of the partition that a
+// dead process left running: the caller holds the partition's run lock.
+func closeInterrupted(ctx context.Context, tx pgx.Tx, pipeline, partition string) error {
+	if _, err := tx.Exec(ctx, `
+		UPDATE millrace.runs SET state = $4, finished_at = clock_timestamp(),
+			error = 'interrupted: the process running it stopped before it finished'
+		WHERE pipeline = $1 AND partition = $2 AND state = $3`,
+		pipeline, partition, millrace.StateRunning, millrace.StateFailed); err != nil {
+		return fmt.Errorf("close interrupted attempts: %w", err)
 	}
 	return nil
 }
@@ -299,6 +339,18 @@ var errFinished = errors.New("the attempt's outcome is recorded already")
 // says it read and checked; willRetry says that the job queue will try a
 // failed attempt again, so the partition is queued.
 func (l *Ledger) finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runErr error, willRetry bool, log string, report *millrace.Report) error {
+	if runErr != nil && willRetry && !errors.Is(runErr, millrace.ErrCancelled) {
+		// A person asked to cancel while the attempt failed: no retry.
+		var by string
+		err := tx.QueryRow(ctx, `SELECT cancel_requested_by FROM millrace.partitions
+			WHERE pipeline = $1 AND partition = $2 AND cancel_requested_at IS NOT NULL`, run.Pipeline, run.Partition).Scan(&by)
+		switch {
+		case err == nil:
+			runErr = fmt.Errorf("%w by %s: the run rolled back (it had failed: %v); the data served is what it was before the run", millrace.ErrCancelled, by, runErr)
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("read the cancel of run %d: %w", run.ID, err)
+		}
+	}
 	t := succeed
 	switch {
 	case errors.Is(runErr, millrace.ErrCancelled):

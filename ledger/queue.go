@@ -77,17 +77,24 @@ func CloseLost(ctx context.Context, tx pgx.Tx, live []Key) error {
 			SELECT l.pipeline, l.partition FROM millrace.run_locks l JOIN candidates c USING (pipeline, partition)
 			FOR UPDATE OF l SKIP LOCKED
 		), lost AS (
-			UPDATE millrace.partitions p SET state = $1, updated_at = clock_timestamp(),
-				error = CASE WHEN p.error = '' THEN 'lost: its job ended without a result (the process running it stopped); run it again' ELSE p.error END
+			UPDATE millrace.partitions p SET updated_at = clock_timestamp(),
+				state = CASE WHEN p.cancel_requested_at IS NOT NULL THEN $6 ELSE $1 END,
+				error = CASE WHEN p.cancel_requested_at IS NOT NULL THEN 'cancelled by ' || p.cancel_requested_by
+					WHEN p.error = '' THEN 'lost: its job ended without a result (the process running it stopped); run it again' ELSE p.error END,
+				cancel_requested_at = NULL, cancel_requested_by = ''
 			FROM candidates c
 			WHERE p.pipeline = c.pipeline AND p.partition = c.partition
 			  AND ((c.pipeline, c.partition) IN (SELECT pipeline, partition FROM free)
 			       OR NOT EXISTS (SELECT 1 FROM millrace.run_locks l WHERE l.pipeline = c.pipeline AND l.partition = c.partition))
-			RETURNING p.pipeline, p.partition, p.error, p.attempts, p.last_run_id
+			RETURNING p.pipeline, p.partition, p.state, p.error, p.attempts, p.last_run_id
+		), closed AS (
+			UPDATE millrace.runs r SET state = $1, finished_at = clock_timestamp(),
+				error = 'interrupted: the process running it stopped before it finished'
+			FROM lost WHERE r.pipeline = lost.pipeline AND r.partition = lost.partition AND r.state = $7
 		)
 		INSERT INTO millrace.alerts (event, pipeline, partition, error, attempts, run_id)
-		SELECT $5, pipeline, partition, error, attempts, last_run_id FROM lost`,
-		lose.To, lose.from(), pipelines, partitions, EventFailed)
+		SELECT CASE WHEN state = $6 THEN $8 ELSE $5 END, pipeline, partition, error, attempts, last_run_id FROM lost`,
+		lose.To, lose.from(), pipelines, partitions, EventFailed, loseCancelled.To, millrace.StateRunning, EventCancelled)
 	if err != nil {
 		return fmt.Errorf("close lost runs: %w", err)
 	}

@@ -46,16 +46,23 @@ var (
 	// cancelRunning: the attempt whose cancel a person asked for
 	// (Cancel) stops its work, rolls it back and records this.
 	cancelRunning = Transition{"cancel running", []millrace.State{millrace.StateRunning}, millrace.StateCancelled, "Execute"}
+	// cancelAtStart: a job finds that a person asked to cancel its
+	// partition's run (the attempt that was asked died, or was about to be
+	// retried): the cancel holds, and the job runs nothing.
+	cancelAtStart = Transition{"cancel at start", []millrace.State{millrace.StateQueued, millrace.StateRunning}, millrace.StateCancelled, "Execute"}
 	// refuse: a queued run was refused before it started (an unknown
 	// pipeline, a month not closed on the worker's clock).
 	refuse = Transition{"refuse", []millrace.State{millrace.StateQueued}, millrace.StateFailed, "RecordRefusal"}
 	// lose: the job of a queued or running partition ended without an
 	// outcome (its process was killed on its last attempt).
 	lose = Transition{"lose", []millrace.State{millrace.StateQueued, millrace.StateRunning}, millrace.StateFailed, "CloseLost"}
+	// loseCancelled: as lose, for a partition whose cancel a person had
+	// asked for: the cancel holds.
+	loseCancelled = Transition{"lose cancelled", []millrace.State{millrace.StateQueued, millrace.StateRunning}, millrace.StateCancelled, "CloseLost"}
 )
 
 // Transitions lists the state machine, for the docs and the tests.
-var Transitions = []Transition{queue, start, startJob, succeed, fail, retry, cancelQueued, cancelRunning, refuse, lose}
+var Transitions = []Transition{queue, start, startJob, succeed, fail, retry, cancelQueued, cancelRunning, cancelAtStart, refuse, lose, loseCancelled}
 
 // from returns the stored states of the transition's From as text, the
 // SQL parameter (none has no row to match).

@@ -151,7 +151,7 @@ func monthTotals(ctx context.Context, tx pgx.Tx, m millrace.Month, loading pgx.I
 		return nil, fmt.Errorf("sum sales of %s: %w", m, err)
 	}
 	var totals []storeTotal
-	var unknown *int
+	unknown := map[string]bool{}
 	for rows.Next() {
 		var s storeTotal
 		var location *string
@@ -159,9 +159,7 @@ func monthTotals(ctx context.Context, tx pgx.Tx, m millrace.Month, loading pgx.I
 			return nil, fmt.Errorf("sum sales of %s: %w", m, err)
 		}
 		if location == nil {
-			if unknown == nil {
-				unknown = &s.store
-			}
+			unknown[strconv.Itoa(s.store)] = true
 			continue
 		}
 		s.location = *location
@@ -170,14 +168,14 @@ func monthTotals(ctx context.Context, tx pgx.Tx, m millrace.Month, loading pgx.I
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sum sales of %s: %w", m, err)
 	}
-	if unknown == nil {
+	if len(unknown) == 0 {
 		return totals, nil
 	}
-	line, err := firstLine(ctx, m.SalesKey(), reopen, "store_idx", strconv.Itoa(*unknown))
+	line, value, err := firstLine(ctx, m.SalesKey(), reopen, "store_idx", unknown)
 	if err != nil {
 		return nil, fmt.Errorf("locate unknown store in %s: %w", m.SalesKey(), err)
 	}
-	return nil, &millrace.ContractError{Key: m.SalesKey(), Line: line, Column: "store_idx", Value: fmt.Sprint(*unknown),
+	return nil, &millrace.ContractError{Key: m.SalesKey(), Line: line, Column: "store_idx", Value: value,
 		Reason: "no store with this idx in stores; load the stores first (load_client_data) or fix the file"}
 }
 
@@ -199,23 +197,24 @@ func requireTables(ctx context.Context, tx pgx.Tx, tables ...string) error {
 }
 
 // firstLine reads the file key again and returns the first line whose
-// integer column holds value.
-func firstLine(ctx context.Context, key string, reopen func(context.Context) (io.ReadCloser, error), column, value string) (int64, error) {
+// integer column holds one of values, with that value.
+func firstLine(ctx context.Context, key string, reopen func(context.Context) (io.ReadCloser, error), column string, values map[string]bool) (int64, string, error) {
 	rc, err := reopen(ctx)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer rc.Close()
 	var line int64
+	var value string
 	err = warehouse.ScanCSV(key, rc, []string{column}, func(l int64, fields []string) bool {
-		if warehouse.AsText("integer", fields[0]) == value {
-			line = l
+		if v := warehouse.AsText("integer", fields[0]); values[v] {
+			line, value = l, v
 			return false
 		}
 		return true
 	})
 	if err == nil && line == 0 {
-		err = errors.New(column + " " + value + " is not in the file")
+		err = errors.New(column + ": no line holds one of the values looked for")
 	}
-	return line, err
+	return line, value, err
 }
