@@ -62,17 +62,19 @@ func recordAlert(ctx context.Context, tx pgx.Tx, event string, run millrace.Run)
 	return nil
 }
 
-// newestAlert is SQL for the event of the newest alert of the partition
-// ($1, $2 or the given expressions), ” when there is none.
-func newestAlert(pipeline, partition string) string {
-	return fmt.Sprintf(`coalesce((SELECT a.event FROM millrace.alerts a WHERE a.pipeline = %s AND a.partition = %s ORDER BY a.id DESC LIMIT 1), '')`, pipeline, partition)
+// newestOutcomeAlert is SQL for the event of the newest failed, late or
+// recovered alert of the partition (given as SQL expressions), or '' when
+// there is none: cancelled and stale alerts do not close a failure.
+func newestOutcomeAlert(pipeline, partition string) string {
+	return fmt.Sprintf(`coalesce((SELECT a.event FROM millrace.alerts a WHERE a.pipeline = %s AND a.partition = %s
+		AND a.event IN ('failed', 'late', 'recovered') ORDER BY a.id DESC LIMIT 1), '')`, pipeline, partition)
 }
 
 // recordRecovered records, in tx, a recovered alert for the run's
 // partition if its newest alert was failed or late.
 func recordRecovered(ctx context.Context, tx pgx.Tx, run millrace.Run) error {
 	if _, err := tx.Exec(ctx, `INSERT INTO millrace.alerts (event, pipeline, partition, attempts, run_id)
-		SELECT $1, $2::text, $3::text, $4, $5 WHERE `+newestAlert("$2", "$3")+` IN ($6, $7)`,
+		SELECT $1, $2::text, $3::text, $4, $5 WHERE `+newestOutcomeAlert("$2", "$3")+` IN ($6, $7)`,
 		EventRecovered, run.Pipeline, run.Partition, run.Attempt, run.ID, EventFailed, EventLate); err != nil {
 		return fmt.Errorf("record recovered alert of %s %s: %w", run.Pipeline, millrace.PartitionLabel(run.Partition), err)
 	}
@@ -80,9 +82,8 @@ func recordRecovered(ctx context.Context, tx pgx.Tx, run millrace.Run) error {
 }
 
 // RecordLate records, in tx, a late alert for each of the partitions (the
-// caller's late ones) that has not succeeded and whose newest alert is
-// neither late nor failed: one per partition, and none on top of a failure
-// already told. It returns how many it recorded.
+// caller's late ones) that never succeeded: one per partition ever, and
+// none on top of a failure already told. It returns how many it recorded.
 func RecordLate(ctx context.Context, tx pgx.Tx, pipeline string, partitions []string, why func(partition string) string) (int, error) {
 	if len(partitions) == 0 {
 		return 0, nil
@@ -95,7 +96,8 @@ func RecordLate(ctx context.Context, tx pgx.Tx, pipeline string, partitions []st
 		SELECT $1, $2::text, c.partition, c.reason, coalesce(p.attempts, 0), p.last_run_id
 		FROM unnest($3::text[], $4::text[]) AS c(partition, reason)
 		LEFT JOIN millrace.partitions p ON p.pipeline = $2 AND p.partition = c.partition
-		WHERE p.state IS DISTINCT FROM $5 AND `+newestAlert("$2", "c.partition")+` NOT IN ($1, $6)`,
+		WHERE p.succeeded_at IS NULL AND p.state IS DISTINCT FROM $5 AND `+newestOutcomeAlert("$2", "c.partition")+` <> $6
+		  AND NOT EXISTS (SELECT 1 FROM millrace.alerts a WHERE a.pipeline = $2 AND a.partition = c.partition AND a.event = $1)`,
 		EventLate, pipeline, partitions, reasons, millrace.StateSucceeded, EventFailed)
 	if err != nil {
 		return 0, fmt.Errorf("record late alerts of %s: %w", pipeline, err)

@@ -209,9 +209,10 @@ func (o *Orchestrator) Pauses(ctx context.Context) (map[string]ledger.Pause, err
 }
 
 // late reports whether a partition of p is late at now: a month that
-// closed more than LateAfter ago and has not succeeded.
+// closed more than LateAfter ago and has never succeeded (a re-run of a
+// month whose data is served is not late).
 func (o *Orchestrator) late(p pipelines.Pipeline, part millrace.Partition, now time.Time) bool {
-	if !p.Monthly || part.State == millrace.StateSucceeded {
+	if !p.Monthly || part.State == millrace.StateSucceeded || part.SucceededAt != nil {
 		return false
 	}
 	m, err := millrace.ParseMonth(part.Partition)
