@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,7 +27,8 @@ type SourceCheck struct {
 	Queued []string `json:"queued"`
 }
 
-// CheckSources lists the source once and marks stale each succeeded
+// CheckSources lists the source (only the prefixes the served data was
+// loaded from) and marks stale each succeeded
 // partition whose served data was loaded from an object that changed or
 // disappeared since: a different ETag or size; for a source without
 // ETags (a directory), a different size, or a different modification time
@@ -41,42 +44,63 @@ func (o *Orchestrator) CheckSources(ctx context.Context) (SourceCheck, error) {
 	for _, p := range o.set.List() {
 		names = append(names, p.Name)
 	}
-	err := pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
-		if err := warehouse.Lock(ctx, tx, warehouse.LockSourceCheck); err != nil {
-			return err
-		}
-		objects, err := lister.List(ctx, "")
+	// What the served data was loaded from, then the source's listing of
+	// just those keys' prefixes, with no transaction open during either
+	// network round; MarkStale marks a month only if the success that read
+	// the old object still serves it.
+	var served []ledger.Served
+	err := pgx.BeginTxFunc(ctx, o.w.Pool(), pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		served, err = ledger.ServedSources(ctx, tx, names)
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("check sources: %w", err)
+	}
+	now := map[string]millrace.ObjectInfo{}
+	for _, prefix := range listPrefixes(served) {
+		objects, err := lister.List(ctx, prefix)
 		if err != nil {
-			return err
+			return res, fmt.Errorf("check sources: %w", err)
 		}
-		res.Objects = len(objects)
-		now := make(map[string]millrace.ObjectInfo, len(objects))
+		res.Objects += len(objects)
 		for _, obj := range objects {
 			now[obj.Key] = obj
 		}
-		served, err := ledger.ServedSources(ctx, tx, names)
-		if err != nil {
+	}
+	type change struct {
+		served ledger.Served
+		why    string
+	}
+	var changes []change
+	for _, s := range served {
+		for _, read := range s.Sources {
+			why, err := o.changed(ctx, read, now)
+			if err != nil {
+				return res, fmt.Errorf("check sources: %w", err)
+			}
+			if why != "" {
+				changes = append(changes, change{s, why})
+				break
+			}
+		}
+	}
+	if len(changes) == 0 {
+		return res, nil
+	}
+	err = pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
+		if err := warehouse.Lock(ctx, tx, warehouse.LockSourceCheck); err != nil {
 			return err
 		}
 		stale := map[string][]string{}
-		for _, s := range served {
-			for _, read := range s.Sources {
-				why, err := o.changed(ctx, read, now)
-				if err != nil {
-					return err
-				}
-				if why == "" {
-					continue
-				}
-				marked, err := ledger.MarkStale(ctx, tx, s.Key, why)
-				if err != nil {
-					return err
-				}
-				if marked {
-					res.Stale = append(res.Stale, s.Pipeline+" "+millrace.PartitionLabel(s.Partition)+": "+why)
-					stale[s.Pipeline] = append(stale[s.Pipeline], s.Partition)
-				}
-				break
+		for _, c := range changes {
+			marked, err := ledger.MarkStale(ctx, tx, c.served, c.why)
+			if err != nil {
+				return err
+			}
+			if marked {
+				res.Stale = append(res.Stale, c.served.Pipeline+" "+millrace.PartitionLabel(c.served.Partition)+": "+c.why)
+				stale[c.served.Pipeline] = append(stale[c.served.Pipeline], c.served.Partition)
 			}
 		}
 		if !o.cfg.ReloadStale {
@@ -102,6 +126,29 @@ func (o *Orchestrator) CheckSources(ctx context.Context) (SourceCheck, error) {
 		o.cfg.Logger.Warn("sources changed since their data was loaded", "stale", len(res.Stale), "first", res.Stale[0], "queued", len(res.Queued))
 	}
 	return res, nil
+}
+
+// listPrefixes returns the prefixes to list to see every object the
+// served data was loaded from: the top folder of a nested key
+// ("sales/"), the key itself at the top ("stores.csv"). A few requests,
+// not one per month.
+func listPrefixes(served []ledger.Served) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range served {
+		for _, read := range s.Sources {
+			p := read.Key
+			if i := strings.IndexByte(p, '/'); i >= 0 {
+				p = p[:i+1]
+			}
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // changed says how an object changed since a run read it ("" if it did

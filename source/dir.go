@@ -90,6 +90,9 @@ func (d *Dir) List(ctx context.Context, prefix string) ([]millrace.ObjectInfo, e
 		if err != nil {
 			return err
 		}
+		if len(out) == MaxListed {
+			return fmt.Errorf("more than %d files: list a narrower prefix", MaxListed)
+		}
 		out = append(out, millrace.ObjectInfo{Key: key, Size: info.Size(), ModTime: info.ModTime()})
 		return nil
 	})

@@ -134,6 +134,9 @@ func (s *S3) List(ctx context.Context, prefix string) ([]millrace.ObjectInfo, er
 		if err != nil {
 			return nil, fmt.Errorf("list %s%s: %w", s, prefix, err)
 		}
+		if len(out)+len(page.Contents) > MaxListed {
+			return nil, fmt.Errorf("list %s%s: more than %d objects: list a narrower prefix", s, prefix, MaxListed)
+		}
 		for _, o := range page.Contents {
 			out = append(out, millrace.ObjectInfo{Key: strings.TrimPrefix(aws.ToString(o.Key), s.prefix), Size: aws.ToInt64(o.Size),
 				ETag: strings.Trim(aws.ToString(o.ETag), `"`), ModTime: aws.ToTime(o.LastModified)})

@@ -13,6 +13,10 @@ import (
 	"github.com/millrace/millrace"
 )
 
+// MaxListed is the most objects List returns: a listing holds them all in
+// memory, and a source that answers with endless pages must not exhaust it.
+const MaxListed = 100_000
+
 // New opens the source at rawURL: "s3://bucket[/prefix]" gives an S3 source
 // that takes its bucket and prefix from the URL and its other options from
 // s3cfg; "file:///path" or a plain path gives a Dir, which must exist.
