@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -45,17 +46,27 @@ type Store struct{ pool *pgxpool.Pool }
 // New returns the store of the pool's database.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-// CheckName refuses a name that is empty, longer than 64 bytes, holds a
-// control character, a space at either end, or a colon ("token:NAME" names
-// the tokens in the audit log).
+// reservedNames are actors that millrace itself writes into the audit
+// log: no user may take one.
+var reservedNames = []string{"cli", "millrace", "proxy", "schedule"}
+
+// CheckName refuses a name that is empty, longer than 64 bytes, holds
+// anything but letters, digits and . _ @ + - (names go into the UI's
+// paths: a slash, question mark or dot segment would send a form
+// elsewhere; "token:NAME" names the tokens in the audit log), is "." or
+// "..", or is one of the actors millrace writes into the audit log.
 func CheckName(name string) error {
 	switch {
 	case name == "" || len(name) > 64:
 		return millrace.Permanent(fmt.Errorf("user name %q: want 1 to 64 bytes", name))
-	case strings.ContainsFunc(name, unicode.IsControl) || strings.Contains(name, ":"):
-		return millrace.Permanent(fmt.Errorf("user name %q: no control characters or colons", name))
-	case strings.TrimSpace(name) != name:
-		return millrace.Permanent(fmt.Errorf("user name %q: no spaces at either end", name))
+	case strings.ContainsFunc(name, func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("._@+-", r)
+	}):
+		return millrace.Permanent(fmt.Errorf("user name %q: only letters, digits and . _ @ + -", name))
+	case name == "." || name == "..":
+		return millrace.Permanent(fmt.Errorf("user name %q: not a name", name))
+	case slices.Contains(reservedNames, strings.ToLower(name)):
+		return millrace.Permanent(fmt.Errorf("user name %q: reserved for millrace's own entries in the audit log", name))
 	}
 	return nil
 }

@@ -54,9 +54,16 @@ func TestRoles(t *testing.T) {
 	if _, err := users.ParseRole("superuser"); !millrace.IsPermanent(err) {
 		t.Errorf("ParseRole(superuser): %v, want a permanent error", err)
 	}
-	for _, name := range []string{"", "token:ci", " alice", "a\nb", strings.Repeat("x", 65)} {
+	// Names go into the UI's paths: none may send a form elsewhere.
+	for _, name := range []string{"", "token:ci", " alice", "a\nb", strings.Repeat("x", 65),
+		"x/../../pipelines/load_client_data/run?", "a/b", "a?b", "a#b", "a%2Fb", `a\b`, ".", "..", "proxy", "CLI"} {
 		if users.CheckName(name) == nil {
 			t.Errorf("CheckName(%q) accepted it", name)
+		}
+	}
+	for _, name := range []string{"alice", "jane.doe@example.com", "zoë_2-x"} {
+		if err := users.CheckName(name); err != nil {
+			t.Errorf("CheckName(%q): %v", name, err)
 		}
 	}
 }

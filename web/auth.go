@@ -71,6 +71,11 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request) (session, bool
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		sess, err := s.sessions.get(r.Context(), hashToken(c.Value))
+		if err == nil && sess.ViaProxy {
+			// The proxy's session without the proxy's header: signed in
+			// by nobody (its user may have signed out at the proxy).
+			err = errNoSession
+		}
 		if err == nil {
 			return sess, s.checkCSRF(w, r, sess)
 		}
@@ -289,7 +294,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.limiter.succeed(client, key)
-	if _, err := s.newSession(w, r, u, map[string]string{"via": "password"}); err != nil {
+	if _, err := s.newSession(w, r, u, false, map[string]string{"via": "password"}); err != nil {
 		s.serverError(w, r, err)
 		return
 	}
@@ -298,9 +303,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 
 // newSession creates a session of the user, recorded in the audit log as
 // a login with detail, sets its cookie and returns it.
-func (s *Server) newSession(w http.ResponseWriter, r *http.Request, u users.User, detail any) (session, error) {
+func (s *Server) newSession(w http.ResponseWriter, r *http.Request, u users.User, viaProxy bool, detail any) (session, error) {
 	token := randomToken()
-	sess := session{Username: u.Name, Role: u.Role, CSRF: randomToken()}
+	sess := session{Username: u.Name, Role: u.Role, CSRF: randomToken(), ViaProxy: viaProxy}
 	expires := time.Now().Add(s.cfg.SessionTTL)
 	if err := s.sessions.create(r.Context(), hashToken(token), sess, expires, s.address(r), detail); err != nil {
 		return session{}, err

@@ -18,12 +18,20 @@ func (s *Server) proxyUser(r *http.Request) (string, bool) {
 	if s.cfg.ProxyHeader == "" {
 		return "", false
 	}
-	name := strings.TrimSpace(r.Header.Get(s.cfg.ProxyHeader))
-	if name == "" {
+	values := r.Header.Values(s.cfg.ProxyHeader)
+	if len(values) == 0 {
 		return "", false
 	}
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil || !isTrusted(peer.Addr().Unmap(), s.cfg.TrustedProxies) {
+		return "", false
+	}
+	// A proxy that adds its header to the client's, rather than replacing
+	// it, sends two: which is the proxy's cannot be told, so neither counts.
+	name := strings.TrimSpace(values[0])
+	if len(values) > 1 || strings.Contains(name, ",") || name == "" {
+		s.cfg.Logger.Warn("the sign-in proxy's header came more than once, or with several names: ignored (the proxy must replace the client's header)",
+			"header", s.cfg.ProxyHeader, "client", s.clientKey(r))
 		return "", false
 	}
 	return name, true
@@ -56,7 +64,7 @@ func (s *Server) proxySession(w http.ResponseWriter, r *http.Request, name strin
 		}
 	}
 	if sess.CSRF == "" && !api && r.Method == http.MethodGet {
-		if sess, err = s.newSession(w, r, u, map[string]string{"via": "proxy", "header": s.cfg.ProxyHeader}); err != nil {
+		if sess, err = s.newSession(w, r, u, true, map[string]string{"via": "proxy", "header": s.cfg.ProxyHeader}); err != nil {
 			s.serverError(w, r, err)
 			return session{}, false
 		}

@@ -23,6 +23,9 @@ type session struct {
 	// CSRF is the token that state-changing requests must carry; empty
 	// for the API's credentials.
 	CSRF string
+	// ViaProxy marks a session that the sign-in proxy opened: it counts
+	// only with the proxy's header naming its user.
+	ViaProxy bool
 }
 
 // errNoSession is returned when a session token is unknown or expired.
@@ -40,8 +43,8 @@ func (ss sessions) create(ctx context.Context, tokenHash []byte, s session, expi
 		if _, err := tx.Exec(ctx, "DELETE FROM millrace.sessions WHERE expires_at < clock_timestamp()"); err != nil {
 			return fmt.Errorf("delete expired sessions: %w", err)
 		}
-		if _, err := tx.Exec(ctx, "INSERT INTO millrace.sessions (token_hash, username, csrf, expires_at) VALUES ($1, $2, $3, $4)",
-			tokenHash, s.Username, s.CSRF, expires); err != nil {
+		if _, err := tx.Exec(ctx, "INSERT INTO millrace.sessions (token_hash, username, csrf, expires_at, via_proxy) VALUES ($1, $2, $3, $4, $5)",
+			tokenHash, s.Username, s.CSRF, expires, s.ViaProxy); err != nil {
 			return fmt.Errorf("create session: %w", err)
 		}
 		return audit.Record(ctx, tx, audit.Actor{Name: s.Username, Address: from}, audit.ActionLogin, s.Username, detail)
@@ -52,9 +55,9 @@ func (ss sessions) create(ctx context.Context, tokenHash []byte, s session, expi
 // user's role now; a session whose user does not exist is none.
 func (ss sessions) get(ctx context.Context, tokenHash []byte) (session, error) {
 	var s session
-	err := ss.pool.QueryRow(ctx, `SELECT s.username, u.role, s.csrf FROM millrace.sessions s JOIN millrace.users u ON u.name = s.username
+	err := ss.pool.QueryRow(ctx, `SELECT s.username, u.role, s.csrf, s.via_proxy FROM millrace.sessions s JOIN millrace.users u ON u.name = s.username
 		WHERE s.token_hash = $1 AND s.expires_at > clock_timestamp()`,
-		tokenHash).Scan(&s.Username, &s.Role, &s.CSRF)
+		tokenHash).Scan(&s.Username, &s.Role, &s.CSRF, &s.ViaProxy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, errNoSession
 	}

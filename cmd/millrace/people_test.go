@@ -242,6 +242,38 @@ func TestServePeople(t *testing.T) {
 	if status, _ := newcomer.do(http.MethodPost, "/api/pipelines/load_sales_data/runs", map[string]string{"partition": "2020-03"}); status != http.StatusForbidden {
 		t.Errorf("a new user through the proxy runs: %d, want 403 (a viewer)", status)
 	}
+	// The proxy's session counts only with the proxy's header: its cookie
+	// alone, from elsewhere, signs nobody in.
+	req, err := http.NewRequest(http.MethodGet, base+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxied("olga")(req)
+	resp, err := newCaller(t, base, "127.0.0.2", nil).c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var proxyCookie *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "millrace_session" && ck.Value != "" {
+			proxyCookie = ck
+		}
+	}
+	if resp.StatusCode != http.StatusOK || proxyCookie == nil {
+		t.Fatalf("a page through the proxy: %s, cookie %v; want 200 and a session", resp.Status, proxyCookie)
+	}
+	if status, _ := newCaller(t, base, "127.0.0.1", withCookie(proxyCookie)).do(http.MethodGet, "/", nil); status != http.StatusSeeOther {
+		t.Errorf("the proxy's session cookie without the proxy: %d, want 303 to the login", status)
+	}
+	// A header the proxy added to the client's own: two values, neither counts.
+	doubled := newCaller(t, base, "127.0.0.2", func(r *http.Request) {
+		r.Header.Add("X-Forwarded-User", "admin")
+		r.Header.Add("X-Forwarded-User", "olga")
+	})
+	if status, _ := doubled.do(http.MethodGet, "/api/users", nil); status != http.StatusUnauthorized {
+		t.Errorf("a doubled proxy header: %d, want 401", status)
+	}
 	waitLedger(t, db, map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 3})
 
 	// A removed user's session, and the sessions of a changed password,

@@ -43,3 +43,7 @@ CREATE INDEX audit_at_idx ON millrace.audit (at);
 -- creates a user of that name. The sessions of the one shared login stay:
 -- they count again once its user, the first admin, exists.
 CREATE INDEX sessions_username_idx ON millrace.sessions (username);
+
+-- A session that the sign-in proxy opened counts only while the proxy's
+-- header names its user: its cookie alone signs nobody in.
+ALTER TABLE millrace.sessions ADD COLUMN via_proxy boolean NOT NULL DEFAULT false;
