@@ -33,6 +33,10 @@ const (
 	ActionUserRemove     = "user_remove"
 	ActionTokenCreate    = "token_create"
 	ActionTokenRevoke    = "token_revoke"
+	// ActionRiverUI is a change made through River's own UI (pausing a
+	// queue, cancelling, retrying or deleting jobs): recorded before River
+	// acts, since River's change has no transaction of ours.
+	ActionRiverUI = "river_ui"
 )
 
 // Actor is who acts, and from where: the client's address for the UI and

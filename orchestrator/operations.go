@@ -84,9 +84,11 @@ func (o *Orchestrator) CancelBackfill(ctx context.Context, id int64, running boo
 			return err
 		}
 		res = BackfillCancel{Pipeline: pipeline}
-		// Its jobs first: a month is cancelled only if this backfill's
-		// job of it was waiting (another may have queued it since).
-		mine, err := waitingRunJobPartitions(ctx, tx, pipeline, months, id)
+		// Its jobs first: a month is cancelled only if this backfill's job
+		// of it is live (another may have queued it since). A job a worker
+		// fetched but whose attempt has not started finds its month
+		// cancelled (startJob) and runs nothing.
+		mine, err := liveRunJobPartitions(ctx, tx, pipeline, months, id)
 		if err != nil {
 			return err
 		}

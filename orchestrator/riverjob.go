@@ -66,12 +66,13 @@ func waitingRunJobs(ctx context.Context, tx pgx.Tx, pipeline string, partitions 
 	return ids, nil
 }
 
-// waitingRunJobPartitions returns which of the partitions have a run job
-// of the backfill that has not started, read in tx.
-func waitingRunJobPartitions(ctx context.Context, tx pgx.Tx, pipeline string, partitions []string, backfill int64) ([]string, error) {
+// liveRunJobPartitions returns which of the partitions have a run job of
+// the backfill that will still run (waiting, or fetched by a worker that
+// may not have started its attempt yet), read in tx.
+func liveRunJobPartitions(ctx context.Context, tx pgx.Tx, pipeline string, partitions []string, backfill int64) ([]string, error) {
 	rows, err := tx.Query(ctx, `SELECT DISTINCT args->>'partition' FROM millrace.river_job
 		WHERE kind = $1 AND state::text = ANY($2) AND args->>'pipeline' = $3 AND args->>'partition' = ANY($4)
-		  AND (args->>'backfill')::bigint = $5 ORDER BY 1`, runArgs{}.Kind(), states(waitingStates), pipeline, partitions, backfill)
+		  AND (args->>'backfill')::bigint = $5 ORDER BY 1`, runArgs{}.Kind(), states(liveStates), pipeline, partitions, backfill)
 	if err != nil {
 		return nil, fmt.Errorf("read waiting run jobs: %w", err)
 	}

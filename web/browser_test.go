@@ -544,6 +544,12 @@ func TestBrowser(t *testing.T) {
 			shot("riverui-queue-paused")
 		}
 	}
+	// Both changes are in the audit log, under the user's name.
+	var riverChanges int
+	if err := b.conn.QueryRow(b.ctx, `SELECT count(*) FROM millrace.audit WHERE action = 'river_ui' AND actor = $1
+		AND target LIKE '% /riverui/api/queues/runs/%'`, testUser).Scan(&riverChanges); err != nil || riverChanges != 2 {
+		t.Errorf("the audit log holds %d changes made through River's UI (%v), want the pause and the resume", riverChanges, err)
+	}
 
 	// An inline style, which the policy refuses, as the last violation:
 	// once Chromium's log has reported it, it has reported every earlier

@@ -1,14 +1,19 @@
 package web
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/audit"
 	"github.com/millrace/millrace/ledger"
 )
 
@@ -307,4 +312,32 @@ func (s *Server) handleAPIBackfillCancel(w http.ResponseWriter, r *http.Request)
 // header, so that the way back to millrace stays in view.
 func (s *Server) handleJobs(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "jobs", nil)
+}
+
+// auditRiverUI records in the audit log each request through River's UI
+// that can change jobs or queues (any method but GET and HEAD), with its
+// body (at most 64 KiB), before River acts on it; without the record the
+// request is refused.
+func (s *Server) auditRiverUI(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+		if err != nil {
+			badBody(w, err)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		err = pgx.BeginFunc(r.Context(), s.cfg.Warehouse.Pool(), func(tx pgx.Tx) error {
+			return audit.Record(r.Context(), tx, audit.Actor{Name: sessionOf(r).Username, Address: s.address(r)}, audit.ActionRiverUI,
+				r.Method+" "+r.URL.Path, map[string]string{"body": string(body)})
+		})
+		if err != nil {
+			s.serverError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

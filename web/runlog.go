@@ -44,7 +44,8 @@ func parseLog(text, minLevel string) []logRecord {
 	}
 	var out []logRecord
 	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	// No line is too long: the whole log is in memory already.
+	sc.Buffer(make([]byte, 64*1024), len(text)+1)
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.TrimSpace(line) == "" {

@@ -188,7 +188,7 @@ func (s *Server) Handler() http.Handler {
 	ui.HandleFunc("GET /api/backfills", s.handleAPIBackfills)
 	ui.HandleFunc("GET /api/backfills/{id}", s.handleAPIBackfillGet)
 	ui.HandleFunc("POST /api/backfills/{id}/cancel", s.handleAPIBackfillCancel)
-	ui.Handle("/riverui/", s.riverUI)
+	ui.Handle("/riverui/", s.auditRiverUI(s.riverUI))
 
 	mux.Handle("/", s.authenticated(ui))
 	return securityHeaders(crossOriginProtection(limitBodies(mux)), s.cfg.SecureCookies)
