@@ -63,7 +63,7 @@ func recordAlert(ctx context.Context, tx pgx.Tx, event string, run millrace.Run)
 }
 
 // newestOutcomeAlert is SQL for the event of the newest failed, late or
-// recovered alert of the partition (given as SQL expressions), or ” when
+// recovered alert of the partition (given as SQL expressions), or the empty string when
 // there is none: cancelled and stale alerts do not close a failure.
 func newestOutcomeAlert(pipeline, partition string) string {
 	return fmt.Sprintf(`coalesce((SELECT a.event FROM millrace.alerts a WHERE a.pipeline = %s AND a.partition = %s
