@@ -199,3 +199,27 @@ func TestAlertsOnePerStateChange(t *testing.T) {
 		t.Errorf("alerts of 2020-02: %s, want late,recovered", got)
 	}
 }
+
+// TestRecoveredAfterCancel: a month that failed for good, was re-queued
+// and cancelled, then succeeded, tells those who got the failed alert
+// that it recovered.
+func TestRecoveredAfterCancel(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := newLedger(t)
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "cli"}
+	boom := errors.New("boom")
+	if _, err := b.l.Execute(ctx, spec, insertItems("x", boom)); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	b.queue(t, millrace.LoadSalesData, "2020-01")
+	if _, err := b.cancel(t, millrace.LoadSalesData, "2020-01"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.l.Execute(ctx, spec, insertItems("x", nil, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(b.events(t, "2020-01"), ","); got != "failed,cancelled,recovered" {
+		t.Errorf("alerts %s, want failed,cancelled,recovered", got)
+	}
+}
