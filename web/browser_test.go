@@ -661,8 +661,20 @@ func TestBrowserAccessibility(t *testing.T) {
 	if err := b.conn.QueryRow(b.ctx, "SELECT args->>'accept' FROM millrace.river_job WHERE kind = 'millrace_run' AND args->>'partition' = '2020-03' ORDER BY id DESC LIMIT 1").Scan(&accepted); err != nil || accepted != testUser {
 		t.Errorf("Load anyway queued a run accepted by %q (%v), want %q", accepted, err, testUser)
 	}
-	// A running month shows its progress.
+	// A running month shows its progress (a screenshot for the docs when
+	// MILLRACE_SCREENSHOTS is set).
 	visit("running month", "/pipelines/load_sales_data/partitions/2020-04", `#progress progress`)
+	if dir := os.Getenv("MILLRACE_SCREENSHOTS"); dir != "" {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		png, err := chromedp.Run(sctx, chromedp.Screenshot(chromedp.CSS(`#live`)))
+		cancel()
+		if err != nil {
+			t.Fatalf("screenshot of the progress: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "progress.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	visit("open month", "/pipelines/load_sales_data/partitions/2020-07", `#live p.note`)
 	visit("unpartitioned pipeline", "/pipelines/load_client_data", `table.runs`)
 	visit("run page", "/pipelines/load_client_data/partitions/-", `table.log`)
