@@ -22,16 +22,12 @@
 package lineage
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,14 +52,8 @@ const (
 	MaxAttempts = 10
 	// BatchSize is the most events one transaction claims and sends.
 	BatchSize = 50
-	// Interval is how often Run delivers without being woken.
-	Interval = 5 * time.Second
 	// Retention is how long an event is kept once delivered or given up.
 	Retention = 30 * 24 * time.Hour
-	// firstBackoff and maxBackoff bound the wait before the next attempt
-	// after a failure: it doubles from the first up to the max.
-	firstBackoff = 30 * time.Second
-	maxBackoff   = time.Hour
 )
 
 // Deliverer sends the recorded lineage events to an OpenLineage receiver.
@@ -125,16 +115,6 @@ func (d *Deliverer) builder() *builder {
 		b.source = src.String()
 	}
 	return b
-}
-
-// backoff is the wait before the next attempt after attempts failed ones:
-// 30s after the first, doubling, at most an hour.
-func backoff(attempts int) time.Duration {
-	d := firstBackoff
-	for i := 1; i < attempts && d < maxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, maxBackoff)
 }
 
 // Deliver sends the events due: those never sent, and those whose last
@@ -245,7 +225,7 @@ func (d *Deliverer) deliverBatch(ctx context.Context, b *builder) (int, error) {
 // recordFailure records in tx that event e failed with err at now, and
 // makes the events claimed after it wait as long as it.
 func (d *Deliverer) recordFailure(ctx context.Context, tx pgx.Tx, e outboxEvent, rest []outboxEvent, now time.Time, err error) error {
-	next := now.Add(backoff(e.Attempts + 1))
+	next := now.Add(notify.Backoff(e.Attempts + 1))
 	if _, err := tx.Exec(ctx, "UPDATE millrace.lineage_events SET attempts = attempts + 1, next_at = $2, error = $3 WHERE id = $1", e.ID, next, err.Error()); err != nil {
 		return fmt.Errorf("record lineage delivery: %w", err)
 	}
@@ -279,53 +259,17 @@ func (d *Deliverer) body(ctx context.Context, tx pgx.Tx, b *builder, e outboxEve
 	return body, nil
 }
 
-// send posts an event's JSON to the URL. A network error or a status other
-// than 2xx is an error; its text never holds the URL.
+// send posts an event's JSON to the URL (see notify.Post).
 func (d *Deliverer) send(ctx context.Context, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("bad URL %s", notify.Label(d.URL))
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "millrace")
-	resp, err := d.HTTP.Do(req)
-	if err != nil {
-		// A *url.Error's text holds the whole URL: keep only its cause.
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			err = ue.Err
-		}
-		return err
-	}
-	defer resp.Body.Close()
-	said, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		msg := "HTTP " + resp.Status
-		if s := strings.Join(strings.Fields(string(said)), " "); s != "" {
-			msg += ": " + s
-		}
-		return errors.New(msg)
-	}
-	return nil
+	return notify.Post(ctx, d.HTTP, d.URL, body)
 }
 
-// Run delivers every Interval, and whenever wake receives, until ctx ends.
-// It logs what fails; a receiver that fails is tried again with backoff.
+// Run delivers every notify.Interval, and whenever wake receives, until
+// ctx ends. It logs what fails; a receiver that fails is tried again with
+// backoff.
 func (d *Deliverer) Run(ctx context.Context, wake <-chan struct{}) {
 	c := d.withDefaults()
-	tick := time.NewTicker(Interval)
-	defer tick.Stop()
-	for {
-		if _, err := c.Deliver(ctx); err != nil && ctx.Err() == nil {
-			c.Logger.Warn("lineage events not delivered: tried again later", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-wake:
-		}
-	}
+	notify.Loop(ctx, wake, c.Deliver, c.Logger, "lineage events not delivered: tried again later")
 }
 
 // Backlog is what the outbox holds that is not delivered.

@@ -22,8 +22,8 @@ func TestBackoff(t *testing.T) {
 		{9, time.Hour},
 		{100, time.Hour},
 	} {
-		if got := backoff(tc.attempts); got != tc.want {
-			t.Errorf("backoff(%d) = %s, want %s", tc.attempts, got, tc.want)
+		if got := Backoff(tc.attempts); got != tc.want {
+			t.Errorf("Backoff(%d) = %s, want %s", tc.attempts, got, tc.want)
 		}
 	}
 }

@@ -15,6 +15,7 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -145,9 +146,10 @@ func Label(raw string) string {
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
 }
 
-// backoff is the wait before the next attempt after attempts failed ones:
-// 30s after the first, doubling, at most an hour.
-func backoff(attempts int) time.Duration {
+// Backoff is the wait before the next attempt after attempts failed ones:
+// 30s after the first, doubling, at most an hour. The deliveries of
+// OpenLineage events (package lineage) wait alike.
+func Backoff(attempts int) time.Duration {
 	d := firstBackoff
 	for i := 1; i < attempts && d < maxBackoff; i++ {
 		d *= 2
@@ -249,7 +251,7 @@ func (n *Notifier) deliverBatch(ctx context.Context, raw string) (int, bool, err
 		next := make([]time.Time, len(alerts))
 		for i, a := range alerts {
 			list[i], ids[i] = a.Alert, a.ID
-			next[i] = now.Add(backoff(a.tried + 1))
+			next[i] = now.Add(Backoff(a.tried + 1))
 		}
 		var delivered *time.Time
 		errText := ""
@@ -342,13 +344,20 @@ func (n *Notifier) send(ctx context.Context, raw string, alerts []ledger.Alert) 
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, raw, strings.NewReader(string(body)))
+	return Post(ctx, n.HTTP, raw, body)
+}
+
+// Post sends body as JSON to rawURL with client. A network error or a
+// status other than 2xx is an error, with what the receiver said (at most
+// 200 bytes); no error's text holds the URL, which may hold a secret.
+func Post(ctx context.Context, client *http.Client, rawURL string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("bad URL %s", Label(raw))
+		return fmt.Errorf("bad URL %s", Label(rawURL))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "millrace")
-	resp, err := n.HTTP.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		// A *url.Error's text holds the whole URL: keep only its cause.
 		if ue, ok := errors.AsType[*url.Error](err); ok {
@@ -357,7 +366,7 @@ func (n *Notifier) send(ctx context.Context, raw string, alerts []ledger.Alert) 
 		return err
 	}
 	defer resp.Body.Close()
-	// What the webhook says is worth showing (Slack answers "no_service",
+	// What the receiver says is worth showing (Slack answers "no_service",
 	// "invalid_payload"), within reason.
 	said, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
@@ -375,11 +384,18 @@ func (n *Notifier) send(ctx context.Context, raw string, alerts []ledger.Alert) 
 // It logs what fails; a webhook that fails is tried again with backoff.
 func (n *Notifier) Run(ctx context.Context, wake <-chan struct{}) {
 	c := n.withDefaults()
+	Loop(ctx, wake, c.Deliver, c.Logger, "alerts not delivered: tried again later")
+}
+
+// Loop calls deliver every Interval, and whenever wake receives, until ctx
+// ends, and logs a failure with msg: the loop of a delivery from an outbox
+// (the alerts here, OpenLineage events in package lineage).
+func Loop(ctx context.Context, wake <-chan struct{}, deliver func(context.Context) (int, error), logger *slog.Logger, msg string) {
 	tick := time.NewTicker(Interval)
 	defer tick.Stop()
 	for {
-		if _, err := c.Deliver(ctx); err != nil && ctx.Err() == nil {
-			c.Logger.Warn("alerts not delivered: tried again later", "err", err)
+		if _, err := deliver(ctx); err != nil && ctx.Err() == nil {
+			logger.Warn(msg, "err", err)
 		}
 		select {
 		case <-ctx.Done():

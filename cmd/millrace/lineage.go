@@ -12,7 +12,7 @@ import (
 
 // startLineage delivers the lineage events of the database to the
 // configured OpenLineage URL (if any) until the returned stop is called:
-// every lineage.Interval, and as soon as a job of this process ends (its
+// every notify.Interval, and as soon as a job of this process ends (its
 // outcome has just recorded an event). Call it before o starts.
 func (m *Main) startLineage(ctx context.Context, d *lineage.Deliverer, w *warehouse.Warehouse, set *pipelines.Set, o *orchestrator.Orchestrator) (stop func()) {
 	if d == nil {
