@@ -133,8 +133,8 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (Plan,
 	if !p.Monthly {
 		return plan, millrace.Permanent(fmt.Errorf("%s has no months to backfill: run it instead", p.Name))
 	}
-	if req.MaxConcurrent < 0 {
-		return plan, millrace.Permanent(fmt.Errorf("max concurrent %d: want 1 or more (0: the process's setting)", req.MaxConcurrent))
+	if req.MaxConcurrent < 0 || req.MaxConcurrent > MaxBackfillMonths {
+		return plan, millrace.Permanent(fmt.Errorf("max concurrent %d: want 1 to %d (0: the process's setting)", req.MaxConcurrent, MaxBackfillMonths))
 	}
 	if req.MaxConcurrent == 0 {
 		req.MaxConcurrent = o.cfg.MaxConcurrentRuns

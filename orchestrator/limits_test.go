@@ -105,3 +105,17 @@ func (s stalled) Read([]byte) (int, error) {
 
 // Close does nothing.
 func (stalled) Close() error { return nil }
+
+// TestBackfillMaxConcurrentBounds: a cap below 0 or above the most months
+// a backfill covers is refused before anything is planned.
+func TestBackfillMaxConcurrentBounds(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := b.orchestrator(t, b.src, false, nil)
+	for _, n := range []int{-1, orchestrator.MaxBackfillMonths + 1, 1 << 40} {
+		_, err := o.Backfill(b.ctx, orchestrator.BackfillRequest{Pipeline: millrace.LoadSalesData, From: "2020-01", To: "2020-02", Only: orchestrator.OnlyAll, DryRun: true, MaxConcurrent: n})
+		if !millrace.IsPermanent(err) || !strings.Contains(err.Error(), "max concurrent") {
+			t.Errorf("max concurrent %d: %v, want a refusal", n, err)
+		}
+	}
+}
