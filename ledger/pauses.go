@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -61,7 +60,7 @@ func Pauses(ctx context.Context, q querier, now time.Time) (map[string]Pause, er
 		out[p.Pipeline] = p
 		return nil
 	})
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	if err != nil {
 		return nil, fmt.Errorf("read pauses: %w", err)
 	}
 	return out, nil
