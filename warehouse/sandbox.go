@@ -224,6 +224,24 @@ func (s *Sandbox) Probe(ctx context.Context, sql string) (Probe, error) {
 	return p, err
 }
 
+// ProbeTx is Probe in the caller's transaction, as admin, for a check that
+// must see the tables that tx created and has not committed (the empty
+// shadows of the tables no run has published yet). The SELECT is only
+// analysed, never run, so nothing it calls executes; public is searched
+// only inside a savepoint that is rolled back, with the view, before
+// ProbeTx returns.
+func ProbeTx(ctx context.Context, tx pgx.Tx, sql string) (Probe, error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return Probe{}, fmt.Errorf("probe: %w", err)
+	}
+	defer sp.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // the savepoint is always rolled back
+	if _, err := sp.Exec(ctx, "SET LOCAL search_path = "+SandboxSearchPath); err != nil {
+		return Probe{}, fmt.Errorf("probe: %w", err)
+	}
+	return probe(ctx, sp, sql)
+}
+
 // probe does the work of Probe in tx, which the caller rolls back.
 func probe(ctx context.Context, tx pgx.Tx, sql string) (Probe, error) {
 	prefix := "CREATE TEMPORARY VIEW " + probeView + " AS "

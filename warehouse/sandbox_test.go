@@ -301,3 +301,43 @@ func TestCheckInputs(t *testing.T) {
 		t.Errorf("err = %v, want other.stores refused", err)
 	}
 }
+
+// TestProbeTxRunsNothing: a check in the admin's transaction sees the
+// tables it created, and analyses the SQL without running any of it.
+func TestProbeTxRunsNothing(t *testing.T) {
+	t.Parallel()
+	b := newSandbox(t)
+	dbtest.Exec(t, b.mle, `CREATE TABLE public.calls (n integer)`)
+	dbtest.Exec(t, b.mle, `CREATE FUNCTION public.spy(integer) RETURNS integer LANGUAGE sql VOLATILE AS 'INSERT INTO public.calls VALUES ($1) RETURNING n'`)
+	tx, err := b.admin.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(t.Context())
+	if _, err := tx.Exec(t.Context(), `CREATE TABLE public.shadow (idx bigint NOT NULL); SET LOCAL search_path = pg_catalog, pg_temp`); err != nil {
+		t.Fatal(err)
+	}
+	p, err := warehouse.ProbeTx(t.Context(), tx, `SELECT spy(shadow.idx::integer) AS n, s.location FROM shadow JOIN stores s ON s.idx = shadow.idx`)
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	if len(p.Inputs) != 2 || p.Inputs[0].String() != "public.shadow" || p.Inputs[1].String() != "public.stores" {
+		t.Errorf("inputs = %v, want public.shadow and public.stores", p.Inputs)
+	}
+	if len(p.Functions) != 1 || p.Functions[0] != "spy(integer)" {
+		t.Errorf("functions = %q", p.Functions)
+	}
+	var path string
+	if err := tx.QueryRow(t.Context(), "SHOW search_path").Scan(&path); err != nil {
+		t.Fatal(err)
+	}
+	if path != "pg_catalog, pg_temp" {
+		t.Errorf("search_path after the probe = %q, want %q", path, warehouse.SearchPath)
+	}
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, b.admin, "calls"); n != 0 {
+		t.Errorf("the probe ran the user's function %d times", n)
+	}
+}
