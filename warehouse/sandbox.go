@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -123,15 +124,20 @@ func setupSandbox(ctx context.Context, tx pgx.Tx) error {
 type Sandbox struct {
 	pool *pgxpool.Pool
 	role string
+	// LockTimeout bounds each wait for a lock, as a run's own
+	// transaction's: a table that a database user locks fails the
+	// statement (transient) instead of holding it. None when 0.
+	LockTimeout time.Duration
 }
 
-// OpenSandbox connects as the sandbox role of w's database, whose password
-// set-up keeps in millrace.sandbox. The pool opens no connection before it
-// is used.
-func (w *Warehouse) OpenSandbox(ctx context.Context) (*Sandbox, error) {
-	cfg := w.pool.Config()
+// OpenSandbox connects as the sandbox role of the database that admin, a
+// pool of millrace's admin connections, reaches; set-up keeps the role's
+// password in millrace.sandbox. The pool opens no connection before it is
+// used; Close it when done.
+func OpenSandbox(ctx context.Context, admin *pgxpool.Pool) (*Sandbox, error) {
+	cfg := admin.Config()
 	var role, password string
-	err := w.pool.QueryRow(ctx, "SELECT role, password FROM millrace.sandbox WHERE role = $1", SandboxRole(cfg.ConnConfig.Database)).Scan(&role, &password)
+	err := admin.QueryRow(ctx, "SELECT role, password FROM millrace.sandbox WHERE role = $1", SandboxRole(cfg.ConnConfig.Database)).Scan(&role, &password)
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) || isUndefined(err) {
 			return nil, fmt.Errorf("the database has no sandbox role for the SQL of pipeline files: run `millrace db setup`")
@@ -313,12 +319,18 @@ type Build struct {
 // the columns want in order, under a statement timeout: a column whose type
 // differs from the one declared is converted only when no value can change
 // on the way (Castable); any other difference is a permanent error that
-// says what to write in the SQL. The table is committed, for Adopt to take
+// says what to write in the SQL. settings (GUCs, which the caller
+// allow-lists) hold for the statement. The table is committed, for Adopt to take
 // in the run's transaction; an earlier one of the same name (an attempt
 // that died) is dropped first.
-func (s *Sandbox) Build(ctx context.Context, name, sql string, want []Column, timeout time.Duration) (Build, error) {
+func (s *Sandbox) Build(ctx context.Context, name, sql string, want []Column, settings map[string]string, timeout time.Duration) (Build, error) {
 	b := Build{Table: pgx.Identifier{SandboxSchema, name}}
 	err := s.tx(ctx, timeout, true, func(tx pgx.Tx) error {
+		for _, k := range slices.Sorted(maps.Keys(settings)) {
+			if _, err := tx.Exec(ctx, "SELECT pg_catalog.set_config($1, $2, true)", k, settings[k]); err != nil {
+				return millrace.Permanent(fmt.Errorf("set %s to %s: %w", k, settings[k], err))
+			}
+		}
 		p, err := probe(ctx, tx, sql)
 		if err != nil {
 			return err
@@ -505,9 +517,12 @@ func (s *Sandbox) tx(ctx context.Context, timeout time.Duration, commit bool, fn
 		return fmt.Errorf("begin as %s: %w", s.role, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after a commit it does nothing
-	if timeout > 0 {
-		if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = "+strconv.FormatInt(max(timeout.Milliseconds(), 1), 10)); err != nil {
-			return fmt.Errorf("set the statement timeout: %w", err)
+	for setting, d := range map[string]time.Duration{"statement_timeout": timeout, "lock_timeout": s.LockTimeout} {
+		if d <= 0 {
+			continue
+		}
+		if _, err := tx.Exec(ctx, "SET LOCAL "+setting+" = "+strconv.FormatInt(max(d.Milliseconds(), 1), 10)); err != nil {
+			return fmt.Errorf("set %s: %w", setting, err)
 		}
 	}
 	if err := fn(tx); err != nil || !commit {

@@ -31,7 +31,7 @@ func newSandbox(t *testing.T) *sandboxBundle {
 	dbtest.Exec(t, b.admin, `INSERT INTO public.stores VALUES (1, 'Lisbon'), (2, 'Porto')`)
 	dbtest.Exec(t, b.admin, `INSERT INTO millrace.relations (name, relid) VALUES ('stores', 'public.stores'::regclass)`)
 	b.w = openWarehouse(t, b.url)
-	sb, err := b.w.OpenSandbox(t.Context())
+	sb, err := warehouse.OpenSandbox(t.Context(), b.w.Pool())
 	if err != nil {
 		t.Fatalf("open sandbox: %v", err)
 	}
@@ -155,7 +155,7 @@ func TestSandboxCannotEscalate(t *testing.T) {
 		{"DDL through query_to_xml", `SELECT query_to_xml('drop table public.stores', true, false, '')::text AS x`, "not allowed in a non-volatile function"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := b.sb.Build(t.Context(), "attack", tc.sql, want, time.Minute)
+			_, err := b.sb.Build(t.Context(), "attack", tc.sql, want, nil, time.Minute)
 			if err == nil {
 				t.Fatalf("%s: built", tc.sql)
 			}
@@ -180,7 +180,7 @@ func TestSandboxCannotEscalate(t *testing.T) {
 func TestSandboxTimeoutIsTransient(t *testing.T) {
 	t.Parallel()
 	b := newSandbox(t)
-	_, err := b.sb.Build(t.Context(), "slow", "SELECT pg_sleep(30)::text AS x", []warehouse.Column{{Name: "x", Type: "text"}}, 50*time.Millisecond)
+	_, err := b.sb.Build(t.Context(), "slow", "SELECT pg_sleep(30)::text AS x", []warehouse.Column{{Name: "x", Type: "text"}}, nil, 50*time.Millisecond)
 	if dbtest.SQLState(err) != "57014" || millrace.IsPermanent(err) {
 		t.Fatalf("err = %v (permanent %v), want a transient statement timeout", err, millrace.IsPermanent(err))
 	}
@@ -191,7 +191,7 @@ func TestSandboxBuildAndAdopt(t *testing.T) {
 	b := newSandbox(t)
 	sql := `SELECT idx, location, row_number() OVER (ORDER BY idx) AS n FROM public.stores`
 	want := []warehouse.Column{{Name: "idx", Type: "bigint"}, {Name: "location", Type: "text"}, {Name: "n", Type: "integer"}}
-	built, err := b.sb.Build(t.Context(), "stores_copy__1", sql, want, time.Minute)
+	built, err := b.sb.Build(t.Context(), "stores_copy__1", sql, want, nil, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestSandboxBuildAndAdopt(t *testing.T) {
 
 	// A type that would change values is refused with what to write.
 	_, err = b.sb.Build(t.Context(), "bad", `SELECT location AS idx, 1.5 AS location FROM public.stores`,
-		[]warehouse.Column{{Name: "idx", Type: "integer"}, {Name: "location", Type: "text"}, {Name: "extra", Type: "date"}}, time.Minute)
+		[]warehouse.Column{{Name: "idx", Type: "integer"}, {Name: "location", Type: "text"}, {Name: "extra", Type: "date"}}, nil, time.Minute)
 	for _, w := range []string{"column idx is text, declared integer", "column location is numeric, declared text", "declared column extra is missing"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("err = %v, want %q", err, w)
@@ -249,7 +249,7 @@ func TestAdoptRefusesWhatRunsCode(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := "attached_" + tc.name
-			if _, err := b.sb.Build(t.Context(), name, "SELECT idx FROM public.stores", want, time.Minute); err != nil {
+			if _, err := b.sb.Build(t.Context(), name, "SELECT idx FROM public.stores", want, nil, time.Minute); err != nil {
 				t.Fatal(err)
 			}
 			for _, q := range tc.attach {
