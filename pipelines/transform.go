@@ -87,7 +87,7 @@ func (p transformPlan) build(ctx context.Context, e env, sb *warehouse.Sandbox, 
 	if err != nil {
 		return 0, p.sqlErr(t, err)
 	}
-	if err := warehouse.CheckInputs(ctx, e.tx, probe.Inputs, p.External); err != nil {
+	if err := warehouse.CheckInputs(ctx, e.tx, probe, p.External); err != nil {
 		return 0, fmt.Errorf("%s: %w", t.File, err)
 	}
 	for _, in := range probe.Inputs {

@@ -29,8 +29,12 @@ import (
 const SandboxSchema = "millrace_sandbox"
 
 // SandboxSearchPath is the search_path of the sandbox's sessions: the
-// built-ins first, then public, where the tables that SQL reads are.
-const SandboxSearchPath = "pg_catalog, public"
+// built-ins and the session's own temporary schema, never public. With
+// public on the path, a function that a database user creates there with a
+// closer signature (date_trunc(text, date)) would be chosen over the
+// built-in one, and change what a transform publishes. The SQL of a file
+// names its tables with their schema, as millrace's own SQL does.
+const SandboxSearchPath = SearchPath
 
 // SandboxRole returns the name of the role that runs SQL from pipeline files
 // in the database db: "millrace_sql_" and the database's name (or a digest
@@ -182,11 +186,14 @@ type Relation struct {
 func (r Relation) String() string { return r.Schema + "." + r.Name }
 
 // Probe is what PostgreSQL says of a SELECT without running it: the
-// relations it reads, the functions it calls from outside pg_catalog
-// (schema-qualified, with their arguments) and the columns it returns.
+// relations it reads, the functions, operators and types it uses from
+// outside pg_catalog (functions and operators with their arguments) and
+// the columns it returns.
 type Probe struct {
-	Inputs    []Relation
-	Functions []string
+	Inputs []Relation
+	// Routines are a database user's functions, operators and types: the
+	// SQL named them with their schema, since none is on its path.
+	Routines []string
 	// Columns are the result's columns, with their types as format_type
 	// spells them ("timestamp with time zone"); none is Nullable.
 	Columns []Column
@@ -270,16 +277,24 @@ func probe(ctx context.Context, tx pgx.Tx, sql string) (Probe, error) {
 		return Probe{}, fmt.Errorf("read the relations the SQL reads: %w", err)
 	}
 	rows, err = tx.Query(ctx, `
-		SELECT DISTINCT d.refobjid::pg_catalog.regprocedure::text
+		SELECT DISTINCT CASE d.refclassid
+		         WHEN 'pg_catalog.pg_proc'::regclass THEN d.refobjid::pg_catalog.regprocedure::text
+		         WHEN 'pg_catalog.pg_operator'::regclass THEN 'operator ' || d.refobjid::pg_catalog.regoperator::text
+		         ELSE 'type ' || d.refobjid::pg_catalog.regtype::text END
 		FROM pg_catalog.pg_rewrite r
 		JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-		JOIN pg_catalog.pg_proc f ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND f.oid = d.refobjid
-		WHERE r.ev_class = pg_catalog.to_regclass('pg_temp.`+probeView+`') AND f.pronamespace <> 'pg_catalog'::regnamespace
+		WHERE r.ev_class = pg_catalog.to_regclass('pg_temp.`+probeView+`')
+		  AND ((d.refclassid = 'pg_catalog.pg_proc'::regclass
+		        AND (SELECT pronamespace FROM pg_catalog.pg_proc WHERE oid = d.refobjid) <> 'pg_catalog'::regnamespace)
+		    OR (d.refclassid = 'pg_catalog.pg_operator'::regclass
+		        AND (SELECT oprnamespace FROM pg_catalog.pg_operator WHERE oid = d.refobjid) <> 'pg_catalog'::regnamespace)
+		    OR (d.refclassid = 'pg_catalog.pg_type'::regclass
+		        AND (SELECT typnamespace FROM pg_catalog.pg_type WHERE oid = d.refobjid) <> 'pg_catalog'::regnamespace))
 		ORDER BY 1`)
 	if err != nil {
 		return Probe{}, fmt.Errorf("read the functions the SQL calls: %w", err)
 	}
-	if p.Functions, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+	if p.Routines, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 		return Probe{}, fmt.Errorf("read the functions the SQL calls: %w", err)
 	}
 	rows, err = tx.Query(ctx, `
@@ -607,11 +622,18 @@ func Adopt(ctx context.Context, tx pgx.Tx, name, table string) error {
 // CheckInputs checks in tx that every relation that SQL of a file reads (a
 // Probe's Inputs) is a table millrace publishes in public, as it is now
 // (millrace.relations, by oid), or one of external, schema-qualified names
-// that a person declared. Anything else, a table a database user created
-// under a name millrace has not published yet among them, is a permanent
-// error: its rows are not millrace's to publish.
-func CheckInputs(ctx context.Context, tx pgx.Tx, inputs []Relation, external []string) error {
-	for _, in := range inputs {
+// that a person declared, and that each routine of a database user's that
+// it uses (Routines) is declared too. Anything else, a table a database
+// user created under a name millrace has not published yet among them, is
+// a permanent error: what its owner can change at will is not millrace's
+// to publish unless a person said so.
+func CheckInputs(ctx context.Context, tx pgx.Tx, p Probe, external []string) error {
+	for _, r := range p.Routines {
+		if !slices.Contains(external, r) {
+			return millrace.Permanent(fmt.Errorf("the SQL uses %s, which a database user can change at will: list it under external: in millrace.yaml if it is meant", r))
+		}
+	}
+	for _, in := range p.Inputs {
 		if slices.Contains(external, in.String()) {
 			continue
 		}

@@ -113,8 +113,18 @@ func TestSandboxProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Functions) != 1 || p.Functions[0] != "twice(integer)" {
-		t.Errorf("functions = %q, want [twice(integer)]", p.Functions)
+	if len(p.Routines) != 1 || p.Routines[0] != "public.twice(integer)" {
+		t.Errorf("routines = %q, want [public.twice(integer)]", p.Routines)
+	}
+	// One with a closer signature than the built-in is not chosen: public
+	// is not on the sandbox's path (CVE-2018-1058).
+	dbtest.Exec(t, b.mle, `CREATE FUNCTION public.date_trunc(text, date) RETURNS date LANGUAGE sql IMMUTABLE AS $$SELECT DATE '1999-01-01'$$`)
+	p, err = b.sb.Probe(t.Context(), `SELECT date_trunc('month', DATE '2020-02-03') AS m`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Routines) != 0 || p.Columns[0].Type != "timestamp with time zone" {
+		t.Errorf("routines %q, column %+v: want the built-in date_trunc", p.Routines, p.Columns[0])
 	}
 }
 
@@ -286,18 +296,18 @@ func TestCheckInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(t.Context())
-	err = warehouse.CheckInputs(t.Context(), tx, p.Inputs, nil)
+	err = warehouse.CheckInputs(t.Context(), tx, p, nil)
 	if err == nil || !strings.Contains(err.Error(), "public.fx_rates") || !strings.Contains(err.Error(), "external") {
 		t.Errorf("err = %v, want public.fx_rates refused, naming external:", err)
 	}
-	if err := warehouse.CheckInputs(t.Context(), tx, p.Inputs, []string{"public.fx_rates"}); err != nil {
+	if err := warehouse.CheckInputs(t.Context(), tx, p, []string{"public.fx_rates"}); err != nil {
 		t.Errorf("with fx_rates external: %v", err)
 	}
 	p, err = b.sb.Probe(t.Context(), `SELECT count(*) AS n FROM other.stores`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := warehouse.CheckInputs(t.Context(), tx, p.Inputs, nil); err == nil || !strings.Contains(err.Error(), "other.stores") {
+	if err := warehouse.CheckInputs(t.Context(), tx, p, nil); err == nil || !strings.Contains(err.Error(), "other.stores") {
 		t.Errorf("err = %v, want other.stores refused", err)
 	}
 }
@@ -317,15 +327,15 @@ func TestProbeTxRunsNothing(t *testing.T) {
 	if _, err := tx.Exec(t.Context(), `CREATE TABLE public.shadow (idx bigint NOT NULL); SET LOCAL search_path = pg_catalog, pg_temp`); err != nil {
 		t.Fatal(err)
 	}
-	p, err := warehouse.ProbeTx(t.Context(), tx, `SELECT spy(shadow.idx::integer) AS n, s.location FROM shadow JOIN stores s ON s.idx = shadow.idx`)
+	p, err := warehouse.ProbeTx(t.Context(), tx, `SELECT public.spy(shadow.idx::integer) AS n, s.location FROM public.shadow JOIN public.stores s ON s.idx = shadow.idx`)
 	if err != nil {
 		t.Fatalf("probe: %v", err)
 	}
 	if len(p.Inputs) != 2 || p.Inputs[0].String() != "public.shadow" || p.Inputs[1].String() != "public.stores" {
 		t.Errorf("inputs = %v, want public.shadow and public.stores", p.Inputs)
 	}
-	if len(p.Functions) != 1 || p.Functions[0] != "spy(integer)" {
-		t.Errorf("functions = %q", p.Functions)
+	if len(p.Routines) != 1 || p.Routines[0] != "public.spy(integer)" {
+		t.Errorf("routines = %q", p.Routines)
 	}
 	var path string
 	if err := tx.QueryRow(t.Context(), "SHOW search_path").Scan(&path); err != nil {
