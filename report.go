@@ -23,6 +23,7 @@ const (
 	CheckPassed   = "passed"
 	CheckFailed   = "failed"
 	CheckAccepted = "accepted" // failed, and a person accepted it
+	CheckWarned   = "warned"   // failed a check of severity warn, which does not block
 )
 
 // Check is one check a run made of its data before publishing it.

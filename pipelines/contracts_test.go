@@ -35,7 +35,7 @@ func TestSalesContractMatchesTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var contract []string
-	for _, c := range salesTable(millrace.Month{Year: 2020, Month: 1}).Columns {
+	for _, c := range loadSalesData.contract(millrace.Month{Year: 2020, Month: 1}).Columns {
 		nullable := "NO"
 		if c.Nullable {
 			nullable = "YES"

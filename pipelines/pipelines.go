@@ -58,7 +58,11 @@ type Pipeline struct {
 	start millrace.Month
 	// timeout is the longest a run may take (Config.RunTimeout).
 	timeout time.Duration
-	run     func(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, m millrace.Month, log *slog.Logger) (int64, error)
+	// exec does the work; env gets cfg, src and writers from the set.
+	exec    executor
+	cfg     Config
+	src     millrace.Source
+	writers map[string]string
 }
 
 // Config tunes the pipelines. Zero values mean the defaults.
@@ -129,38 +133,33 @@ func NewWithConfig(src millrace.Source, cfg Config) *Set {
 			Schedule: "once, on a fresh installation; then on demand", OnFreshInstall: true,
 			Then:   []string{millrace.ProcessData},
 			Tables: []string{"customer_profiles", "customer_activity", "labels", "stores"},
-			Files:  []string{"customer_profiles.csv", "customer_activity.csv", "labels.csv", "stores.csv"},
-			run: func(ctx context.Context, tx pgx.Tx, _ *pgxpool.Pool, _ millrace.Month, log *slog.Logger) (int64, error) {
-				return loadClientData(ctx, tx, src, cfg, log)
-			}},
+			Files:  []string{"customer_profiles.csv", "customer_activity.csv", "labels.csv", "stores.csv"}, exec: loadClientData},
 		{Name: millrace.LoadSalesData, Description: "loads a month of sales and its per-store totals into sales and monthly_sales", Monthly: true,
 			Schedule:    "monthly, 00:00 UTC on the 1st, loading the month that just ended",
 			Needs:       []string{millrace.LoadClientData}, // every sale's store must be in stores
 			Tables:      []string{"sales", "monthly_sales"},
 			Files:       []string{"sales/YYYY-MM-01/sales.csv"},
-			InputTables: []string{"stores"},
-			run: func(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, m millrace.Month, log *slog.Logger) (int64, error) {
-				return loadSalesMonth(ctx, tx, pool, src, cfg, m, log)
-			}},
+			InputTables: []string{"stores"}, exec: loadSalesData},
 		{Name: millrace.ProcessData, Description: "builds feature_store and customer_activity_ranked from the customer tables",
 			Schedule:    "after every successful load_client_data; on demand",
 			Tables:      []string{"feature_store", "customer_activity_ranked"},
 			Reads:       []string{millrace.LoadClientData},
-			InputTables: []string{"customer_profiles", "customer_activity", "labels"},
-			run: func(ctx context.Context, tx pgx.Tx, _ *pgxpool.Pool, _ millrace.Month, log *slog.Logger) (int64, error) {
-				return processData(ctx, tx, log)
-			}},
+			InputTables: []string{"customer_profiles", "customer_activity", "labels"}, exec: processData},
 		{Name: millrace.SalesStatistics, Description: "computes the average sale and number of sales per store and month",
 			Schedule:    "on demand",
 			Tables:      []string{"sales_statistics"},
 			Reads:       []string{millrace.LoadSalesData},
-			InputTables: []string{"sales", "stores"},
-			run: func(ctx context.Context, tx pgx.Tx, _ *pgxpool.Pool, _ millrace.Month, log *slog.Logger) (int64, error) {
-				return salesStatistics(ctx, tx, log)
-			}},
+			InputTables: []string{"sales", "stores"}, exec: salesStatistics},
 	}}
+	writers := map[string]string{}
+	for _, p := range s.list {
+		for _, t := range p.Tables {
+			writers[t] = p.Name
+		}
+	}
 	for i := range s.list {
-		s.list[i].start, s.list[i].timeout = cfg.SalesStart, cfg.RunTimeout
+		p := &s.list[i]
+		p.start, p.timeout, p.cfg, p.src, p.writers = cfg.SalesStart, cfg.RunTimeout, cfg, src, writers
 	}
 	return s
 }
@@ -177,7 +176,7 @@ func (s *Set) WithSalesStart(m millrace.Month) *Set {
 	c := &Set{list: slices.Clone(s.list), cfg: s.cfg, src: s.src}
 	c.cfg.SalesStart = m
 	for i := range c.list {
-		c.list[i].start = m
+		c.list[i].start, c.list[i].cfg.SalesStart = m, m
 	}
 	return c
 }

@@ -44,7 +44,7 @@ func sourceContext(ctx context.Context) context.Context {
 // as failed with that reason.
 func (p Pipeline) runWithin(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, m millrace.Month, log *slog.Logger) (int64, error) {
 	if p.timeout <= 0 {
-		return p.run(ctx, tx, pool, m, log)
+		return p.do(ctx, tx, pool, m, log)
 	}
 	timedOut := fmt.Errorf("%w after %s (MILLRACE_RUN_TIMEOUT): the run was cancelled and rolled back", ErrRunTimeout, p.timeout)
 	limit, cancel := context.WithTimeoutCause(ctx, p.timeout, timedOut)
@@ -62,7 +62,7 @@ func (p Pipeline) runWithin(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, 
 			log.Error("cancel the query of a timed-out run", "err", err)
 		}
 	})
-	rows, err := p.run(context.WithValue(ctx, limitKey{}, limit), tx, pool, m, log)
+	rows, err := p.do(context.WithValue(ctx, limitKey{}, limit), tx, pool, m, log)
 	if !stop() {
 		// The cancel request went or goes out: wait for it, so that it
 		// cannot land on a statement after the work.
@@ -75,4 +75,9 @@ func (p Pipeline) runWithin(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, 
 		return 0, timedOut
 	}
 	return rows, err
+}
+
+// do runs the pipeline's executor on tx for month m.
+func (p Pipeline) do(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, m millrace.Month, log *slog.Logger) (int64, error) {
+	return p.exec.run(ctx, env{tx: tx, pool: pool, src: p.src, month: m, log: log, report: millrace.ReportOf(ctx), cfg: p.cfg, writers: p.writers})
 }

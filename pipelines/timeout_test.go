@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/gen"
@@ -35,13 +34,14 @@ func TestRunTimeoutCancelsQuery(t *testing.T) {
 	}
 	defer w.Close()
 	const timeout = 200 * time.Millisecond
-	slow := Pipeline{Name: "timeout_probe", timeout: timeout, run: func(ctx context.Context, tx pgx.Tx, _ *pgxpool.Pool, _ millrace.Month, _ *slog.Logger) (int64, error) {
+	slow := Pipeline{Name: "timeout_probe", timeout: timeout, exec: execFunc(func(ctx context.Context, e env) (int64, error) {
+		tx := e.tx
 		if _, err := tx.Exec(ctx, "CREATE TABLE public.timeout_probe AS SELECT 1 AS x"); err != nil {
 			return 0, err
 		}
 		_, err := tx.Exec(ctx, "SELECT pg_catalog.pg_sleep(3600)")
 		return 1, err
-	}}
+	})}
 	l := ledger.New(w, slog.New(slog.DiscardHandler))
 	run, err := RunOnce(ctx, l, slow, ledger.RunSpec{Trigger: "test"}, time.Now())
 	if !errors.Is(err, ErrRunTimeout) {
@@ -77,10 +77,10 @@ func TestRunTimeoutCancelsQuery(t *testing.T) {
 	}
 
 	fast := slow
-	fast.run = func(ctx context.Context, tx pgx.Tx, _ *pgxpool.Pool, _ millrace.Month, _ *slog.Logger) (int64, error) {
-		_, err := tx.Exec(ctx, "CREATE TABLE public.timeout_probe AS SELECT 1 AS x")
+	fast.exec = execFunc(func(ctx context.Context, e env) (int64, error) {
+		_, err := e.tx.Exec(ctx, "CREATE TABLE public.timeout_probe AS SELECT 1 AS x")
 		return 1, err
-	}
+	})
 	if run, err := RunOnce(ctx, l, fast, ledger.RunSpec{Trigger: "test"}, time.Now()); err != nil || run.State != millrace.StateSucceeded {
 		t.Errorf("the next run: %s, %v; want it to succeed", run.State, err)
 	}
@@ -161,3 +161,8 @@ func TestRunTimeoutStopsSourceRead(t *testing.T) {
 		}
 	}
 }
+
+// execFunc is an executor made of a function, for pipelines of the tests.
+type execFunc func(context.Context, env) (int64, error)
+
+func (f execFunc) run(ctx context.Context, e env) (int64, error) { return f(ctx, e) }

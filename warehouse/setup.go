@@ -72,18 +72,30 @@ func Setup(ctx context.Context, url string, pw Passwords, logger *slog.Logger) e
 	if err := w.bootstrap(ctx); err != nil {
 		return err
 	}
+	if err := w.retryRoles(ctx, "roles", func(ctx context.Context, tx pgx.Tx) error { return setupRoles(ctx, tx, pw) }); err != nil {
+		return err
+	}
+	if err := w.Migrate(ctx); err != nil {
+		return err
+	}
+	return w.retryRoles(ctx, "the sandbox role", setupSandbox)
+}
+
+// retryRoles runs fn in a transaction under the migrations' lock, again
+// when a set-up of another database changed the cluster's roles at the same
+// time (up to ten times).
+func (w *Warehouse) retryRoles(ctx context.Context, what string, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		err := w.migrateTx(ctx, func(tx pgx.Tx) error { return setupRoles(ctx, tx, pw) })
+		err := w.migrateTx(ctx, func(tx pgx.Tx) error { return fn(ctx, tx) })
 		if err == nil {
-			break
+			return nil
 		}
 		if attempt == 10 || !concurrentChange(err) {
 			return err
 		}
-		logger.Info("roles changed concurrently; setting them up again", "err", err)
+		w.logger.Info("roles changed concurrently; setting them up again", "what", what, "err", err)
 		time.Sleep(time.Duration(rand.IntN(50*attempt)) * time.Millisecond)
 	}
-	return w.Migrate(ctx)
 }
 
 // createDatabase creates the database named in url when it does not exist.

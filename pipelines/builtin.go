@@ -1,0 +1,173 @@
+package pipelines
+
+import (
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/warehouse"
+)
+
+// The data contracts of the customer files: the table of each is named
+// after the file, with the file's columns, typed.
+var (
+	customerProfiles = warehouse.Table{
+		Name: "customer_profiles",
+		Columns: []warehouse.Column{
+			{Name: "idx", Type: "bigint"},
+			{Name: "attr_a", Type: "integer"},
+			{Name: "attr_b", Type: "text"},
+			{Name: "attr_c", Type: "text"},
+		},
+		Key: []string{"idx"},
+	}
+	customerActivity = warehouse.Table{
+		Name: "customer_activity",
+		Columns: []warehouse.Column{
+			{Name: "idx", Type: "bigint"},
+			{Name: "valid_from", Type: "date"},
+			{Name: "valid_to", Type: "date", Nullable: true},
+			{Name: "scd_a", Type: "double precision"},
+			{Name: "scd_b", Type: "integer"},
+		},
+		Key: []string{"idx", "valid_from"},
+	}
+	labels = warehouse.Table{
+		Name: "labels",
+		Columns: []warehouse.Column{
+			{Name: "idx", Type: "bigint"},
+			{Name: "label", Type: "integer"},
+		},
+		Key:    []string{"idx"},
+		Checks: []warehouse.Check{{Name: "labels_label_binary", Column: "label", Expr: "label IN (0, 1)", Reason: "a label is 0 or 1"}},
+	}
+	stores = warehouse.Table{
+		Name: "stores",
+		Columns: []warehouse.Column{
+			{Name: "idx", Type: "integer"},
+			{Name: "location", Type: "text"},
+		},
+		Key: []string{"idx"},
+	}
+)
+
+// loadClientData loads the four customer files into their tables.
+var loadClientData = loadPlan{
+	Tables: []fileTable{
+		{Key: "customer_profiles.csv", Contract: customerProfiles, NotEmpty: true},
+		{Key: "customer_activity.csv", Contract: customerActivity, NotEmpty: true},
+		{Key: "labels.csv", Contract: labels, NotEmpty: true},
+		{Key: "stores.csv", Contract: stores, NotEmpty: true},
+	},
+	Shrink: true,
+	What:   "the client tables",
+}
+
+// storeOfSale is the reference of a sale to its store.
+var storeOfSale = reference{Column: "store_idx", Type: "integer", Table: "stores", Key: "idx",
+	Reason: "no store with this idx in stores; load the stores first (load_client_data) or fix the file"}
+
+// loadSalesData loads a month of sales and its per-store totals: its
+// columns in any order (the real files say idx,value,date,store_idx), a sale
+// id unique in the file, every sale dated inside the month and sold by a
+// known store.
+var loadSalesData = monthlyPlan{
+	File:        "sales/{month}-01/sales.csv",
+	Table:       "sales",
+	PartitionBy: "date",
+	Columns: []warehouse.Column{
+		{Name: "idx", Type: "bigint"},
+		{Name: "value", Type: "numeric"},
+		{Name: "date", Type: "date"},
+		{Name: "store_idx", Type: "integer"},
+	},
+	Key:        []string{"idx"},
+	References: []reference{storeOfSale},
+	NotEmpty:   true,
+	Volume:     true,
+	Aggregates: []aggregate{{
+		Table:       "monthly_sales",
+		MonthColumn: "sale_month",
+		GroupBy:     []string{"store_idx"},
+		Lookups:     []lookup{{Column: "location", From: "location", Via: storeOfSale}},
+		Measures:    []measure{{Column: "value", Func: "sum", Arg: "value"}},
+	}},
+}
+
+// zero is the value a check expects of what must not happen.
+var zero = 0.0
+
+// processData builds feature_store (one row per client: profile, latest
+// activity and label) and customer_activity_ranked.
+var processData = transformPlan{
+	Inputs: []string{"customer_profiles", "customer_activity", "labels"},
+	Tables: []sqlTable{{
+		Name: "feature_store",
+		File: "process_data/feature_store.sql",
+		// Each client's latest activity: the row with the newest
+		// valid_from, which (idx, valid_from) being unique makes
+		// deterministic.
+		SQL: `SELECT p.idx, p.attr_a, p.attr_b, a.scd_a, a.scd_b, l.label
+FROM public.customer_profiles p
+JOIN (SELECT DISTINCT ON (idx) idx, scd_a, scd_b
+      FROM public.customer_activity ORDER BY idx, valid_from DESC) a ON a.idx = p.idx
+JOIN public.labels l ON l.idx = p.idx
+`,
+		Columns: []warehouse.Column{{Name: "idx", Type: "bigint"}, {Name: "attr_a", Type: "integer"}, {Name: "attr_b", Type: "text"},
+			{Name: "scd_a", Type: "double precision"}, {Name: "scd_b", Type: "integer"}, {Name: "label", Type: "integer"}},
+		Key: []string{"idx"},
+		Checks: []sqlCheck{{
+			// Clients without an activity or a label are left out; two
+			// anti-joins would say which, at ten times the cost.
+			Name: "clients_left_out", Warn: true, MustBe: &zero,
+			SQL: "SELECT (SELECT count(*) FROM public.customer_profiles) - (SELECT count(*) FROM {{this}})",
+		}},
+		NotEmpty: true,
+	}, {
+		Name: "customer_activity_ranked",
+		File: "process_data/customer_activity_ranked.sql",
+		// Each client's activities numbered 1, 2, 3... from the newest
+		// valid_from; row_number, unlike rank, never repeats.
+		SQL: `SELECT idx, valid_from, valid_to, scd_a, scd_b,
+       row_number() OVER (PARTITION BY idx ORDER BY valid_from DESC) AS activity_rank
+FROM public.customer_activity
+`,
+		Columns: []warehouse.Column{{Name: "idx", Type: "bigint"}, {Name: "valid_from", Type: "date"}, {Name: "valid_to", Type: "date", Nullable: true},
+			{Name: "scd_a", Type: "double precision"}, {Name: "scd_b", Type: "integer"}, {Name: "activity_rank", Type: "integer"}},
+		Key:      []string{"idx", "activity_rank"},
+		NotEmpty: true,
+	}},
+}
+
+// salesStatistics computes the average sale value and the number of sales
+// for each store and month, and prints every figure in the run's log.
+var salesStatistics = transformPlan{
+	Inputs: []string{"sales", "stores"},
+	// sales, the partitioned table, has no statistics of its own: the
+	// planner guesses tens of thousands of groups where there are stores
+	// times months, and with the default work_mem (4MB) it sorts every
+	// sale on disk to aggregate them. With room for its guess it hashes,
+	// in parallel: 2-3x faster on a month of 3M sales.
+	Settings: map[string]string{"work_mem": "64MB"},
+	LogRows:  100000,
+	Tables: []sqlTable{{
+		Name: "sales_statistics",
+		File: "sales_statistics/sales_statistics.sql",
+		// The average is exact (numeric), rounded to four decimals, more
+		// than the one decimal of the values.
+		SQL: `SELECT s.store_idx, st.location, date_trunc('month', s.date)::date AS sale_month,
+       round(avg(s.value), 4) AS avg_value, count(*) AS sales_count
+FROM public.sales s JOIN public.stores st ON st.idx = s.store_idx
+GROUP BY 1, 2, 3
+`,
+		Columns: []warehouse.Column{{Name: "store_idx", Type: "integer"}, {Name: "location", Type: "text"}, {Name: "sale_month", Type: "date"},
+			{Name: "avg_value", Type: "numeric"}, {Name: "sales_count", Type: "bigint"}},
+		Key:          []string{"sale_month", "store_idx"},
+		NotEmptyWarn: true,
+	}},
+}
+
+// builtinExecutors are the executors of the four built-in pipelines.
+var builtinExecutors = map[string]executor{
+	millrace.LoadClientData:  loadClientData,
+	millrace.LoadSalesData:   loadSalesData,
+	millrace.ProcessData:     processData,
+	millrace.SalesStatistics: salesStatistics,
+}

@@ -1,0 +1,45 @@
+package pipelines
+
+import (
+	"context"
+
+	"github.com/millrace/millrace/warehouse"
+)
+
+// run loads every file of the plan, each into a new table, checks them and
+// publishes them all in the run's transaction: readers see the old tables
+// or the new ones, never a mix. A file without data rows, or a publication
+// that would serve less than the shrink ratio of the rows served now, fails
+// its check and publishes nothing.
+func (p loadPlan) run(ctx context.Context, e env) (int64, error) {
+	var total int64
+	for _, t := range p.Tables {
+		n, err := copyFile(ctx, e, t.Key, t.Contract, warehouse.Staging(t.Contract.Name), false)
+		if err != nil {
+			return 0, err
+		}
+		if t.NotEmpty {
+			if err := checkNotEmpty(e.report, t.Key, n); err != nil {
+				return 0, err
+			}
+		}
+		total += n
+	}
+	e.report.Rows(total)
+	if p.Shrink {
+		cfg := e.cfg
+		if p.MinRatio > 0 {
+			cfg.MinRatio = p.MinRatio
+		}
+		if err := cfg.checkShrink(e.report, p.What, total); err != nil {
+			return 0, err
+		}
+	}
+	e.report.Phase("publishing")
+	for _, t := range p.Tables {
+		if err := warehouse.Replace(ctx, e.tx, t.Contract.Name); err != nil {
+			return 0, err
+		}
+	}
+	return total, nil
+}
