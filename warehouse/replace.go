@@ -46,7 +46,10 @@ func Replace(ctx context.Context, tx pgx.Tx, table string) error {
 			return err
 		}
 		if len(dependents) > 0 {
-			return replaceRows(ctx, tx, table, dependents)
+			if err := replaceRows(ctx, tx, table, dependents); err != nil {
+				return err
+			}
+			return record(ctx, tx, table)
 		}
 		if _, err := tx.Exec(ctx, "DROP TABLE "+public.Sanitize()); err != nil {
 			var pgErr *pgconn.PgError
@@ -89,6 +92,9 @@ func dependents(ctx context.Context, tx pgx.Tx, table string) ([]string, error) 
 		        AND d.refobjid IN (t.reltype, (SELECT typarray FROM pg_catalog.pg_type WHERE oid = t.reltype))))
 		  AND d.deptype = 'n'
 		  AND (r.ev_class IS NULL OR r.ev_class <> t.oid)
+		  AND NOT (d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = t.oid)
+		  AND NOT (d.classid = 'pg_catalog.pg_constraint'::regclass
+		           AND d.objid IN (SELECT oid FROM pg_catalog.pg_constraint WHERE conrelid = t.oid))
 		ORDER BY 1`, table)
 	if err != nil {
 		return nil, fmt.Errorf("look up objects that depend on %s: %w", table, err)
