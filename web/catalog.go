@@ -121,7 +121,7 @@ func monthlySales(ctx context.Context, pool *pgxpool.Pool) ([]storeMonth, error)
 			SELECT sale_month, store_idx, pg_catalog.left(location, $1),
 			       CASE WHEN value IN ('NaN', 'Infinity', '-Infinity') OR pg_catalog.abs(value) > 1e300 THEN NULL ELSE value::float8 END
 			FROM public.monthly_sales
-			ORDER BY sale_month DESC, store_idx LIMIT $2`, maxLocation, maxChartPoints)
+			ORDER BY sale_month DESC, store_idx DESC LIMIT $2`, maxLocation, maxChartPoints)
 		if err != nil {
 			return err
 		}
