@@ -104,6 +104,8 @@ type checker struct {
 	keys    map[string][]string
 	types   map[string]map[string]string
 	names   []string
+	// twice are the tables more than one pipeline publishes.
+	twice []string
 }
 
 // at records a problem in spec s at pos.
@@ -120,6 +122,7 @@ func (c *checker) collect(s *Spec) {
 	publish := func(name string, pos Pos, key []string, cols Ordered[ColumnSpec]) {
 		if w, ok := c.writers[name]; ok {
 			c.at(s, pos, "table %s is published by %s (%s) too: one pipeline writes a table", name, w.Name, w.file)
+			c.twice = append(c.twice, name)
 			return
 		}
 		c.writers[name], c.keys[name] = s, key
@@ -236,7 +239,10 @@ func (c *checker) name(s *Spec, pos Pos, what, name string) {
 // columns checks the columns and key of a table.
 func (c *checker) columns(s *Spec, table string, cols Ordered[ColumnSpec], key []string, pos Pos) {
 	if cols.Len() == 0 {
-		c.at(s, pos, "columns of %s are missing", table)
+		if s.Kind == KindMonthlyLoad {
+			c.at(s, pos, "columns of %s are missing", table)
+		}
+		return
 	}
 	for i, name := range cols.Keys {
 		c.name(s, cols.Pos[i], "column", name)
@@ -280,6 +286,9 @@ func (c *checker) reference(s *Spec, column string, col ColumnSpec) {
 		return
 	}
 	if slices.Contains(c.f.Project.External, "public."+table) {
+		return
+	}
+	if slices.Contains(c.twice, table) {
 		return
 	}
 	if _, ok := c.writers[table]; !ok {

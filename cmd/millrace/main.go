@@ -82,7 +82,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	root.SetErr(m.Stderr)
 	root.SetArgs(args)
 	root.AddCommand(m.dbCommand(), m.runCommand(), m.statusCommand(), m.genCommand(), m.serveCommand(), m.backfillCommand(), m.demoCommand(), m.healthcheckCommand(), m.notifyCommand(), m.versionCommand(),
-		m.pauseCommand(), m.resumeCommand(), m.cancelCommand(), m.backfillsCommand(), m.userCommand(), m.tokenCommand(), m.auditCommand())
+		m.pauseCommand(), m.resumeCommand(), m.cancelCommand(), m.backfillsCommand(), m.userCommand(), m.tokenCommand(), m.auditCommand(), m.pipelinesCommand())
 	return root.ExecuteContext(ctx)
 }
 
