@@ -96,10 +96,11 @@ var loadSalesData = monthlyPlan{
 	Volume:     true,
 	Aggregates: []aggregate{{
 		Table:       "monthly_sales",
+		Key:         []string{"sale_month", "store_idx"},
 		MonthColumn: "sale_month",
 		GroupBy:     []string{"store_idx"},
-		Lookups:     []lookup{{Column: "location", From: "location", Via: storeOfSale}},
-		Measures:    []measure{{Column: "value", Func: "sum", Arg: "value"}},
+		Lookups:     []lookup{{Column: "location", From: "location", Type: "text", Via: storeOfSale}},
+		Measures:    []measure{{Column: "value", Func: "sum", Arg: "value", Type: "numeric"}},
 	}},
 }
 

@@ -586,15 +586,15 @@ func (f *Folder) monthlyPlan(s *Spec) monthlyPlan {
 	}
 	for i, name := range s.Aggregates.Keys {
 		a := s.Aggregates.Values[i]
-		agg := aggregate{Table: name, MonthColumn: a.MonthColumn, GroupBy: a.GroupBy}
+		agg := aggregate{Table: name, Key: a.Key, MonthColumn: a.MonthColumn, GroupBy: a.GroupBy}
 		for _, col := range slices.Sorted(maps.Keys(a.Lookup)) {
 			table, from, _ := strings.Cut(a.Lookup[col], ".")
-			agg.Lookups = append(agg.Lookups, lookup{Column: col, From: from, Via: refs[table]})
+			agg.Lookups = append(agg.Lookups, lookup{Column: col, From: from, Type: f.columnType(table, from), Via: refs[table]})
 		}
 		for _, col := range slices.Sorted(maps.Keys(a.Measures)) {
 			m := measureSyntax.FindStringSubmatch(a.Measures[col])
 			if m != nil {
-				agg.Measures = append(agg.Measures, measure{Column: col, Func: m[1], Arg: m[2]})
+				agg.Measures = append(agg.Measures, measure{Column: col, Func: m[1], Arg: m[2], Type: measureType(m[1], f.columnType(s.Table, m[2]))})
 			}
 		}
 		p.Aggregates = append(p.Aggregates, agg)
@@ -626,4 +626,50 @@ func (f *Folder) transformPlan(s *Spec) transformPlan {
 		}
 	}
 	return p
+}
+
+// columnType returns the declared type of a column of a table some spec of
+// the folder publishes, "" when none declares it.
+func (f *Folder) columnType(table, column string) string {
+	for _, s := range f.Specs {
+		cols := s.Columns
+		if s.Table != table {
+			i := slices.Index(s.Tables.Keys, table)
+			if i < 0 {
+				continue
+			}
+			cols = s.Tables.Values[i].Columns
+		}
+		if i := slices.Index(cols.Keys, column); i >= 0 {
+			return cols.Values[i].Type
+		}
+	}
+	return ""
+}
+
+// measureType is the type of fn over a column of type typ, as PostgreSQL
+// types it: count is bigint, a sum of integers bigint (of bigints numeric),
+// an average of integers numeric.
+func measureType(fn, typ string) string {
+	switch fn {
+	case "count":
+		return "bigint"
+	case "sum":
+		switch typ {
+		case "smallint", "integer":
+			return "bigint"
+		case "bigint":
+			return "numeric"
+		case "real":
+			return "real"
+		}
+	case "avg":
+		switch typ {
+		case "smallint", "integer", "bigint", "numeric":
+			return "numeric"
+		case "real":
+			return "double precision"
+		}
+	}
+	return typ
 }

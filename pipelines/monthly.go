@@ -261,6 +261,27 @@ func reopen(ctx context.Context, e env, key string) (io.ReadCloser, error) {
 // ident quotes an identifier.
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
-// tables returns nothing: the partitioned table and its aggregates are
-// created by the migrations (0002) for the built-in.
-func (p monthlyPlan) tables() []warehouse.Table { return nil }
+// tables returns the partitioned table and the aggregates (those of the
+// built-in exist already: migration 0002 made them).
+func (p monthlyPlan) tables() []warehouse.Table {
+	out := []warehouse.Table{{Name: p.Table, Columns: p.Columns, PartitionBy: p.PartitionBy}}
+	for _, a := range p.Aggregates {
+		t := warehouse.Table{Name: a.Table, Key: a.Key}
+		for _, g := range a.GroupBy {
+			for _, c := range p.Columns {
+				if c.Name == g {
+					t.Columns = append(t.Columns, warehouse.Column{Name: g, Type: c.Type})
+				}
+			}
+		}
+		for _, l := range a.Lookups {
+			t.Columns = append(t.Columns, warehouse.Column{Name: l.Column, Type: l.Type})
+		}
+		t.Columns = append(t.Columns, warehouse.Column{Name: a.MonthColumn, Type: "date"})
+		for _, m := range a.Measures {
+			t.Columns = append(t.Columns, warehouse.Column{Name: m.Column, Type: m.Type})
+		}
+		out = append(out, t)
+	}
+	return out
+}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
 	"slices"
 	"time"
@@ -129,8 +130,24 @@ func New(src millrace.Source) *Set { return NewWithConfig(src, Config{}) }
 // NewWithConfig returns the four pipelines of the specification, declared
 // in the embedded files of package builtin, reading from src, tuned by cfg.
 func NewWithConfig(src millrace.Source, cfg Config) *Set {
+	return newSet(builtinPipelines(), src, cfg)
+}
+
+// NewFromFolder returns the pipelines declared in the folder fsys (see
+// ReadFolder), reading from src, tuned by cfg, or every problem the check
+// of the folder found.
+func NewFromFolder(fsys fs.FS, src millrace.Source, cfg Config) (*Set, Problems) {
+	f, problems := ReadFolder(fsys)
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return newSet(f.Compile(), src, cfg), nil
+}
+
+// newSet returns the set of list, reading from src, tuned by cfg.
+func newSet(list []Pipeline, src millrace.Source, cfg Config) *Set {
 	cfg = cfg.withDefaults()
-	s := &Set{cfg: cfg, src: src, list: builtinPipelines()}
+	s := &Set{cfg: cfg, src: src, list: list}
 	writers := map[string]string{}
 	for _, p := range s.list {
 		for _, t := range p.Tables {

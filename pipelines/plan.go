@@ -52,8 +52,9 @@ type reference struct {
 // lookup is a column of an aggregate taken from the table a reference
 // points at.
 type lookup struct {
-	// Column is the aggregate's column, From the referred table's.
-	Column, From string
+	// Column is the aggregate's column, From the referred table's, of type
+	// Type.
+	Column, From, Type string
 	// Via is the reference through which the row is found.
 	Via reference
 }
@@ -62,6 +63,9 @@ type lookup struct {
 // Func (sum, count, avg, min or max) of Arg, a column or "*".
 type measure struct {
 	Column, Func, Arg string
+	// Type is the type of the result (count: bigint, sum of integers:
+	// bigint...).
+	Type string
 }
 
 // aggregate is a summary of each month, replaced in the month's
@@ -69,6 +73,7 @@ type measure struct {
 // are deleted and computed again from the month's new rows.
 type aggregate struct {
 	Table       string
+	Key         []string
 	MonthColumn string
 	GroupBy     []string
 	Lookups     []lookup

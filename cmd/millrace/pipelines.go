@@ -5,11 +5,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/pipelines/builtin"
+	"github.com/millrace/millrace/warehouse"
 )
 
 // schemaFile is the name under which init writes the JSON Schema beside the
@@ -65,6 +67,8 @@ files, embedded in millrace.`,
 		},
 	}
 	initCmd.Flags().BoolVar(&force, "force", false, "overwrite files that exist")
+	var database string
+	var update bool
 	checkCmd := &cobra.Command{
 		Use:   "check [DIR]",
 		Short: "Check a folder of pipelines (the built-ins without DIR): every problem as file:line:col",
@@ -72,7 +76,13 @@ files, embedded in millrace.`,
 a database: the format, unknown fields (with the closest known one), names, one
 pipeline per table, keys, references to the whole key of a published table,
 {month} in a month's file, measures, lookups and cycles. Prints every problem,
-one a line as file:line:col: message, and fails when there is one.`,
+one a line as file:line:col: message, and fails when there is one.
+
+With --database, also checks the SQL through PostgreSQL, in a transaction that
+is rolled back (the tables no run has published yet are created there, empty):
+errors at the SQL file's line and column, output columns against the declared
+ones, inputs that no pipeline publishes, and inputs.lock, the record of what each
+transform reads, which --update writes.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fsys, name := fs.FS(builtin.FS), "the built-in pipelines"
@@ -80,6 +90,24 @@ one a line as file:line:col: message, and fails when there is one.`,
 				fsys, name = os.DirFS(args[0]), args[0]
 			}
 			f, problems := pipelines.ReadFolder(fsys)
+			if len(problems) == 0 && database != "" {
+				w, err := warehouse.Open(cmd.Context(), database, m.logger)
+				if err != nil {
+					return err
+				}
+				defer w.Close()
+				more, lock, err := f.CheckDatabase(cmd.Context(), w.Pool())
+				if err != nil {
+					return err
+				}
+				if update && len(args) == 1 {
+					if err := os.WriteFile(filepath.Join(args[0], "inputs.lock"), lock, 0o644); err != nil {
+						return fmt.Errorf("write inputs.lock: %w", err)
+					}
+					more = slices.DeleteFunc(more, func(p pipelines.Problem) bool { return p.File == "inputs.lock" })
+				}
+				problems = more
+			}
 			for _, p := range problems {
 				fmt.Fprintln(cmd.OutOrStdout(), p.Error())
 			}
@@ -90,6 +118,8 @@ one a line as file:line:col: message, and fails when there is one.`,
 			return nil
 		},
 	}
+	checkCmd.Flags().StringVar(&database, "database", "", "also check the SQL through this database (an admin URL), in a transaction that is rolled back")
+	checkCmd.Flags().BoolVar(&update, "update", false, "with --database: write DIR/inputs.lock from what PostgreSQL says the transforms read")
 	schemaCmd := &cobra.Command{
 		Use:   "schema",
 		Short: "Print the JSON Schema of a pipeline file, for editors",
