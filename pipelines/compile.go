@@ -415,7 +415,16 @@ func (f *Folder) Compile() []Pipeline {
 		p := Pipeline{Name: s.Name, Description: s.Description, Tables: f.published(s)}
 		switch s.Kind {
 		case KindLoad:
-			p.exec, p.Files = f.loadPlan(s)
+			plan, files := f.loadPlan(s)
+			p.exec, p.Files = plan, files
+			for _, t := range plan.Tables {
+				for _, r := range t.References {
+					p.InputTables = appendNew(p.InputTables, r.Table)
+					if w := writers[r.Table]; w != s.Name {
+						p.Needs = appendNew(p.Needs, w)
+					}
+				}
+			}
 		case KindMonthlyLoad:
 			p.Monthly = true
 			plan := f.monthlyPlan(s)
@@ -556,7 +565,8 @@ func (f *Folder) loadPlan(s *Spec) (loadPlan, []string) {
 	var files []string
 	for i, name := range s.Tables.Keys {
 		t := s.Tables.Values[i]
-		p.Tables = append(p.Tables, fileTable{Key: t.File, Contract: contract(name, t.Columns, t.Key), Description: t.Description, NotEmpty: notEmpty(s)})
+		p.Tables = append(p.Tables, fileTable{Key: t.File, Contract: contract(name, t.Columns, t.Key), Description: t.Description, NotEmpty: notEmpty(s),
+			References: references(t.Columns)})
 		files = append(files, t.File)
 	}
 	if s.Checks != nil && s.Checks.Shrink != nil {
@@ -570,19 +580,10 @@ func (f *Folder) monthlyPlan(s *Spec) monthlyPlan {
 	t := contract(s.Table, s.Columns, s.Key)
 	p := monthlyPlan{File: s.File, Table: s.Table, PartitionBy: s.PartitionBy, Columns: t.Columns, Key: s.Key, Checks: t.Checks,
 		NotEmpty: notEmpty(s), Volume: s.Checks != nil && s.Checks.Volume != nil}
+	p.References = references(s.Columns)
 	refs := map[string]reference{}
-	for i, name := range s.Columns.Keys {
-		col := s.Columns.Values[i]
-		table, key, ok := strings.Cut(col.References, ".")
-		if !ok {
-			continue
-		}
-		r := reference{Column: name, Type: col.Type, Table: table, Key: key, Reason: col.Reason}
-		if r.Reason == "" {
-			r.Reason = fmt.Sprintf("no row of %s has this %s; load %s first or fix the file", table, key, table)
-		}
-		p.References = append(p.References, r)
-		refs[table] = r
+	for _, r := range p.References {
+		refs[r.Table] = r
 	}
 	for i, name := range s.Aggregates.Keys {
 		a := s.Aggregates.Values[i]
@@ -672,4 +673,22 @@ func measureType(fn, typ string) string {
 		}
 	}
 	return typ
+}
+
+// references returns the references of the columns, in their order.
+func references(cols Ordered[ColumnSpec]) []reference {
+	var out []reference
+	for i, name := range cols.Keys {
+		col := cols.Values[i]
+		table, key, ok := strings.Cut(col.References, ".")
+		if !ok {
+			continue
+		}
+		r := reference{Column: name, Type: col.Type, Table: table, Key: key, Reason: col.Reason}
+		if r.Reason == "" {
+			r.Reason = fmt.Sprintf("no row of %s has this %s; load %s first or fix the file", table, key, table)
+		}
+		out = append(out, r)
+	}
+	return out
 }

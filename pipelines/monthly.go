@@ -23,15 +23,21 @@ import (
 // and the work grows with the month, not with the table. A large file is
 // copied over two connections, the run's and one more from its pool.
 func (p monthlyPlan) run(ctx context.Context, e env) (int64, error) {
-	need := []string{p.Table}
-	for _, r := range p.References {
-		need = append(need, r.Table)
-	}
+	own := []string{p.Table}
 	for _, a := range p.Aggregates {
-		need = append(need, a.Table)
+		own = append(own, a.Table)
 	}
-	if err := e.requireTables(ctx, need...); err != nil {
-		return 0, err
+	for _, t := range own {
+		if ours, err := warehouse.Ours(ctx, e.tx, t); err != nil {
+			return 0, err
+		} else if !ours {
+			return 0, millrace.Permanent(fmt.Errorf("table %s does not exist yet: run `millrace db setup`", t))
+		}
+	}
+	for _, r := range p.References {
+		if err := e.requireTables(ctx, r.Table); err != nil {
+			return 0, err
+		}
 	}
 	m, key := e.month, p.key(e.month)
 	t := p.contract(m)
@@ -68,7 +74,7 @@ func (p monthlyPlan) run(ctx context.Context, e env) (int64, error) {
 			return 0, err
 		}
 	}
-	return rows, nil
+	return rows, warehouse.MarkBuilt(ctx, e.tx, own...)
 }
 
 // replace deletes the month's rows of the aggregate and computes them again

@@ -24,6 +24,9 @@ type fileTable struct {
 	Description string
 	// NotEmpty refuses a file without data rows (on unless declared off).
 	NotEmpty bool
+	// References are the columns whose values must be keys of another
+	// table.
+	References []reference
 }
 
 // loadPlan is a Load: files into tables, all replaced in one transaction.

@@ -86,7 +86,7 @@ func (f *Folder) CheckDatabase(ctx context.Context, pool *pgxpool.Pool) (Problem
 			key := s.Name + "/" + name
 			if locked := f.inputs[key]; !slices.Equal(locked, inputs) {
 				problems = append(problems, Problem{File: inputsLock, Pos: Pos{1, 1},
-					Msg: fmt.Sprintf("%s reads %v, the lock says %v: run millrace pipelines check --database ... --update", key, inputs, locked)})
+					Msg: fmt.Sprintf("%s reads (%s), the lock says (%s): run millrace pipelines check --database URL --update", key, strings.Join(inputs, ", "), strings.Join(locked, ", "))})
 			}
 			fmt.Fprintf(&lock, "%s: [%s]\n", key, strings.Join(inputs, ", "))
 		}

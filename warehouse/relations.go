@@ -168,3 +168,13 @@ func ReserveTx(ctx context.Context, tx pgx.Tx, tables []Table) (taken []string, 
 	}
 	return taken, nil
 }
+
+// MarkBuilt records in tx that a run published into the reserved tables
+// (a month of a partitioned table and its aggregates, which are written in
+// place rather than replaced).
+func MarkBuilt(ctx context.Context, tx pgx.Tx, tables ...string) error {
+	if _, err := tx.Exec(ctx, "UPDATE millrace.relations SET reserved = false WHERE name = ANY($1) AND reserved", tables); err != nil {
+		return fmt.Errorf("record %v as built: %w", tables, err)
+	}
+	return nil
+}
