@@ -272,7 +272,7 @@ func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 func (p monthlyPlan) tables() []warehouse.Table {
 	out := []warehouse.Table{{Name: p.Table, Columns: p.Columns, PartitionBy: p.PartitionBy}}
 	for _, a := range p.Aggregates {
-		t := warehouse.Table{Name: a.Table, Key: a.Key}
+		t := warehouse.Table{Name: a.Table, Key: a.Key, InPlace: true}
 		for _, g := range a.GroupBy {
 			for _, c := range p.Columns {
 				if c.Name == g {

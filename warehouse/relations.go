@@ -153,7 +153,15 @@ func ReserveTx(ctx context.Context, tx pgx.Tx, tables []Table) (taken []string, 
 		case ours:
 			continue
 		}
-		if _, err := tx.Exec(ctx, t.reserveSQL(pgx.Identifier{"public", t.Name})); err != nil {
+		// Only a table whose rows are replaced in place keeps a key; its
+		// index takes a name that is free in public.
+		pkey := ""
+		if t.InPlace {
+			if pkey, err = freeName(ctx, tx, t.Name+"_pkey"); err != nil {
+				return taken, err
+			}
+		}
+		if _, err := tx.Exec(ctx, t.reserveSQL(pgx.Identifier{"public", t.Name}, pkey)); err != nil {
 			return taken, fmt.Errorf("reserve public.%s: %w", t.Name, err)
 		}
 		if err := grantDefaults(ctx, tx, t.Name); err != nil {

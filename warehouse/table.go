@@ -46,6 +46,9 @@ type Table struct {
 	// PartitionBy, for a table that Reserve creates, names the date column
 	// by whose month it is partitioned (a MonthlyLoad's table).
 	PartitionBy string
+	// InPlace marks a table whose rows are written in place rather than
+	// the table replaced (an aggregate): Reserve gives it its key.
+	InPlace bool
 }
 
 // column returns the contract's column called name.
@@ -81,10 +84,11 @@ func (t Table) createSQL(name pgx.Identifier) string {
 
 // reserveSQL returns the CREATE TABLE statement of an empty table that
 // will be published: the columns with their types and NOT NULLs, the key
-// of a table whose rows are replaced in place (an aggregate), the range
+// (named pkey; none when "") of a table whose rows are replaced in place
+// (an aggregate), the range
 // partitioning of a MonthlyLoad's table; no rule (a partition's own carry
 // them while they load).
-func (t Table) reserveSQL(name pgx.Identifier) string {
+func (t Table) reserveSQL(name pgx.Identifier, pkey string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "CREATE TABLE %s (", name.Sanitize())
 	for i, c := range t.Columns {
@@ -96,8 +100,8 @@ func (t Table) reserveSQL(name pgx.Identifier) string {
 			b.WriteString(" NOT NULL")
 		}
 	}
-	if len(t.Key) > 0 && t.PartitionBy == "" {
-		fmt.Fprintf(&b, ", PRIMARY KEY (%s)", identList(t.Key))
+	if len(t.Key) > 0 && t.PartitionBy == "" && pkey != "" {
+		fmt.Fprintf(&b, ", CONSTRAINT %s PRIMARY KEY (%s)", pgx.Identifier{pkey}.Sanitize(), identList(t.Key))
 	}
 	b.WriteString(")")
 	if t.PartitionBy != "" {
