@@ -32,19 +32,23 @@ type env struct {
 // executor is the work of one kind of pipeline.
 type executor interface {
 	run(ctx context.Context, e env) (int64, error)
+	// tables returns the tables the pipeline publishes in public, with
+	// their columns, for set-up to reserve (warehouse.Reserve).
+	tables() []warehouse.Table
 }
 
 // requireTables fails permanently, saying what to run, when a table the
-// pipeline reads or writes has not been created yet, and when the name is
+// pipeline reads or writes has not been built yet (it may be reserved), and
+// when the name is
 // held by an object that millrace did not create: a user's table or view
 // is never read or written in its place.
 func (e env) requireTables(ctx context.Context, tables ...string) error {
 	for _, t := range tables {
-		ours, err := warehouse.Ours(ctx, e.tx, t)
+		built, err := warehouse.Built(ctx, e.tx, t)
 		if err != nil {
 			return err
 		}
-		if !ours {
+		if !built {
 			if w := e.writers[t]; w != "" {
 				return millrace.Permanent(fmt.Errorf("table %s does not exist yet: run %s first", t, w))
 			}

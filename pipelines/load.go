@@ -43,3 +43,12 @@ func (p loadPlan) run(ctx context.Context, e env) (int64, error) {
 	}
 	return total, nil
 }
+
+// tables returns the tables of the files.
+func (p loadPlan) tables() []warehouse.Table {
+	out := make([]warehouse.Table, len(p.Tables))
+	for i, t := range p.Tables {
+		out[i] = t.Contract
+	}
+	return out
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/warehouse"
 )
 
 // Pipeline is one workflow.
@@ -179,6 +180,17 @@ func (s *Set) WithSalesStart(m millrace.Month) *Set {
 		c.list[i].start, c.list[i].cfg.SalesStart = m, m
 	}
 	return c
+}
+
+// Reserve creates, empty, every table the pipelines publish that does not
+// exist yet (warehouse.Reserve), so that no database user can take its name
+// before the first run; it returns the names another object holds already.
+func (s *Set) Reserve(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	var tables []warehouse.Table
+	for _, p := range s.list {
+		tables = append(tables, p.exec.tables()...)
+	}
+	return warehouse.Reserve(ctx, pool, tables)
 }
 
 // List returns the pipelines in the order the specification gives them.

@@ -166,3 +166,5 @@ func TestRunTimeoutStopsSourceRead(t *testing.T) {
 type execFunc func(context.Context, env) (int64, error)
 
 func (f execFunc) run(ctx context.Context, e env) (int64, error) { return f(ctx, e) }
+
+func (f execFunc) tables() []warehouse.Table { return nil }

@@ -276,3 +276,12 @@ func parseSetting(v string) (time.Duration, error) {
 	}
 	return time.ParseDuration(v)
 }
+
+// tables returns the tables the SELECTs build.
+func (p transformPlan) tables() []warehouse.Table {
+	out := make([]warehouse.Table, len(p.Tables))
+	for i, t := range p.Tables {
+		out[i] = warehouse.Table{Name: t.Name, Columns: t.Columns, Key: t.Key}
+	}
+	return out
+}

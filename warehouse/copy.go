@@ -219,7 +219,7 @@ func copyError(key string, t Table, err error) error {
 	case "23502": // not_null_violation
 		ce.Column, ce.Value, ce.Reason = pgErr.ColumnName, "", "empty, but the column is required"
 	case "23514": // check_violation
-		for _, k := range t.Checks {
+		for _, k := range t.checks() {
 			if k.Name == pgErr.ConstraintName {
 				ce.Column, ce.Reason = k.Column, k.Reason
 				ce.Value = rowValue(t, pgErr.Detail, k.Column, lineText)

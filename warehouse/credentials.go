@@ -116,20 +116,23 @@ func hmacSHA256(key []byte, msg string) []byte {
 // redacted replaces a password in a connection string.
 const redacted = "xxxxx"
 
-// Patterns of passwords in key=value connection strings and in URLs that
-// net/url cannot parse.
+// Patterns of passwords in key=value connection strings.
 var (
 	quotedPassword = regexp.MustCompile(`password\s*=\s*'(?:[^'\\]|\\.)*'`)
 	plainPassword  = regexp.MustCompile(`password\s*=\s*(?:[^\s&'\\]|\\.)+`)
-	userPassword   = regexp.MustCompile(`(://[^:/@]*):[^@/]*@`)
 )
 
 // RedactURL returns the database URL, or key=value connection string, s
 // with its password replaced by xxxxx, e.g.
 // postgres://admin:xxxxx@host/db: what logs, errors, --help and pages may
-// show.
+// show. Whatever the shape of s, nothing that may be a password is kept: of
+// a URL that net/url cannot parse (a password with an unescaped / or #)
+// only the user name and what follows the last @ are kept, without its
+// query; of a key=value string that PostgreSQL's rules cannot parse (an
+// unclosed quote) nothing is kept.
 func RedactURL(s string) string {
-	if u, err := url.Parse(s); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+	scheme, rest, isURL := strings.Cut(s, "://")
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") && (u.Port() == "" || isNumber(u.Port())) {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), redacted)
 		}
@@ -142,7 +145,25 @@ func RedactURL(s string) string {
 		}
 		return u.String()
 	}
+	if isURL {
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			user, _, _ := strings.Cut(rest[:at], ":")
+			rest = user + ":" + redacted + "@" + rest[at+1:]
+		}
+		if q := strings.IndexAny(rest, "?#"); q >= 0 {
+			rest = rest[:q] + "?" + redacted
+		}
+		return scheme + "://" + rest
+	}
+	if (strings.Count(s, "'")-strings.Count(s, `\'`))%2 == 1 {
+		return redacted + " (a connection string that does not parse)"
+	}
 	s = quotedPassword.ReplaceAllLiteralString(s, "password="+redacted)
-	s = plainPassword.ReplaceAllLiteralString(s, "password="+redacted)
-	return userPassword.ReplaceAllString(s, "${1}:"+redacted+"@")
+	return plainPassword.ReplaceAllLiteralString(s, "password="+redacted)
+}
+
+// isNumber reports whether s is a port number.
+func isNumber(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
 }

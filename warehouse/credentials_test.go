@@ -144,6 +144,15 @@ func TestRedactURL(t *testing.T) {
 		{"postgres://admin@db/x?sslpassword=k3y&sslmode=verify-full", "postgres://admin@db/x?sslmode=verify-full&sslpassword=xxxxx"},
 		{"host=db password=sec\\ ret dbname=x", "host=db password=xxxxx dbname=x"},
 		{"host=db sslpassword=k3y", "host=db sslpassword=xxxxx"},
+		// Shapes that do not parse: nothing of the password is kept.
+		{"postgres://admin:SE/CRET16@db:5432/companydata", "postgres://admin:xxxxx@db:5432/companydata"},
+		{"postgres://admin:SE#CRET@db/companydata", "postgres://admin:xxxxx@db/companydata"},
+		{"postgres://admin:a@b:c@db/x", "postgres://admin:xxxxx@db/x"},
+		{"postgres://admin:pa?ss@db/x", "postgres://admin:xxxxx@db/x"},
+		{"postgres://db:x/y?password=SE/CRET&user=a", "postgres://db:x/y?xxxxx"},
+		{"postgres://admin:s3cret@h1:5432,h2:5433/x", "postgres://admin:xxxxx@h1:5432,h2:5433/x"},
+		{"host=db password='SECRET8 dbname=x", "xxxxx (a connection string that does not parse)"},
+		{"host=db password='SE\\'CRET dbname=x", "xxxxx (a connection string that does not parse)"},
 	} {
 		if got := warehouse.RedactURL(c.in); got != c.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", c.in, got, c.want)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace"
 )
@@ -77,7 +78,7 @@ func record(ctx context.Context, tx pgx.Tx, name string) error {
 	_, err := tx.Exec(ctx, `
 		INSERT INTO millrace.relations (name, relid) VALUES ($1::text, (SELECT c.oid FROM pg_catalog.pg_class c
 			WHERE c.relnamespace = 'public'::regnamespace AND c.relname = $1::text))
-		ON CONFLICT (name) DO UPDATE SET relid = excluded.relid`, name)
+		ON CONFLICT (name) DO UPDATE SET relid = excluded.relid, reserved = false`, name)
 	if err != nil {
 		return fmt.Errorf("record public.%s as millrace's: %w", name, err)
 	}
@@ -103,4 +104,60 @@ func freeName(ctx context.Context, tx pgx.Tx, base string) (string, error) {
 			return name, nil
 		}
 	}
+}
+
+// Built reports whether the table public.name is millrace's and a run has
+// published it: a table that set-up reserved (Reserve) exists, empty, but
+// has not been built. Like Ours, it fails when another object holds the
+// name.
+func Built(ctx context.Context, tx pgx.Tx, name string) (bool, error) {
+	ours, err := Ours(ctx, tx, name)
+	if err != nil || !ours {
+		return false, err
+	}
+	var reserved bool
+	if err := tx.QueryRow(ctx, "SELECT reserved FROM millrace.relations WHERE name = $1", name).Scan(&reserved); err != nil {
+		return false, fmt.Errorf("look up public.%s: %w", name, err)
+	}
+	return !reserved, nil
+}
+
+// Reserve creates, in one transaction on pool, each of the tables that is
+// not in schema public yet: empty, with the contract's columns, types and
+// NOT NULLs, owned by the current user, readable as the default privileges
+// of public say, and recorded as millrace's but reserved until a run
+// publishes it (Built). Then no database user can take a name millrace
+// will publish. A name another object holds already is left alone (its run
+// fails naming it, as before) and returned.
+func Reserve(ctx context.Context, pool *pgxpool.Pool, tables []Table) (taken []string, err error) {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		for _, t := range tables {
+			ours, err := Ours(ctx, tx, t.Name)
+			var foreign *ForeignObjectError
+			switch {
+			case errors.As(err, &foreign):
+				taken = append(taken, t.Name)
+				continue
+			case err != nil:
+				return err
+			case ours:
+				continue
+			}
+			plain := Table{Name: t.Name, Columns: t.Columns}
+			if _, err := tx.Exec(ctx, plain.createSQL(pgx.Identifier{"public", t.Name})); err != nil {
+				return fmt.Errorf("reserve public.%s: %w", t.Name, err)
+			}
+			if err := grantDefaults(ctx, tx, t.Name); err != nil {
+				return err
+			}
+			if err := record(ctx, tx, t.Name); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "UPDATE millrace.relations SET reserved = true WHERE name = $1", t.Name); err != nil {
+				return fmt.Errorf("reserve public.%s: %w", t.Name, err)
+			}
+		}
+		return nil
+	})
+	return taken, err
 }

@@ -46,12 +46,19 @@ func Replace(ctx context.Context, tx pgx.Tx, table string) error {
 			return err
 		}
 		if len(dependents) > 0 {
-			return replaceRows(ctx, tx, table, dependents)
+			if err := replaceRows(ctx, tx, table, dependents); err != nil {
+				return err
+			}
+			return record(ctx, tx, table)
 		}
 		if _, err := tx.Exec(ctx, "DROP TABLE "+public.Sanitize()); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.Code == "2BP01" { // dependent_objects_still_exist
-				return millrace.Permanent(fmt.Errorf("replace table %s: other objects depend on it (%s): %w", table, pgErr.Detail, err))
+				// An object came to depend on the table after the look
+				// (the lock makes it unlikely): try again, when the next
+				// attempt keeps it. Its name, which its owner chose, is
+				// not repeated in the error that alerts carry.
+				return fmt.Errorf("replace table %s: an object came to depend on it while it was replaced; the next attempt keeps it", table)
 			}
 			return fmt.Errorf("drop old table %s: %w", table, err)
 		}
@@ -65,9 +72,13 @@ func Replace(ctx context.Context, tx pgx.Tx, table string) error {
 	return record(ctx, tx, table)
 }
 
-// dependents names the objects that depend on millrace's table public.table
-// or on its row type, other than the table's own parts: users' views,
-// materialized views, foreign keys, columns and functions of its type.
+// dependents names the objects that depend on millrace's table public.table,
+// on its row type or on the array type of its rows, other than the table's
+// own parts: users' views, materialized views, foreign keys, columns of
+// their tables (temporary ones of other sessions too), functions and
+// domains of either type. The catalog records every such dependency in
+// pg_depend; extended statistics and publications on the table need its
+// owner, millrace.
 func dependents(ctx context.Context, tx pgx.Tx, table string) ([]string, error) {
 	rows, err := tx.Query(ctx, `
 		SELECT DISTINCT pg_catalog.pg_describe_object(
@@ -77,9 +88,13 @@ func dependents(ctx context.Context, tx pgx.Tx, table string) ([]string, error) 
 		LEFT JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND r.oid = d.objid
 		JOIN pg_catalog.pg_class t ON t.oid = (SELECT relid FROM millrace.relations WHERE name = $1)
 		WHERE ((d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = t.oid)
-		    OR (d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid = t.reltype))
+		    OR (d.refclassid = 'pg_catalog.pg_type'::regclass
+		        AND d.refobjid IN (t.reltype, (SELECT typarray FROM pg_catalog.pg_type WHERE oid = t.reltype))))
 		  AND d.deptype = 'n'
 		  AND (r.ev_class IS NULL OR r.ev_class <> t.oid)
+		  AND NOT (d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = t.oid)
+		  AND NOT (d.classid = 'pg_catalog.pg_constraint'::regclass
+		           AND d.objid IN (SELECT oid FROM pg_catalog.pg_constraint WHERE conrelid = t.oid))
 		ORDER BY 1`, table)
 	if err != nil {
 		return nil, fmt.Errorf("look up objects that depend on %s: %w", table, err)

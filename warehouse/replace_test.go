@@ -284,3 +284,42 @@ func TestReplaceConcurrentReader(t *testing.T) {
 	}
 	t.Logf("%d readings of %d versions during %d reloads", len(rs), len(versions), generations)
 }
+
+// TestReplaceKeepsEveryKindOfDependent: whatever a database user makes
+// depend on a published table, its row type or the array of its rows (a
+// column of that array type made process_data fail for good, with an alert
+// whose text the user chose), the reload succeeds and the object survives.
+func TestReplaceKeepsEveryKindOfDependent(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, as, sql, check string
+	}{
+		{"a column of the array type", "mle", `CREATE TABLE public.b (x public.stores[])`, "SELECT count(*) FROM public.b"},
+		{"a column of the row type", "mle", `CREATE TABLE public.c (x public.stores)`, "SELECT count(*) FROM public.c"},
+		{"a function of the row type", "mle", `CREATE FUNCTION public.f(public.stores) RETURNS integer LANGUAGE sql AS 'SELECT 1'`, "SELECT public.f(NULL::public.stores)"},
+		{"a function of the array type", "mle", `CREATE FUNCTION public.g(public.stores[]) RETURNS integer LANGUAGE sql AS 'SELECT 1'`, "SELECT public.g(NULL::public.stores[])"},
+		{"a domain over the row type", "mle", `CREATE DOMAIN public.d AS public.stores`, "SELECT NULL::public.d"},
+		{"a domain over the array type", "mle", `CREATE DOMAIN public.da AS public.stores[]`, "SELECT NULL::public.da"},
+		{"a composite type with a field of it", "mle", `CREATE TYPE public.pair AS (a public.stores, b public.stores[])`, "SELECT NULL::public.pair"},
+		{"a temporary table of ds_user's open session", "ds", `CREATE TEMPORARY TABLE t (x public.stores[])`, "SELECT count(*) FROM t"},
+		{"a temporary function of ds_user's open session", "ds", `CREATE FUNCTION pg_temp.h(public.stores) RETURNS integer LANGUAGE sql AS 'SELECT 1'`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupDatabase(t)
+			publish(t, b, "idx,location\n1,Berlin\n")
+			conn := b.mle
+			if tc.as == "ds" {
+				conn = b.ds
+			}
+			dbtest.Exec(t, conn, tc.sql)
+			publish(t, b, "idx,location\n1,Berlin\n2,Rome\n")
+			if got := locations(t, b.analytics); got != "Berlin,Rome" {
+				t.Errorf("after the reload analytics reads %q, want Berlin,Rome", got)
+			}
+			if tc.check != "" {
+				dbtest.Exec(t, conn, tc.check)
+			}
+		})
+	}
+}

@@ -1,7 +1,9 @@
 package warehouse
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -67,11 +69,42 @@ func (t Table) createSQL(name pgx.Identifier) string {
 			b.WriteString(" NOT NULL")
 		}
 	}
-	for _, k := range t.Checks {
+	for _, k := range t.checks() {
 		fmt.Fprintf(&b, ", CONSTRAINT %s CHECK (%s)", pgx.Identifier{k.Name}.Sanitize(), k.Expr)
 	}
 	b.WriteString(")")
 	return b.String()
+}
+
+// checks returns the contract's rules and, for each column of a type that
+// holds NaN and infinities (numeric, double precision, real), the rule that
+// its values are finite: the files are amounts and measures, where NaN
+// sums to NaN and no reader (JSON, pandas' decimals) expects it.
+func (t Table) checks() []Check {
+	checks := slices.Clone(t.Checks)
+	for _, c := range t.Columns {
+		switch c.Type {
+		case "numeric", "double precision", "real":
+			col := pgx.Identifier{c.Name}.Sanitize()
+			checks = append(checks, Check{
+				Name:   finiteName(t.Name, c.Name),
+				Column: c.Name,
+				Expr:   fmt.Sprintf("%s NOT IN ('NaN', 'Infinity', '-Infinity')", col),
+				Reason: "not a finite number",
+			})
+		}
+	}
+	return checks
+}
+
+// finiteName names the rule that a column's values are finite, within
+// PostgreSQL's 63 bytes.
+func finiteName(table, column string) string {
+	name := table + "_" + column + "_finite"
+	if len(name) > 63 {
+		name = fmt.Sprintf("%.40s_%x_finite", column, sha256.Sum256([]byte(table+"."+column)))[:63]
+	}
+	return name
 }
 
 // identList quotes names and joins them with commas.

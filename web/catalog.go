@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -86,32 +87,54 @@ func tables(ctx context.Context, pool *pgxpool.Pool) ([]tableInfo, error) {
 	return list, nil
 }
 
-// storeMonth is one point of the monthly sales chart.
+// storeMonth is one point of the monthly sales chart. Value is nil for a
+// value a database user made NaN, infinite or beyond float64.
 type storeMonth struct {
-	Month    time.Time `json:"month"`
-	StoreIdx int       `json:"store_idx"`
-	Location string    `json:"location"`
-	Value    float64   `json:"value"`
+	Month    time.Time
+	StoreIdx int
+	Location string
+	Value    *float64
 }
 
-// monthlySales returns monthly_sales, oldest month first: nothing when the
-// name is held by an object millrace did not create, whose reading could run
-// a user's code.
+// Bounds of what the data page reads from monthly_sales, a table that
+// analytics and mle_user may write: the newest maxChartPoints rows, each
+// location cut to maxLocation characters, so that a page holds a bounded
+// number of bytes whatever a user wrote (a location of 1 MB, millions of
+// stores). chartReads bounds the pages reading at once.
+const (
+	maxChartPoints = 20000
+	maxLocation    = 80
+	chartReads     = 4
+)
+
+// monthlySales returns the newest rows of monthly_sales (maxChartPoints),
+// oldest month first: nothing when the name is held by an object millrace
+// did not create, whose reading could run a user's code. Values are read
+// as text-safe floats: NaN, infinities and numbers beyond float64 are nil.
 func monthlySales(ctx context.Context, pool *pgxpool.Pool) ([]storeMonth, error) {
 	var out []storeMonth
 	err := readOnly(ctx, pool, func(tx pgx.Tx) error {
 		if ours, err := warehouse.Ours(ctx, tx, "monthly_sales"); err != nil || !ours {
 			return err
 		}
-		rows, err := tx.Query(ctx, "SELECT sale_month, store_idx, location, value::float8 FROM public.monthly_sales ORDER BY sale_month, store_idx")
+		rows, err := tx.Query(ctx, `
+			SELECT sale_month, store_idx, pg_catalog.left(location, $1),
+			       CASE WHEN value IN ('NaN', 'Infinity', '-Infinity') OR pg_catalog.abs(value) > 1e300 THEN NULL ELSE value::float8 END
+			FROM public.monthly_sales
+			ORDER BY sale_month DESC, store_idx DESC LIMIT $2`, maxLocation, maxChartPoints)
 		if err != nil {
 			return err
 		}
 		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (storeMonth, error) {
 			var s storeMonth
-			err := r.Scan(&s.Month, &s.StoreIdx, &s.Location, &s.Value)
+			var location *string
+			err := r.Scan(&s.Month, &s.StoreIdx, &location, &s.Value)
+			if location != nil {
+				s.Location = *location
+			}
 			return s, err
 		})
+		slices.Reverse(out)
 		return err
 	})
 	if err != nil {

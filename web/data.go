@@ -51,6 +51,12 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
+	select {
+	case s.chartReads <- struct{}{}:
+		defer func() { <-s.chartReads }()
+	case <-ctx.Done():
+		return
+	}
 	points, err := monthlySales(ctx, s.cfg.Warehouse.Pool())
 	if err != nil {
 		s.serverError(w, r, err)
@@ -107,8 +113,9 @@ func chart(points []storeMonth) chartData {
 		c.Series[i].Values = make([]*float64, len(c.X))
 	}
 	for _, p := range points {
-		v := p.Value
-		c.Series[storeIdx[p.StoreIdx]].Values[monthIdx[p.Month.Unix()]] = &v
+		if p.Value != nil {
+			c.Series[storeIdx[p.StoreIdx]].Values[monthIdx[p.Month.Unix()]] = p.Value
+		}
 	}
 	return c
 }

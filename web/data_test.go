@@ -17,7 +17,7 @@ func salesPoint(month string, store int, location string, value float64) storeMo
 	if err != nil {
 		panic(err)
 	}
-	return storeMonth{Month: m.Start(), StoreIdx: store, Location: location, Value: value}
+	return storeMonth{Month: m.Start(), StoreIdx: store, Location: location, Value: &value}
 }
 
 func TestChart(t *testing.T) {
@@ -42,7 +42,7 @@ func TestChart(t *testing.T) {
 		}, fmt.Sprintf(`{"x":[%d,%d],"series":[{"label":"7 Old name","values":[1,2]}]}`, jan, feb)},
 		{"the same instant in another zone is the same month", []storeMonth{
 			salesPoint("2020-01", 1, "Paris", 1),
-			{Month: time.Unix(jan, 0).In(time.FixedZone("CET", 3600)), StoreIdx: 2, Location: "Berlin", Value: 2},
+			{Month: time.Unix(jan, 0).In(time.FixedZone("CET", 3600)), StoreIdx: 2, Location: "Berlin", Value: salesPoint("2020-01", 2, "", 2).Value},
 		}, fmt.Sprintf(`{"x":[%d],"series":[{"label":"1 Paris","values":[1]},{"label":"2 Berlin","values":[2]}]}`, jan)},
 		{"x in the order the months come, a repeated point overwrites", []storeMonth{
 			salesPoint("2020-02", 1, "Paris", 1), salesPoint("2020-01", 1, "Paris", 2), salesPoint("2020-02", 1, "Paris", 3),

@@ -76,6 +76,9 @@ type Server struct {
 	sessions sessions
 	users    *users.Store
 	riverUI  *riverui.Handler
+	// chartReads holds a token for each data page reading monthly_sales
+	// (at most chartReads at once).
+	chartReads chan struct{}
 }
 
 // New parses the templates and prepares River's UI. It fails when a
@@ -111,7 +114,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	// The limiter counts the names that are no user's under one name
 	// (see limiterName), so it needs no test of its own.
-	return &Server{cfg: cfg, pages: pg, limiter: newLoginLimiter(cfg.Now, nil), sessions: sessions{cfg.Warehouse.Pool()},
+	return &Server{cfg: cfg, pages: pg, chartReads: make(chan struct{}, chartReads), limiter: newLoginLimiter(cfg.Now, nil), sessions: sessions{cfg.Warehouse.Pool()},
 		users: users.New(cfg.Warehouse.Pool()), riverUI: rui}, nil
 }
 

@@ -1007,3 +1007,29 @@ func BenchmarkPages(b *testing.B) {
 		})
 	}
 }
+
+// TestDataPageSurvivesUserData: analytics may write public.monthly_sales.
+// NaN, infinities, a number beyond float64 and a location of 1 MB must not
+// fail the data page for everyone (a 500 "json: unsupported value: NaN"
+// before), nor make it read or send the megabyte (serve's memory grew by
+// 900 MB with three viewers before).
+func TestDataPageSurvivesUserData(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, options{})
+	analytics := dbtest.Connect(t, dbtest.URL(t, "analytics", "analytics", tb.conn.Config().Database))
+	dbtest.Exec(t, analytics, `INSERT INTO public.monthly_sales (store_idx, location, sale_month, value) VALUES
+		(1, 'Paris', '2020-01-01', 'NaN'), (2, 'Lyon', '2020-01-01', 'Infinity'), (3, 'Nice', '2020-01-01', '-Infinity'),
+		(4, 'Huge', '2020-01-01', 1e400), (5, repeat('A', 1000000), '2020-01-01', 12.5), (6, 'Lille', '2020-01-01', 7)`)
+	br := newClient(t, tb.ts.URL)
+	br.login()
+	r := br.get("/data")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /data = %d, want 200:\n%.2000s", r.status, r.body)
+	}
+	if len(r.body) > 200_000 || strings.Contains(r.body, strings.Repeat("A", 1000)) {
+		t.Errorf("GET /data sent %d bytes, the 1 MB location among them", len(r.body))
+	}
+	if !strings.Contains(r.body, `"label":"6 Lille","values":[7]`) || !strings.Contains(r.body, `"label":"1 Paris","values":[null]`) {
+		t.Errorf("GET /data: want Lille's 7 and a gap for Paris's NaN in the chart:\n%.3000s", r.body)
+	}
+}

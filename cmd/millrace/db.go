@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
@@ -30,7 +31,7 @@ millrace's own schema with its migrations. Running it again changes nothing
 and never loses data. Connects as a superuser (MILLRACE_DATABASE_URL).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := warehouse.Setup(cmd.Context(), m.config.DatabaseURL, m.setupPasswords(), m.logger); err != nil {
+			if err := m.setup(cmd.Context()); err != nil {
 				return err
 			}
 			m.logger.Info("database ready")
@@ -84,4 +85,30 @@ Reads only: it applies nothing.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// setup sets the database up (warehouse.Setup) and reserves every table the
+// pipelines publish, so that no database user can take one of their names
+// before their first run.
+func (m *Main) setup(ctx context.Context) error {
+	if err := warehouse.Setup(ctx, m.config.DatabaseURL, m.setupPasswords(), m.logger); err != nil {
+		return err
+	}
+	set, err := m.pipelines(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := warehouse.Open(ctx, m.config.DatabaseURL, m.logger)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	taken, err := set.Reserve(ctx, w.Pool())
+	if err != nil {
+		return err
+	}
+	for _, t := range taken {
+		m.logger.Warn("another user's object holds the name of a table millrace publishes: its pipeline fails until the object is renamed or dropped", "table", t)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/millrace/millrace/gen"
 	"github.com/millrace/millrace/internal/dbtest"
 	"github.com/millrace/millrace/warehouse"
 )
@@ -78,5 +79,45 @@ func TestReadOnlyCommands(t *testing.T) {
 	}
 	if _, _, err := c.run("status", "load_sales_data"); err == nil || !strings.Contains(err.Error(), "millrace db setup") {
 		t.Errorf("status on a database behind = %v, want the advice to run millrace db setup", err)
+	}
+}
+
+// TestSetupReservesPublishedTables: a database user who created
+// public.feature_store before the first process_data made every run of it
+// fail for good. Set-up creates every table millrace publishes, empty and
+// millrace's, so no name is free to take; a pipeline still says what must
+// run first, and runs as before once it may.
+func TestSetupReservesPublishedTables(t *testing.T) {
+	t.Parallel()
+	url := dbtest.NewDatabase(t)
+	bucket := t.TempDir()
+	if _, err := gen.Write(t.Context(), bucket, gen.Config{Customers: 300}); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{t: t, now: time.Date(2020, 4, 15, 0, 0, 0, 0, time.UTC), env: map[string]string{"MILLRACE_DATABASE_URL": url, "MILLRACE_LOG_LEVEL": "warn", "MILLRACE_SOURCE": bucket}}
+	unlock := dbtest.Lock(t)
+	c.ok("db", "setup")
+	c.ok("db", "setup") // idempotent
+	unlock()
+	db := dbtest.Connect(t, url)
+	mle := dbtest.Connect(t, dbtest.URL(t, "mle_user", "mle_user", db.Config().Database))
+	ds := dbtest.Connect(t, dbtest.URL(t, "ds_user", "ds_user", db.Config().Database))
+	for _, table := range []string{"customer_profiles", "customer_activity", "labels", "stores", "feature_store", "customer_activity_ranked", "sales_statistics"} {
+		if _, err := mle.Exec(t.Context(), "CREATE TABLE public."+table+" (x integer)"); dbtest.SQLState(err) != "42P07" {
+			t.Errorf("mle_user creates public.%s after set-up: %v, want duplicate_table", table, err)
+		}
+		var n int
+		if err := ds.QueryRow(t.Context(), "SELECT count(*) FROM public."+table).Scan(&n); err != nil || n != 0 {
+			t.Errorf("ds_user reads public.%s after set-up: %d rows, %v; want 0", table, n, err)
+		}
+	}
+	if _, _, err := c.run("run", "process_data"); err == nil || !strings.Contains(err.Error(), "run load_client_data first") {
+		t.Errorf("process_data before any client load: %v, want to run load_client_data first", err)
+	}
+	c.ok("run", "load_client_data")
+	c.ok("run", "process_data")
+	var n int
+	if err := ds.QueryRow(t.Context(), "SELECT count(*) FROM public.feature_store").Scan(&n); err != nil || n == 0 {
+		t.Errorf("feature_store after the runs: %d rows, %v", n, err)
 	}
 }

@@ -119,7 +119,7 @@ func (m *Main) demo(ctx context.Context, d demoSettings) error {
 	}
 	m.config.DatabaseURL = cluster.URL(warehouse.AdminUser, "admin", "companydata")
 	m.config.Source = bucket
-	if err := warehouse.Setup(ctx, m.config.DatabaseURL, m.setupPasswords(), m.logger); err != nil {
+	if err := m.setup(ctx); err != nil {
 		return err
 	}
 	return m.serve(ctx, func(addr string) {

@@ -30,7 +30,7 @@ func main() {
 	defer stop()
 	m := &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Now: time.Now}
 	if err := m.Run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "millrace:", err)
+		fmt.Fprintln(os.Stderr, "millrace:", escapeControls(err.Error()))
 		os.Exit(1)
 	}
 }
@@ -54,6 +54,9 @@ type Main struct {
 
 // Run parses args and executes the command they name.
 func (m *Main) Run(ctx context.Context, args []string) error {
+	// Whatever a command prints, text from outside among it, reaches the
+	// terminal with its control characters escaped.
+	m.Stdout, m.Stderr = safe(m.Stdout), safe(m.Stderr)
 	root := &cobra.Command{
 		Use:           "millrace",
 		Short:         "Keeps the companydata database supplied with clean data from S3",

@@ -18,7 +18,7 @@ import (
 // isTerminal reports whether w is a terminal: progress bars are drawn only
 // there (not in CI logs, pipes or files).
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := raw(w).(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
@@ -38,7 +38,7 @@ type runBar struct {
 
 // newRunBar returns a bar for the run of label (e.g. "load_sales_data 2020-01") on w.
 func newRunBar(w io.Writer, label string) *runBar {
-	return &runBar{w: w, label: label}
+	return &runBar{w: raw(w), label: escapeControls(label)}
 }
 
 // update draws a progress update.
@@ -68,13 +68,13 @@ func (b *runBar) update(p millrace.Progress) {
 		return
 	}
 	if reading {
-		b.bar.Describe(fmt.Sprintf("%s · %s · %d rows · %.0f rows/s", b.label, strings.TrimPrefix(p.Phase, "reading "), p.Rows, p.RowsPerSecond()))
+		b.bar.Describe(fmt.Sprintf("%s · %s · %d rows · %.0f rows/s", b.label, escapeControls(strings.TrimPrefix(p.Phase, "reading ")), p.Rows, p.RowsPerSecond()))
 		_ = b.bar.Set64(p.Bytes)
 		return
 	}
 	if p.Phase != b.phase {
 		b.phase = p.Phase
-		b.bar.Describe(fmt.Sprintf("%s · %s · %d rows", b.label, p.Phase, p.Rows))
+		b.bar.Describe(fmt.Sprintf("%s · %s · %d rows", b.label, escapeControls(p.Phase), p.Rows))
 		_ = b.bar.RenderBlank()
 	}
 }
@@ -102,7 +102,10 @@ func (b *runBar) Write(p []byte) (int, error) {
 	if b.bar != nil {
 		_ = b.bar.Clear()
 	}
-	return b.w.Write(p)
+	if _, err := io.WriteString(b.w, escapeControls(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // barLogger returns a logger at level that writes through the bar.
@@ -119,6 +122,7 @@ type backfillBar struct {
 
 // newBackfillBar returns a bar for a backfill of total months on w.
 func newBackfillBar(w io.Writer, total int) *backfillBar {
+	w = raw(w)
 	return &backfillBar{w: w, bar: progressbar.NewOptions(total,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetWidth(30),

@@ -14,7 +14,6 @@ import (
 
 	"github.com/millrace/millrace/notify"
 	"github.com/millrace/millrace/orchestrator"
-	"github.com/millrace/millrace/warehouse"
 	"github.com/millrace/millrace/web"
 )
 
@@ -37,7 +36,7 @@ running runs get 30s to finish, then roll back and go back to the queue.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if setup {
-				if err := warehouse.Setup(cmd.Context(), m.config.DatabaseURL, m.setupPasswords(), m.logger); err != nil {
+				if err := m.setup(cmd.Context()); err != nil {
 					return err
 				}
 			}
