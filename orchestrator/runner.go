@@ -47,11 +47,46 @@ func (r Runner) Run(ctx context.Context, spec ledger.RunSpec, then func(ctx cont
 		return millrace.Run{}, FollowUp{}, err
 	}
 	next := FollowUp{Then: slices.Clone(p.Then), Unblocks: r.Pipelines.Needed(p.Name)}
-	if then != nil {
-		spec.OnSuccess = func(ctx context.Context, tx pgx.Tx) error { return then(ctx, tx, next) }
+	spec.OnSuccess = func(ctx context.Context, tx pgx.Tx) error {
+		ready, err := r.ready(ctx, tx, p.Name, next.Then)
+		if err != nil {
+			return err
+		}
+		next.Then = ready
+		if then == nil {
+			return nil
+		}
+		return then(ctx, tx, next)
 	}
 	run, err := r.Ledger.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
 		return p.Work(ctx, tx, r.Ledger.Pool(), m, log)
 	})
 	return run, next, err
+}
+
+// ready returns the pipelines of then that may follow a success of done:
+// those whose other inputs have each been published once (a transform that
+// reads done's table and another feed waits for that feed's first success
+// instead of failing).
+func (r Runner) ready(ctx context.Context, tx pgx.Tx, done string, then []string) ([]string, error) {
+	var out []string
+next:
+	for _, name := range then {
+		q, err := r.Pipelines.Get(name)
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range q.Reads {
+			if in == done {
+				continue
+			}
+			if _, ok, err := ledger.History(ctx, tx, in); err != nil {
+				return nil, err
+			} else if !ok {
+				continue next
+			}
+		}
+		out = append(out, name)
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"context"
+	"io"
 
 	"github.com/millrace/millrace/warehouse"
 )
@@ -14,12 +15,23 @@ import (
 func (p loadPlan) run(ctx context.Context, e env) (int64, error) {
 	var total int64
 	for _, t := range p.Tables {
+		for _, r := range t.References {
+			if err := e.requireTables(ctx, r.Table); err != nil {
+				return 0, err
+			}
+		}
 		n, err := copyFile(ctx, e, t.Key, t.Contract, warehouse.Staging(t.Contract.Name), false)
 		if err != nil {
 			return 0, err
 		}
 		if t.NotEmpty {
 			if err := checkNotEmpty(e.report, t.Key, n); err != nil {
+				return 0, err
+			}
+		}
+		again := func(ctx context.Context) (io.ReadCloser, error) { return reopen(ctx, e, t.Key) }
+		for _, r := range t.References {
+			if err := checkReference(ctx, e.tx, t.Key, warehouse.Staging(t.Contract.Name), r, again); err != nil {
 				return 0, err
 			}
 		}

@@ -23,15 +23,21 @@ import (
 // and the work grows with the month, not with the table. A large file is
 // copied over two connections, the run's and one more from its pool.
 func (p monthlyPlan) run(ctx context.Context, e env) (int64, error) {
-	need := []string{p.Table}
-	for _, r := range p.References {
-		need = append(need, r.Table)
-	}
+	own := []string{p.Table}
 	for _, a := range p.Aggregates {
-		need = append(need, a.Table)
+		own = append(own, a.Table)
 	}
-	if err := e.requireTables(ctx, need...); err != nil {
-		return 0, err
+	for _, t := range own {
+		if ours, err := warehouse.Ours(ctx, e.tx, t); err != nil {
+			return 0, err
+		} else if !ours {
+			return 0, millrace.Permanent(fmt.Errorf("table %s does not exist yet: run `millrace db setup`", t))
+		}
+	}
+	for _, r := range p.References {
+		if err := e.requireTables(ctx, r.Table); err != nil {
+			return 0, err
+		}
 	}
 	m, key := e.month, p.key(e.month)
 	t := p.contract(m)
@@ -68,7 +74,7 @@ func (p monthlyPlan) run(ctx context.Context, e env) (int64, error) {
 			return 0, err
 		}
 	}
-	return rows, nil
+	return rows, warehouse.MarkBuilt(ctx, e.tx, own...)
 }
 
 // replace deletes the month's rows of the aggregate and computes them again
@@ -261,6 +267,27 @@ func reopen(ctx context.Context, e env, key string) (io.ReadCloser, error) {
 // ident quotes an identifier.
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
-// tables returns nothing: the partitioned table and its aggregates are
-// created by the migrations (0002) for the built-in.
-func (p monthlyPlan) tables() []warehouse.Table { return nil }
+// tables returns the partitioned table and the aggregates (those of the
+// built-in exist already: migration 0002 made them).
+func (p monthlyPlan) tables() []warehouse.Table {
+	out := []warehouse.Table{{Name: p.Table, Columns: p.Columns, PartitionBy: p.PartitionBy}}
+	for _, a := range p.Aggregates {
+		t := warehouse.Table{Name: a.Table, Key: a.Key, InPlace: true}
+		for _, g := range a.GroupBy {
+			for _, c := range p.Columns {
+				if c.Name == g {
+					t.Columns = append(t.Columns, warehouse.Column{Name: g, Type: c.Type})
+				}
+			}
+		}
+		for _, l := range a.Lookups {
+			t.Columns = append(t.Columns, warehouse.Column{Name: l.Column, Type: l.Type})
+		}
+		t.Columns = append(t.Columns, warehouse.Column{Name: a.MonthColumn, Type: "date"})
+		for _, m := range a.Measures {
+			t.Columns = append(t.Columns, warehouse.Column{Name: m.Column, Type: m.Type})
+		}
+		out = append(out, t)
+	}
+	return out
+}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
 	"slices"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/pipelines/builtin"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -125,33 +127,27 @@ func (s *Set) Source() millrace.Source { return s.src }
 // with the default Config.
 func New(src millrace.Source) *Set { return NewWithConfig(src, Config{}) }
 
-// NewWithConfig returns the four pipelines of the specification, reading
-// from src, tuned by cfg.
+// NewWithConfig returns the four pipelines of the specification, declared
+// in the embedded files of package builtin, reading from src, tuned by cfg.
 func NewWithConfig(src millrace.Source, cfg Config) *Set {
+	return newSet(builtinPipelines(), src, cfg)
+}
+
+// NewFromFolder returns the pipelines declared in the folder fsys (see
+// ReadFolder), reading from src, tuned by cfg, or every problem the check
+// of the folder found.
+func NewFromFolder(fsys fs.FS, src millrace.Source, cfg Config) (*Set, Problems) {
+	f, problems := ReadFolder(fsys)
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return newSet(f.Compile(), src, cfg), nil
+}
+
+// newSet returns the set of list, reading from src, tuned by cfg.
+func newSet(list []Pipeline, src millrace.Source, cfg Config) *Set {
 	cfg = cfg.withDefaults()
-	s := &Set{cfg: cfg, src: src, list: []Pipeline{
-		{Name: millrace.LoadClientData, Description: "loads customer_profiles, customer_activity, labels and stores (one-off)",
-			Schedule: "once, on a fresh installation; then on demand", OnFreshInstall: true,
-			Then:   []string{millrace.ProcessData},
-			Tables: []string{"customer_profiles", "customer_activity", "labels", "stores"},
-			Files:  []string{"customer_profiles.csv", "customer_activity.csv", "labels.csv", "stores.csv"}, exec: loadClientData},
-		{Name: millrace.LoadSalesData, Description: "loads a month of sales and its per-store totals into sales and monthly_sales", Monthly: true,
-			Schedule:    "monthly, 00:00 UTC on the 1st, loading the month that just ended",
-			Needs:       []string{millrace.LoadClientData}, // every sale's store must be in stores
-			Tables:      []string{"sales", "monthly_sales"},
-			Files:       []string{"sales/YYYY-MM-01/sales.csv"},
-			InputTables: []string{"stores"}, exec: loadSalesData},
-		{Name: millrace.ProcessData, Description: "builds feature_store and customer_activity_ranked from the customer tables",
-			Schedule:    "after every successful load_client_data; on demand",
-			Tables:      []string{"feature_store", "customer_activity_ranked"},
-			Reads:       []string{millrace.LoadClientData},
-			InputTables: []string{"customer_profiles", "customer_activity", "labels"}, exec: processData},
-		{Name: millrace.SalesStatistics, Description: "computes the average sale and number of sales per store and month",
-			Schedule:    "on demand",
-			Tables:      []string{"sales_statistics"},
-			Reads:       []string{millrace.LoadSalesData},
-			InputTables: []string{"sales", "stores"}, exec: salesStatistics},
-	}}
+	s := &Set{cfg: cfg, src: src, list: list}
 	writers := map[string]string{}
 	for _, p := range s.list {
 		for _, t := range p.Tables {
@@ -359,4 +355,15 @@ func (p *progress) Read(b []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// builtinPipelines compiles the embedded files of the four built-ins. They
+// are checked by the tests (TestBuiltinFilesCheck): a problem is a bug of
+// this build, hence the panic.
+func builtinPipelines() []Pipeline {
+	f, errs := ReadFolder(builtin.FS)
+	if len(errs) > 0 {
+		panic("the built-in pipeline files do not check:\n" + errs.Error())
+	}
+	return f.Compile()
 }

@@ -24,6 +24,9 @@ type fileTable struct {
 	Description string
 	// NotEmpty refuses a file without data rows (on unless declared off).
 	NotEmpty bool
+	// References are the columns whose values must be keys of another
+	// table.
+	References []reference
 }
 
 // loadPlan is a Load: files into tables, all replaced in one transaction.
@@ -52,8 +55,9 @@ type reference struct {
 // lookup is a column of an aggregate taken from the table a reference
 // points at.
 type lookup struct {
-	// Column is the aggregate's column, From the referred table's.
-	Column, From string
+	// Column is the aggregate's column, From the referred table's, of type
+	// Type.
+	Column, From, Type string
 	// Via is the reference through which the row is found.
 	Via reference
 }
@@ -62,6 +66,9 @@ type lookup struct {
 // Func (sum, count, avg, min or max) of Arg, a column or "*".
 type measure struct {
 	Column, Func, Arg string
+	// Type is the type of the result (count: bigint, sum of integers:
+	// bigint...).
+	Type string
 }
 
 // aggregate is a summary of each month, replaced in the month's
@@ -69,6 +76,7 @@ type measure struct {
 // are deleted and computed again from the month's new rows.
 type aggregate struct {
 	Table       string
+	Key         []string
 	MonthColumn string
 	GroupBy     []string
 	Lookups     []lookup

@@ -124,40 +124,65 @@ func Built(ctx context.Context, tx pgx.Tx, name string) (bool, error) {
 
 // Reserve creates, in one transaction on pool, each of the tables that is
 // not in schema public yet: empty, with the contract's columns, types and
-// NOT NULLs, owned by the current user, readable as the default privileges
+// NOT NULLs (see Table.reserveSQL), owned by the current user, readable as the default privileges
 // of public say, and recorded as millrace's but reserved until a run
 // publishes it (Built). Then no database user can take a name millrace
 // will publish. A name another object holds already is left alone (its run
 // fails naming it, as before) and returned.
 func Reserve(ctx context.Context, pool *pgxpool.Pool, tables []Table) (taken []string, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		for _, t := range tables {
-			ours, err := Ours(ctx, tx, t.Name)
-			var foreign *ForeignObjectError
-			switch {
-			case errors.As(err, &foreign):
-				taken = append(taken, t.Name)
-				continue
-			case err != nil:
-				return err
-			case ours:
-				continue
-			}
-			plain := Table{Name: t.Name, Columns: t.Columns}
-			if _, err := tx.Exec(ctx, plain.createSQL(pgx.Identifier{"public", t.Name})); err != nil {
-				return fmt.Errorf("reserve public.%s: %w", t.Name, err)
-			}
-			if err := grantDefaults(ctx, tx, t.Name); err != nil {
-				return err
-			}
-			if err := record(ctx, tx, t.Name); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, "UPDATE millrace.relations SET reserved = true WHERE name = $1", t.Name); err != nil {
-				return fmt.Errorf("reserve public.%s: %w", t.Name, err)
-			}
-		}
-		return nil
+		taken, err = ReserveTx(ctx, tx, tables)
+		return err
 	})
 	return taken, err
+}
+
+// ReserveTx is Reserve in the caller's transaction: a check of pipeline
+// files creates the tables no run has published in a transaction that it
+// rolls back, to analyse the SQL that reads them (ProbeTx).
+func ReserveTx(ctx context.Context, tx pgx.Tx, tables []Table) (taken []string, err error) {
+	for _, t := range tables {
+		ours, err := Ours(ctx, tx, t.Name)
+		var foreign *ForeignObjectError
+		switch {
+		case errors.As(err, &foreign):
+			taken = append(taken, t.Name)
+			continue
+		case err != nil:
+			return taken, err
+		case ours:
+			continue
+		}
+		// Only a table whose rows are replaced in place keeps a key; its
+		// index takes a name that is free in public.
+		pkey := ""
+		if t.InPlace {
+			if pkey, err = freeName(ctx, tx, t.Name+"_pkey"); err != nil {
+				return taken, err
+			}
+		}
+		if _, err := tx.Exec(ctx, t.reserveSQL(pgx.Identifier{"public", t.Name}, pkey)); err != nil {
+			return taken, fmt.Errorf("reserve public.%s: %w", t.Name, err)
+		}
+		if err := grantDefaults(ctx, tx, t.Name); err != nil {
+			return taken, err
+		}
+		if err := record(ctx, tx, t.Name); err != nil {
+			return taken, err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE millrace.relations SET reserved = true WHERE name = $1", t.Name); err != nil {
+			return taken, fmt.Errorf("reserve public.%s: %w", t.Name, err)
+		}
+	}
+	return taken, nil
+}
+
+// MarkBuilt records in tx that a run published into the reserved tables
+// (a month of a partitioned table and its aggregates, which are written in
+// place rather than replaced).
+func MarkBuilt(ctx context.Context, tx pgx.Tx, tables ...string) error {
+	if _, err := tx.Exec(ctx, "UPDATE millrace.relations SET reserved = false WHERE name = ANY($1) AND reserved", tables); err != nil {
+		return fmt.Errorf("record %v as built: %w", tables, err)
+	}
+	return nil
 }

@@ -389,6 +389,14 @@ func execErr(ctx context.Context, err error, prefix, sql string) error {
 	return millrace.Permanent(e)
 }
 
+// CompareColumns returns nil when the columns of a SELECT (got, from a
+// Probe) give those declared (want) as Build would, else a *ColumnError
+// that says how they differ and what to write.
+func CompareColumns(got, want []Column) error {
+	_, err := selectList(got, want)
+	return err
+}
+
 // ColumnError says how the columns of a SELECT differ from those declared.
 type ColumnError struct {
 	Message string

@@ -43,6 +43,12 @@ type Table struct {
 	// the table's primary key.
 	Key    []string
 	Checks []Check
+	// PartitionBy, for a table that Reserve creates, names the date column
+	// by whose month it is partitioned (a MonthlyLoad's table).
+	PartitionBy string
+	// InPlace marks a table whose rows are written in place rather than
+	// the table replaced (an aggregate): Reserve gives it its key.
+	InPlace bool
 }
 
 // column returns the contract's column called name.
@@ -73,6 +79,34 @@ func (t Table) createSQL(name pgx.Identifier) string {
 		fmt.Fprintf(&b, ", CONSTRAINT %s CHECK (%s)", pgx.Identifier{k.Name}.Sanitize(), k.Expr)
 	}
 	b.WriteString(")")
+	return b.String()
+}
+
+// reserveSQL returns the CREATE TABLE statement of an empty table that
+// will be published: the columns with their types and NOT NULLs, the key
+// (named pkey; none when "") of a table whose rows are replaced in place
+// (an aggregate), the range
+// partitioning of a MonthlyLoad's table; no rule (a partition's own carry
+// them while they load).
+func (t Table) reserveSQL(name pgx.Identifier, pkey string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE %s (", name.Sanitize())
+	for i, c := range t.Columns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %s", pgx.Identifier{c.Name}.Sanitize(), c.Type)
+		if !c.Nullable {
+			b.WriteString(" NOT NULL")
+		}
+	}
+	if len(t.Key) > 0 && t.PartitionBy == "" && pkey != "" {
+		fmt.Fprintf(&b, ", CONSTRAINT %s PRIMARY KEY (%s)", pgx.Identifier{pkey}.Sanitize(), identList(t.Key))
+	}
+	b.WriteString(")")
+	if t.PartitionBy != "" {
+		fmt.Fprintf(&b, " PARTITION BY RANGE (%s)", pgx.Identifier{t.PartitionBy}.Sanitize())
+	}
 	return b.String()
 }
 

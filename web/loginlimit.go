@@ -52,6 +52,10 @@ type loginLimiter struct {
 	isUser  func(name string) bool
 	clients *failures
 	users   *failures
+	// others counts the failures of names that are not users', apart from
+	// users so that a flood of them cannot push a user's count out, but
+	// per name like users', so that the answers cannot tell the two apart.
+	others *failures
 	// known maps client and hashed user name to when the exemption ends.
 	known *expiring
 }
@@ -64,6 +68,7 @@ func newLoginLimiter(now func() time.Time, isUser func(string) bool) *loginLimit
 		isUser:  isUser,
 		clients: &failures{max: clientFailures, window: loginWindow, entries: expiring{cap: limiterEntries, m: map[string]counter{}}},
 		users:   &failures{max: userFailures, window: loginWindow, entries: expiring{cap: limiterEntries, m: map[string]counter{}}},
+		others:  &failures{max: userFailures, window: loginWindow, entries: expiring{cap: limiterEntries, m: map[string]counter{}}},
 		known:   &expiring{cap: limiterEntries, m: map[string]counter{}},
 	}
 }
@@ -76,7 +81,9 @@ func (l *loginLimiter) allowClient(client string) bool {
 	return l.clients.allow(client, l.now())
 }
 
-// allowUser reports whether the client may try to log in as user.
+// allowUser reports whether the client may try to log in as user. A
+// refusal counts as a failure of the client: probing names costs as much
+// as guessing passwords.
 func (l *loginLimiter) allowUser(client, user string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -84,7 +91,11 @@ func (l *loginLimiter) allowUser(client, user string) bool {
 	if _, ok := l.known.get(l.knownKey(client, user), now); ok {
 		return true
 	}
-	return l.users.allow(l.userKey(user), now)
+	if l.table(user).allow(l.userKey(user), now) {
+		return true
+	}
+	l.clients.add(client, now)
+	return false
 }
 
 // fail records a failed login of the client as user.
@@ -93,7 +104,15 @@ func (l *loginLimiter) fail(client, user string) {
 	defer l.mu.Unlock()
 	now := l.now()
 	l.clients.add(client, now)
-	l.users.add(l.userKey(user), now)
+	l.table(user).add(l.userKey(user), now)
+}
+
+// table returns the failures of user's kind: users' or other names'.
+func (l *loginLimiter) table(user string) *failures {
+	if l.isUser != nil && !l.isUser(user) {
+		return l.others
+	}
+	return l.users
 }
 
 // succeed records that the client logged in as user.
@@ -108,15 +127,11 @@ func (l *loginLimiter) succeed(client, user string) {
 func (l *loginLimiter) size() (clients, users, known int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.clients.entries.m), len(l.users.entries.m), len(l.known.m)
+	return len(l.clients.entries.m), len(l.users.entries.m) + len(l.others.entries.m), len(l.known.m)
 }
 
-// userKey is the key of a user name: its hash, or one key for every name
-// that is not a user's.
+// userKey is the key of a user name: its hash.
 func (l *loginLimiter) userKey(user string) string {
-	if l.isUser != nil && !l.isUser(user) {
-		return "not a user"
-	}
 	h := sha256.Sum256([]byte(user))
 	return string(h[:])
 }

@@ -68,8 +68,45 @@ func TestLoginLimiter(t *testing.T) {
 		if l.allowUser("203.0.113.1", "admin") {
 			t.Error("admin unlocked by a flood of failures under made-up names")
 		}
-		if _, users, _ := l.size(); users > 2 {
-			t.Errorf("%d user names counted, want admin and one for all others", users)
+		if _, users, _ := l.size(); users > limiterEntries+1 {
+			t.Errorf("%d user names counted, want admin and at most %d others", users, limiterEntries)
+		}
+	})
+
+	t.Run("unknown and known names are answered alike", func(t *testing.T) {
+		t.Parallel()
+		// Before, every made-up name counted under one key: after 20
+		// failures with made-up names a fresh client got 429 for every
+		// unknown name and 401 for every real one.
+		l := newLoginLimiter(newFakeClock().now, func(name string) bool { return name == "admin" })
+		for i := range userFailures {
+			l.fail(fmt.Sprintf("198.51.100.%d", i%4), fmt.Sprintf("made-up-%d", i))
+		}
+		if !l.allowUser("203.0.113.1", "someone-else") || !l.allowUser("203.0.113.1", "admin") {
+			t.Error("failures of other made-up names lock a fresh unknown name, or the real one")
+		}
+		for i := range userFailures {
+			l.fail(fmt.Sprintf("198.51.100.%d", i%4), "ghost")
+			l.fail(fmt.Sprintf("198.51.100.%d", i%4), "admin")
+		}
+		if l.allowUser("203.0.113.2", "ghost") || l.allowUser("203.0.113.3", "admin") {
+			t.Error("a name with its failures is not locked, whether a user's or not")
+		}
+	})
+
+	t.Run("a refusal counts against the client", func(t *testing.T) {
+		t.Parallel()
+		l := newLoginLimiter(newFakeClock().now, nil)
+		for i := range userFailures {
+			l.fail(fmt.Sprintf("198.51.100.%d", i), "admin")
+		}
+		for range clientFailures {
+			if l.allowUser("203.0.113.9", "admin") {
+				t.Fatal("admin not locked")
+			}
+		}
+		if l.allowClient("203.0.113.9") {
+			t.Error("a client refused for a locked name keeps probing for free")
 		}
 	})
 

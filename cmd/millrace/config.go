@@ -27,10 +27,12 @@ import (
 type Config struct {
 	DatabaseURL string
 	Source      string
-	S3          source.S3Config
-	Passwords   warehouse.Passwords
-	SalesStart  string
-	LogLevel    string
+	// Pipelines is the folder of pipeline files; "" for the built-ins.
+	Pipelines  string
+	S3         source.S3Config
+	Passwords  warehouse.Passwords
+	SalesStart string
+	LogLevel   string
 
 	HTTPAddr          string
 	UIUser            string
@@ -81,6 +83,7 @@ type setting struct {
 func (c *Config) settings() []setting {
 	return []setting{
 		{env: "MILLRACE_DATABASE_URL", flag: "database-url", def: "postgres://admin:admin@localhost:5432/companydata", usage: "admin connection to the companydata database", databaseURL: true, str: &c.DatabaseURL},
+		{env: "MILLRACE_PIPELINES", flag: "pipelines", def: "", usage: "the folder of pipeline files (millrace pipelines init DIR writes the built-ins as its start); empty: the built-in pipelines", str: &c.Pipelines},
 		{env: "MILLRACE_SOURCE", flag: "source", def: "s3://daredata-technical-challenge-data", usage: "where the files are: s3://bucket[/prefix], a directory or a file:// URL", str: &c.Source},
 		{env: "MILLRACE_S3_REGION", flag: "s3-region", def: source.DefaultRegion, usage: "S3 region", str: &c.S3.Region},
 		{env: "MILLRACE_S3_ENDPOINT", flag: "s3-endpoint", def: "", usage: "S3-compatible endpoint URL (MinIO, LocalStack); empty for AWS", str: &c.S3.Endpoint},

@@ -82,7 +82,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	root.SetErr(m.Stderr)
 	root.SetArgs(args)
 	root.AddCommand(m.dbCommand(), m.runCommand(), m.statusCommand(), m.genCommand(), m.serveCommand(), m.backfillCommand(), m.demoCommand(), m.healthcheckCommand(), m.notifyCommand(), m.versionCommand(),
-		m.pauseCommand(), m.resumeCommand(), m.cancelCommand(), m.backfillsCommand(), m.userCommand(), m.tokenCommand(), m.auditCommand())
+		m.pauseCommand(), m.resumeCommand(), m.cancelCommand(), m.backfillsCommand(), m.userCommand(), m.tokenCommand(), m.auditCommand(), m.pipelinesCommand())
 	return root.ExecuteContext(ctx)
 }
 
@@ -135,8 +135,9 @@ func (m *Main) orchestrator(ctx context.Context, set *pipelines.Set, workers, re
 	return o, w, nil
 }
 
-// pipelines returns the pipelines reading from the configured source,
-// whose reads time out without progress.
+// pipelines returns the pipelines, the built-in ones or those of the folder
+// MILLRACE_PIPELINES, reading from the configured source, whose reads time
+// out without progress.
 func (m *Main) pipelines(ctx context.Context) (*pipelines.Set, error) {
 	pc, idle, err := m.config.pipelinesConfig()
 	if err != nil {
@@ -146,7 +147,15 @@ func (m *Main) pipelines(ctx context.Context) (*pipelines.Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", m.config.Source, err)
 	}
-	return pipelines.NewWithConfig(source.WithIdleTimeout(src, idle), pc), nil
+	src = source.WithIdleTimeout(src, idle)
+	if m.config.Pipelines == "" {
+		return pipelines.NewWithConfig(src, pc), nil
+	}
+	set, problems := pipelines.NewFromFolder(os.DirFS(m.config.Pipelines), src, pc)
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("the pipelines of %s (MILLRACE_PIPELINES) do not check:\n%w", m.config.Pipelines, problems)
+	}
+	return set, nil
 }
 
 // pipelineNames lists the pipelines for help texts.

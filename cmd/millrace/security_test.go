@@ -81,9 +81,10 @@ const (
 		CREATE VIEW public.sales_2020_03 AS SELECT 'mine'::text AS mine;
 		CREATE TABLE public.stores_pkey (mine text); INSERT INTO public.stores_pkey VALUES ('mine');
 		CREATE TABLE public.feature_store_pkey (mine text); INSERT INTO public.feature_store_pkey VALUES ('mine');
-		CREATE TABLE public.sales_2020_01_pkey (mine text); INSERT INTO public.sales_2020_01_pkey VALUES ('mine');
-		CREATE TYPE public._feature_store AS (mine text);
-		CREATE TYPE public._stores AS (mine text);`
+		CREATE TABLE public.sales_2020_01_pkey (mine text); INSERT INTO public.sales_2020_01_pkey VALUES ('mine');`
+	// The types _feature_store and _stores are not squatted here: since set-up
+	// reserves the tables, their array types hold those names (a type
+	// squatted before is TestReplaceForeignObject's).
 )
 
 // squatted lists the squatters' relations that hold a row, to check that
@@ -218,9 +219,6 @@ func TestSecurityHostileUser(t *testing.T) {
 		if err := mle.QueryRow(ctx, "SELECT mine FROM public."+rel).Scan(&mine); err != nil || mine != "mine" {
 			t.Errorf("mle_user's %s after the runs: %q, %v; want its row", rel, mine, err)
 		}
-	}
-	for _, typ := range []string{"_feature_store", "_stores"} {
-		execAll(t, mle, fmt.Sprintf("SELECT ROW('mine')::public.%s", typ))
 	}
 	// The view sees the reloaded feature_store.
 	var inView, inTable int64

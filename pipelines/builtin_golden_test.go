@@ -1,7 +1,18 @@
 package pipelines
 
 import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/pipelines/builtin"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -36,7 +47,7 @@ var (
 			{Name: "label", Type: "integer"},
 		},
 		Key:    []string{"idx"},
-		Checks: []warehouse.Check{{Name: "labels_label_binary", Column: "label", Expr: "label IN (0, 1)", Reason: "a label is 0 or 1"}},
+		Checks: []warehouse.Check{{Name: "labels_label_in", Column: "label", Expr: `"label" IN (0, 1)`, Reason: "a label is 0 or 1"}},
 	}
 	stores = warehouse.Table{
 		Name: "stores",
@@ -56,8 +67,9 @@ var loadClientData = loadPlan{
 		{Key: "labels.csv", Contract: labels, NotEmpty: true},
 		{Key: "stores.csv", Contract: stores, NotEmpty: true},
 	},
-	Shrink: true,
-	What:   "the client tables",
+	Shrink:   true,
+	MinRatio: 0.5,
+	What:     "the tables of load_client_data",
 }
 
 // storeOfSale is the reference of a sale to its store.
@@ -84,10 +96,11 @@ var loadSalesData = monthlyPlan{
 	Volume:     true,
 	Aggregates: []aggregate{{
 		Table:       "monthly_sales",
+		Key:         []string{"sale_month", "store_idx"},
 		MonthColumn: "sale_month",
 		GroupBy:     []string{"store_idx"},
-		Lookups:     []lookup{{Column: "location", From: "location", Via: storeOfSale}},
-		Measures:    []measure{{Column: "value", Func: "sum", Arg: "value"}},
+		Lookups:     []lookup{{Column: "location", From: "location", Type: "text", Via: storeOfSale}},
+		Measures:    []measure{{Column: "value", Func: "sum", Arg: "value", Type: "numeric"}},
 	}},
 }
 
@@ -164,10 +177,143 @@ GROUP BY 1, 2, 3
 	}},
 }
 
-// builtinExecutors are the executors of the four built-in pipelines.
-var builtinExecutors = map[string]executor{
-	millrace.LoadClientData:  loadClientData,
-	millrace.LoadSalesData:   loadSalesData,
-	millrace.ProcessData:     processData,
-	millrace.SalesStatistics: salesStatistics,
+// goPipelines are the four pipelines as v0.3.0 wrote them in Go: what the
+// embedded files must compile to.
+func goPipelines() []Pipeline {
+	return []Pipeline{
+		{Name: millrace.LoadClientData, Description: "loads customer_profiles, customer_activity, labels and stores (one-off)",
+			Schedule: "once, on a fresh installation; then on demand", OnFreshInstall: true,
+			Then:   []string{millrace.ProcessData},
+			Tables: []string{"customer_profiles", "customer_activity", "labels", "stores"},
+			Files:  []string{"customer_profiles.csv", "customer_activity.csv", "labels.csv", "stores.csv"}, exec: loadClientData},
+		{Name: millrace.LoadSalesData, Description: "loads a month of sales and its per-store totals into sales and monthly_sales", Monthly: true,
+			Schedule:    "monthly, 00:00 UTC on the 1st, loading the month that just ended",
+			Needs:       []string{millrace.LoadClientData}, // every sale's store must be in stores
+			Tables:      []string{"sales", "monthly_sales"},
+			Files:       []string{"sales/YYYY-MM-01/sales.csv"},
+			InputTables: []string{"stores"}, exec: loadSalesData},
+		{Name: millrace.ProcessData, Description: "builds feature_store and customer_activity_ranked from the customer tables",
+			Schedule:    "after every successful load_client_data; on demand",
+			Tables:      []string{"feature_store", "customer_activity_ranked"},
+			Reads:       []string{millrace.LoadClientData},
+			InputTables: []string{"customer_profiles", "customer_activity", "labels"}, exec: processData},
+		{Name: millrace.SalesStatistics, Description: "computes the average sale and number of sales per store and month",
+			Schedule:    "on demand",
+			Tables:      []string{"sales_statistics"},
+			Reads:       []string{millrace.LoadSalesData},
+			InputTables: []string{"sales", "stores"}, exec: salesStatistics},
+	}
+}
+
+// TestBuiltinFilesCheck: the embedded files of the built-ins check clean.
+func TestBuiltinFilesCheck(t *testing.T) {
+	t.Parallel()
+	if _, errs := ReadFolder(builtin.FS); len(errs) > 0 {
+		t.Fatalf("the built-in files:\n%v", errs)
+	}
+}
+
+// TestBuiltinFilesCompileToTheGoPipelines: the pipelines compiled from the
+// embedded files equal those v0.3.0 wrote in Go, what the orchestrator, the
+// UI and lineage ask of them (Needs, Then, Reads, Tables, Files,
+// InputTables) and what their executors do; descriptions of tables and
+// columns are new, and the SQL carries its comments in its files.
+func TestBuiltinFilesCompileToTheGoPipelines(t *testing.T) {
+	t.Parallel()
+	got, want := builtinPipelines(), goPipelines()
+	if len(got) != len(want) {
+		t.Fatalf("%d pipelines compiled, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		slices.Sort(g.InputTables)
+		slices.Sort(w.InputTables)
+		g.exec, w.exec = normalise(g.exec), normalise(w.exec)
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("%s compiled from its file:\n%#v\nwant:\n%#v", w.Name, g, w)
+		}
+	}
+}
+
+// normalise clears what the files add to a plan and strips the SQL of its
+// comments and layout.
+func normalise(e executor) executor {
+	switch p := e.(type) {
+	case loadPlan:
+		p.Tables = slices.Clone(p.Tables)
+		for i := range p.Tables {
+			p.Tables[i].Description = ""
+		}
+		return p
+	case transformPlan:
+		p.Tables = slices.Clone(p.Tables)
+		for i := range p.Tables {
+			p.Tables[i].Description = ""
+			var lines []string
+			for _, l := range strings.Split(p.Tables[i].SQL, "\n") {
+				if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "--") {
+					lines = append(lines, l)
+				}
+			}
+			p.Tables[i].SQL = strings.Join(lines, " ")
+		}
+		slices.Sort(p.Inputs)
+		return p
+	}
+	return e
+}
+
+// update rewrites builtin/inputs.lock from what PostgreSQL says.
+var update = flag.Bool("update", false, "rewrite pipelines/builtin/inputs.lock")
+
+// TestBuiltinInputsLock: the tables each built-in transform reads, as
+// inputs.lock records them, are what PostgreSQL resolves its SELECT to
+// (warehouse.ProbeTx): no SQL text is parsed to find them.
+func TestBuiltinInputsLock(t *testing.T) {
+	t.Parallel()
+	url := dbtest.NewSetUpDatabase(t)
+	w, err := warehouse.Open(t.Context(), url, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := New(nil).Reserve(t.Context(), w.Pool()); err != nil {
+		t.Fatal(err)
+	}
+	f, errs := ReadFolder(builtin.FS)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	tx, err := w.Pool().Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(t.Context())
+	var lock strings.Builder
+	lock.WriteString("# What PostgreSQL says each transform's SELECT reads: pipeline/table: tables\n# of public. Checked by TestBuiltinInputsLock; `go test ./pipelines -run\n# TestBuiltinInputsLock -update` writes it anew.\n")
+	for _, s := range f.Specs {
+		for i, name := range s.Tables.Keys {
+			sql := s.Tables.Values[i].SQL
+			if sql == "" {
+				continue
+			}
+			p, err := warehouse.ProbeTx(t.Context(), tx, f.sql[sql])
+			if err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+			var inputs []string
+			for _, in := range p.Inputs {
+				inputs = append(inputs, in.Name)
+			}
+			if got, want := inputs, f.inputs[s.Name+"/"+name]; !slices.Equal(got, want) && !*update {
+				t.Errorf("%s/%s reads %v, inputs.lock says %v: run the test with -update", s.Name, name, got, want)
+			}
+			fmt.Fprintf(&lock, "%s/%s: [%s]\n", s.Name, name, strings.Join(inputs, ", "))
+		}
+	}
+	if *update {
+		if err := os.WriteFile("builtin/inputs.lock", []byte(lock.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPipelinesCommands: init writes the built-ins as a company's folder,
+// check passes on it and, once a file is broken, prints each problem as
+// file:line:col and fails; schema prints the JSON Schema.
+func TestPipelinesCommands(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "pipelines")
+	c := &cli{t: t, now: time.Now(), env: map[string]string{}}
+	if out := c.ok("pipelines", "init", dir); !strings.Contains(out, "wrote 10 files") {
+		t.Errorf("init said %q", out)
+	}
+	for _, f := range []string{"load_client_data.yaml", "process_data/feature_store.sql", "millrace-pipeline.v1.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("init did not write %s: %v", f, err)
+		}
+	}
+	if _, _, err := c.run("pipelines", "init", dir); err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Errorf("init over a folder: %v, want a refusal", err)
+	}
+	if out := c.ok("pipelines", "check", dir); !strings.Contains(out, "4 pipelines, no problem") {
+		t.Errorf("check of the folder init wrote: %q", out)
+	}
+	file := filepath.Join(dir, "labels.yaml")
+	if err := os.WriteFile(file, []byte("apiVersion: millrace/v1\nkind: Load\nname: load_labels\ntables:\n  labels:\n    fil: labels.csv\n    columns: {idx: bigint}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := c.run("pipelines", "check", dir)
+	for _, want := range []string{
+		"load_client_data.yaml:29:3: table labels is published by load_labels (labels.yaml) too: one pipeline writes a table",
+		`labels.yaml:6:5: unknown field "fil" (did you mean "file"?)`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check printed:\n%s\nwant a line %q", out, want)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "problems") {
+		t.Errorf("check of a broken folder: %v, want a failure", err)
+	}
+	var schema map[string]any
+	if err := json.Unmarshal([]byte(c.ok("pipelines", "schema")), &schema); err != nil || schema["$schema"] == nil {
+		t.Errorf("schema: %v, %v", err, schema["$schema"])
+	}
+}
