@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/audit"
@@ -65,10 +66,44 @@ func CheckName(name string) error {
 		return millrace.Permanent(fmt.Errorf("user name %q: only letters, digits and . _ @ + -", name))
 	case name == "." || name == "..":
 		return millrace.Permanent(fmt.Errorf("user name %q: not a name", name))
+	case !norm.NFKC.IsNormalString(name):
+		return millrace.Permanent(fmt.Errorf("user name %q: not in Unicode's normal form NFKC: use %q", name, norm.NFKC.String(name)))
+	case mixedScripts(name):
+		return millrace.Permanent(fmt.Errorf("user name %q: its letters mix scripts (Latin and Cyrillic, say), which makes look-alikes of other names: write it in one", name))
 	case slices.Contains(reservedNames, strings.ToLower(name)):
 		return millrace.Permanent(fmt.Errorf("user name %q: reserved for millrace's own entries in the audit log", name))
 	}
 	return nil
+}
+
+// japanese are the scripts that Japanese writes one name in.
+var japanese = []string{"Han", "Hiragana", "Katakana"}
+
+// mixedScripts reports whether the letters of name come from more than one
+// script, Japanese's three counting as one: "аdmin" with a Cyrillic а
+// looks like admin.
+func mixedScripts(name string) bool {
+	seen := ""
+	for _, r := range name {
+		if !unicode.IsLetter(r) {
+			continue
+		}
+		script := "other"
+		for s, table := range unicode.Scripts {
+			if unicode.Is(table, r) {
+				script = s
+				break
+			}
+		}
+		if slices.Contains(japanese, script) {
+			script = "Japanese"
+		}
+		if seen != "" && script != seen {
+			return true
+		}
+		seen = script
+	}
+	return false
 }
 
 // checkPassword refuses a password shorter than MinPassword.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"net"
 	"net/http"
 	"strings"
 )
@@ -63,4 +64,30 @@ func crossOriginProtection(h http.Handler) http.Handler {
 		http.Error(w, "refused: the request came from another site (cross-origin check failed)", http.StatusForbidden)
 	}))
 	return cop.Handler(h)
+}
+
+// hostAllowList refuses, with 421 Misdirected Request, a request whose
+// Host is not one of hosts (names, without ports) nor a loopback name: a
+// page of another site whose name resolves to millrace (DNS rebinding)
+// sends its own name. With no hosts every request passes, as the demo on
+// localhost needs.
+func hostAllowList(hosts []string, h http.Handler) http.Handler {
+	if len(hosts) == 0 {
+		return h
+	}
+	allowed := map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}
+	for _, host := range hosts {
+		allowed[strings.ToLower(host)] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !allowed[strings.ToLower(strings.Trim(host, "[]"))] {
+			http.Error(w, "refused: this server answers for the host of MILLRACE_PUBLIC_URL only", http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

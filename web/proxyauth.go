@@ -44,8 +44,15 @@ func (s *Server) proxyUser(r *http.Request) (string, bool) {
 // forms carry; the session counts only while the header names its user.
 func (s *Server) proxySession(w http.ResponseWriter, r *http.Request, name string, api bool) (session, bool) {
 	u, err := s.users.ProxyUser(r.Context(), name, s.cfg.ProxyCreate, s.address(r))
-	if errors.Is(err, users.ErrNotFound) || (err != nil && users.CheckName(name) != nil) {
+	refused := err != nil && users.CheckName(name) != nil
+	if errors.Is(err, users.ErrNotFound) || refused {
 		msg := fmt.Sprintf("%s is not a millrace user: ask an admin to add you", name)
+		if refused {
+			// A look-alike of another name ("аdmin" with a Cyrillic а), or
+			// characters a name may not hold: said as such, and logged.
+			msg = users.CheckName(name).Error()
+			s.cfg.Logger.Warn("the sign-in proxy named a user that is refused", "user", name, "err", msg, "client", s.clientKey(r))
+		}
 		if api {
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": msg})
 		} else {

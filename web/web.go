@@ -30,6 +30,9 @@ var staticFS embed.FS
 
 // Config is what the server needs. Zero values mean the defaults.
 type Config struct {
+	// AllowedHosts are the names of the Host header the server answers
+	// for, beside loopback names (MILLRACE_PUBLIC_URL's). Defaults to any.
+	AllowedHosts []string
 	Warehouse    *warehouse.Warehouse
 	Ledger       *ledger.Ledger
 	Orchestrator *orchestrator.Orchestrator
@@ -194,7 +197,7 @@ func (s *Server) Handler() http.Handler {
 	ui.Handle("/riverui/", s.auditRiverUI(s.riverUI))
 
 	mux.Handle("/", s.authenticated(ui))
-	return securityHeaders(crossOriginProtection(limitBodies(mux)), s.cfg.SecureCookies)
+	return hostAllowList(s.cfg.AllowedHosts, securityHeaders(crossOriginProtection(limitBodies(mux)), s.cfg.SecureCookies))
 }
 
 // cacheFor lets browsers keep the embedded assets.

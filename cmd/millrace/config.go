@@ -118,7 +118,7 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_NOTIFY_FORMAT", flag: "notify-format", def: notify.FormatJSON, usage: "body of the alerts: json, or slack ({\"text\": ...}, which Slack, Mattermost and most chat webhooks accept)", str: &c.NotifyFormat},
 		{env: "MILLRACE_OPENLINEAGE_URL", flag: "openlineage-url", def: "", usage: "OpenLineage endpoint that receives each run's START and COMPLETE/FAIL/ABORT events as HTTP POSTs, such as http://marquez:5000/api/v1/lineage; empty sends none", secret: true, str: &c.OpenLineageURL},
 		{env: "MILLRACE_OPENLINEAGE_NAMESPACE", flag: "openlineage-namespace", def: lineage.DefaultNamespace, usage: "job namespace of the OpenLineage events", str: &c.OpenLineageNamespace},
-		{env: "MILLRACE_PUBLIC_URL", flag: "public-url", def: "", usage: "where people reach the UI, such as https://millrace.example.com: alerts link to the month's page there", str: &c.PublicURL},
+		{env: "MILLRACE_PUBLIC_URL", flag: "public-url", def: "", usage: "where people reach the UI, such as https://millrace.example.com: alerts link to the month's page there, and the UI answers for its host (and loopback names) only", str: &c.PublicURL},
 	}
 }
 
@@ -327,4 +327,14 @@ func (m *Main) setupPasswords() warehouse.Passwords {
 		}
 	}
 	return pw
+}
+
+// allowedHosts returns the host of MILLRACE_PUBLIC_URL, the one name the UI
+// answers for beside loopback ones; none when it is not set.
+func (c *Config) allowedHosts() []string {
+	u, err := url.Parse(c.PublicURL)
+	if c.PublicURL == "" || err != nil || u.Hostname() == "" {
+		return nil
+	}
+	return []string{u.Hostname()}
 }

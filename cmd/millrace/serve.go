@@ -98,7 +98,7 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	}
 	ui, err := web.New(web.Config{Warehouse: w, Ledger: l, Orchestrator: o, Pipelines: set, Gatherer: reg, OpenLineage: olTarget,
 		Username: m.config.UIUser, Password: m.config.UIPassword, SecureCookies: m.config.UISecureCookies,
-		TrustedProxies: proxies, ProxyHeader: proxyHeader, ProxyCreate: proxyCreate, Logger: m.logger})
+		TrustedProxies: proxies, ProxyHeader: proxyHeader, ProxyCreate: proxyCreate, Logger: m.logger, AllowedHosts: m.config.allowedHosts()})
 	if err != nil {
 		return err
 	}
