@@ -242,13 +242,16 @@ func normalise(e executor) executor {
 	case loadPlan:
 		p.Tables = slices.Clone(p.Tables)
 		for i := range p.Tables {
-			p.Tables[i].Description = ""
+			p.Tables[i].Description, p.Tables[i].Comments = "", nil
 		}
+		return p
+	case monthlyPlan:
+		p.Description, p.Comments = "", nil
 		return p
 	case transformPlan:
 		p.Tables = slices.Clone(p.Tables)
 		for i := range p.Tables {
-			p.Tables[i].Description = ""
+			p.Tables[i].Description, p.Tables[i].Comments = "", nil
 			var lines []string
 			for _, l := range strings.Split(p.Tables[i].SQL, "\n") {
 				if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "--") {

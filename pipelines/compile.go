@@ -566,7 +566,7 @@ func (f *Folder) loadPlan(s *Spec) (loadPlan, []string) {
 	for i, name := range s.Tables.Keys {
 		t := s.Tables.Values[i]
 		p.Tables = append(p.Tables, fileTable{Key: t.File, Contract: contract(name, t.Columns, t.Key), Description: t.Description, NotEmpty: notEmpty(s),
-			References: references(t.Columns)})
+			References: references(t.Columns), Comments: comments(t.Columns)})
 		files = append(files, t.File)
 	}
 	if s.Checks != nil && s.Checks.Shrink != nil {
@@ -579,7 +579,7 @@ func (f *Folder) loadPlan(s *Spec) (loadPlan, []string) {
 func (f *Folder) monthlyPlan(s *Spec) monthlyPlan {
 	t := contract(s.Table, s.Columns, s.Key)
 	p := monthlyPlan{File: s.File, Table: s.Table, PartitionBy: s.PartitionBy, Columns: t.Columns, Key: s.Key, Checks: t.Checks,
-		NotEmpty: notEmpty(s), Volume: s.Checks != nil && s.Checks.Volume != nil}
+		NotEmpty: notEmpty(s), Volume: s.Checks != nil && s.Checks.Volume != nil, Description: s.Description, Comments: comments(s.Columns)}
 	p.References = references(s.Columns)
 	refs := map[string]reference{}
 	for _, r := range p.References {
@@ -609,7 +609,7 @@ func (f *Folder) transformPlan(s *Spec) transformPlan {
 	for i, name := range s.Tables.Keys {
 		t := s.Tables.Values[i]
 		st := sqlTable{Name: name, File: t.SQL, SQL: f.sql[t.SQL], Columns: contract(name, t.Columns, t.Key).Columns, Key: t.Key,
-			Description: t.Description, NotEmpty: true}
+			Description: t.Description, Comments: comments(t.Columns), NotEmpty: true}
 		if t.NotEmpty != nil {
 			st.NotEmpty = !t.NotEmpty.Off && t.NotEmpty.Severity != "warn"
 			st.NotEmptyWarn = !t.NotEmpty.Off && t.NotEmpty.Severity == "warn"
@@ -689,6 +689,17 @@ func references(cols Ordered[ColumnSpec]) []reference {
 			r.Reason = fmt.Sprintf("no row of %s has this %s; load %s first or fix the file", table, key, table)
 		}
 		out = append(out, r)
+	}
+	return out
+}
+
+// comments returns the columns' descriptions, by name.
+func comments(cols Ordered[ColumnSpec]) map[string]string {
+	out := map[string]string{}
+	for i, c := range cols.Keys {
+		if d := cols.Values[i].Description; d != "" {
+			out[c] = d
+		}
 	}
 	return out
 }

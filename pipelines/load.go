@@ -52,6 +52,9 @@ func (p loadPlan) run(ctx context.Context, e env) (int64, error) {
 		if err := warehouse.Replace(ctx, e.tx, t.Contract.Name); err != nil {
 			return 0, err
 		}
+		if err := warehouse.Comment(ctx, e.tx, t.Contract.Name, t.Description, t.Comments); err != nil {
+			return 0, err
+		}
 	}
 	return total, nil
 }

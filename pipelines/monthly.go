@@ -74,6 +74,9 @@ func (p monthlyPlan) run(ctx context.Context, e env) (int64, error) {
 			return 0, err
 		}
 	}
+	if err := warehouse.Comment(ctx, e.tx, p.Table, p.Description, p.Comments); err != nil {
+		return 0, err
+	}
 	return rows, warehouse.MarkBuilt(ctx, e.tx, own...)
 }
 

@@ -20,8 +20,9 @@ type fileTable struct {
 	Key string
 	// Contract is the table: its name, columns, key and rules.
 	Contract warehouse.Table
-	// Description becomes the table's COMMENT, Columns' theirs.
+	// Description becomes the table's COMMENT, Comments its columns'.
 	Description string
+	Comments    map[string]string
 	// NotEmpty refuses a file without data rows (on unless declared off).
 	NotEmpty bool
 	// References are the columns whose values must be keys of another
@@ -100,8 +101,11 @@ type monthlyPlan struct {
 	References []reference
 	NotEmpty   bool
 	// Volume compares a month's rows with the months before.
-	Volume     bool
-	Aggregates []aggregate
+	Volume bool
+	// Description becomes the table's COMMENT, Comments its columns'.
+	Description string
+	Comments    map[string]string
+	Aggregates  []aggregate
 }
 
 // Key returns the key of month m's file.
@@ -162,7 +166,9 @@ type sqlTable struct {
 	Checks  []sqlCheck
 	// NotEmpty refuses (or, with NotEmptyWarn, warns of) an empty result.
 	NotEmpty, NotEmptyWarn bool
-	Description            string
+	// Description becomes the table's COMMENT, Comments its columns'.
+	Description string
+	Comments    map[string]string
 }
 
 // transformPlan is a Transform: SELECTs over published tables into tables,

@@ -73,6 +73,9 @@ func (p transformPlan) run(ctx context.Context, e env) (int64, error) {
 		if err := warehouse.Replace(ctx, e.tx, t.Name); err != nil {
 			return 0, err
 		}
+		if err := warehouse.Comment(ctx, e.tx, t.Name, t.Description, t.Comments); err != nil {
+			return 0, err
+		}
 	}
 	return total, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -183,6 +185,42 @@ func ReserveTx(ctx context.Context, tx pgx.Tx, tables []Table) (taken []string, 
 func MarkBuilt(ctx context.Context, tx pgx.Tx, tables ...string) error {
 	if _, err := tx.Exec(ctx, "UPDATE millrace.relations SET reserved = false WHERE name = ANY($1) AND reserved", tables); err != nil {
 		return fmt.Errorf("record %v as built: %w", tables, err)
+	}
+	return nil
+}
+
+// Comment sets, in tx, the COMMENT of public.table and of its columns: what
+// a pipeline's file says of them, which readers see in psql (\d+), DBeaver
+// or SQLAlchemy's inspector. An empty text leaves a comment alone. The
+// texts are quoted by the server's format().
+func Comment(ctx context.Context, tx pgx.Tx, table, text string, columns map[string]string) error {
+	target := pgx.Identifier{"public", table}.Sanitize()
+	var stmts []string
+	add := func(q string, args ...any) error {
+		var stmt string
+		if err := tx.QueryRow(ctx, q, args...).Scan(&stmt); err != nil {
+			return fmt.Errorf("describe %s: %w", table, err)
+		}
+		stmts = append(stmts, stmt)
+		return nil
+	}
+	if text != "" {
+		if err := add("SELECT pg_catalog.format('COMMENT ON TABLE %s IS %L', $1::text, $2::text)", target, text); err != nil {
+			return err
+		}
+	}
+	for _, c := range slices.Sorted(maps.Keys(columns)) {
+		if columns[c] == "" {
+			continue
+		}
+		if err := add("SELECT pg_catalog.format('COMMENT ON COLUMN %s.%I IS %L', $1::text, $2::text, $3::text)", target, c, columns[c]); err != nil {
+			return err
+		}
+	}
+	for _, q := range stmts {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("describe %s: %w", table, err)
+		}
 	}
 	return nil
 }

@@ -38,8 +38,8 @@ func Replace(ctx context.Context, tx pgx.Tx, table string) error {
 	if exists {
 		// The lock the drop or the truncate takes anyway, taken first, so
 		// that no view can come to depend on the table after the look.
-		if _, err := tx.Exec(ctx, "LOCK TABLE "+public.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-			return fmt.Errorf("lock %s: %w", table, err)
+		if err := lockForPublish(ctx, tx, public, "ACCESS EXCLUSIVE"); err != nil {
+			return err
 		}
 		dependents, err := dependents(ctx, tx, table)
 		if err != nil {
@@ -210,6 +210,11 @@ func ReplacePartition(ctx context.Context, tx pgx.Tx, parent, partition string, 
 		return fmt.Errorf("table %s is missing: run `millrace db setup`", parent)
 	}
 	staging, target := Staging(partition), pgx.Identifier{DataSchema, partition}
+	// Dropping the month's old partition locks the parent, which readers of
+	// the table hold: taken first, without queueing them.
+	if err := lockForPublish(ctx, tx, pgx.Identifier{"public", parent}, "ACCESS EXCLUSIVE"); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, "ANALYZE "+staging.Sanitize()); err != nil {
 		return fmt.Errorf("analyze %s: %w", partition, err)
 	}

@@ -323,3 +323,70 @@ func TestReplaceKeepsEveryKindOfDependent(t *testing.T) {
 		})
 	}
 }
+
+// TestReplaceDoesNotQueueReaders: a ds_user transaction left open after a
+// SELECT holds its lock on the table. The publication waits for it without
+// making other readers queue behind its lock request (a reader with a
+// statement timeout of 2 s still reads), says who holds the lock in the
+// run's progress, and publishes once the transaction ends.
+func TestReplaceDoesNotQueueReaders(t *testing.T) {
+	t.Parallel()
+	b := setupDatabase(t)
+	publish(t, b, "idx,location\n1,Berlin\n")
+	dsTx, err := b.ds.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dsTx.Exec(t.Context(), "SELECT count(*) FROM public.stores"); err != nil {
+		t.Fatal(err)
+	}
+	report := &millrace.Report{}
+	waiting := make(chan string, 1)
+	report.Watch(func(p millrace.Progress) {
+		if strings.HasPrefix(p.Phase, "waiting for a lock") {
+			select {
+			case waiting <- p.Phase:
+			default:
+			}
+		}
+	})
+	ctx := millrace.WithReport(t.Context(), report)
+	done := make(chan error, 1)
+	go func() {
+		done <- pgx.BeginFunc(ctx, b.admin, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '60s'"); err != nil {
+				return err
+			}
+			if _, err := warehouse.CopyCSV(ctx, tx, "stores.csv", strings.NewReader("idx,location\n1,Berlin\n2,Rome\n"), storesContract, warehouse.Staging("stores")); err != nil {
+				return err
+			}
+			return warehouse.Replace(ctx, tx, "stores")
+		})
+	}()
+	var phase string
+	select {
+	case phase = <-waiting:
+	case err := <-done:
+		t.Fatalf("the publication ended while ds_user held the table: %v", err)
+	}
+	if !strings.Contains(phase, "ds_user (pid ") || !strings.Contains(phase, "idle in transaction") {
+		t.Errorf("progress says %q, want ds_user's pid and state", phase)
+	}
+	// Another reader is not queued behind the publication's lock request.
+	reader := dbtest.Connect(t, dbtest.URL(t, "analytics", "analytics", b.database))
+	dbtest.Exec(t, reader, "SET statement_timeout = '2s'")
+	for range 5 {
+		if got := locations(t, reader); got != "Berlin" {
+			t.Fatalf("analytics reads %q while the publication waits, want the old Berlin", got)
+		}
+	}
+	if err := dsTx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("publication after ds_user's transaction ended: %v", err)
+	}
+	if got := locations(t, reader); got != "Berlin,Rome" {
+		t.Errorf("after the publication analytics reads %q, want Berlin,Rome", got)
+	}
+}
