@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
@@ -30,7 +31,15 @@ millrace's own schema with its migrations. Running it again changes nothing
 and never loses data. Connects as a superuser (MILLRACE_DATABASE_URL).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := warehouse.Setup(cmd.Context(), m.config.DatabaseURL, m.setupPasswords(), m.logger); err != nil {
+			if err := m.setup(cmd.Context()); err != nil {
+				return err
+			}
+			w, err := m.openWarehouse(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			if err := m.useInstallation(cmd.Context(), w, "db setup"); err != nil {
 				return err
 			}
 			m.logger.Info("database ready")
@@ -39,6 +48,15 @@ and never loses data. Connects as a superuser (MILLRACE_DATABASE_URL).`,
 	})
 	db.AddCommand(m.dbStatusCommand())
 	return db
+}
+
+// setup runs the database's set-up (millrace db setup).
+func (m *Main) setup(ctx context.Context) error {
+	raw, from, err := m.databaseURL()
+	if err != nil {
+		return err
+	}
+	return dbError(warehouse.Setup(ctx, raw, m.setupPasswords(), m.logger), raw, from)
 }
 
 // dbStatusCommand returns "millrace db status".
@@ -53,14 +71,18 @@ has that this millrace does not know (a newer millrace set it up: upgrade).
 Reads only: it applies nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			w, err := warehouse.Open(cmd.Context(), m.config.DatabaseURL, m.logger)
+			raw, from, err := m.databaseURL()
 			if err != nil {
 				return err
+			}
+			w, err := warehouse.Open(cmd.Context(), raw, m.logger)
+			if err != nil {
+				return dbError(err, raw, from)
 			}
 			defer w.Close()
 			ms, err := w.Migrations(cmd.Context())
 			if err != nil {
-				return err
+				return dbError(err, raw, from)
 			}
 			if asJSON {
 				enc := json.NewEncoder(m.Stdout)

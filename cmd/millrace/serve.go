@@ -14,7 +14,6 @@ import (
 
 	"github.com/millrace/millrace/notify"
 	"github.com/millrace/millrace/orchestrator"
-	"github.com/millrace/millrace/warehouse"
 	"github.com/millrace/millrace/web"
 )
 
@@ -37,11 +36,11 @@ running runs get 30s to finish, then roll back and go back to the queue.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if setup {
-				if err := warehouse.Setup(cmd.Context(), m.config.DatabaseURL, m.setupPasswords(), m.logger); err != nil {
+				if err := m.setup(cmd.Context()); err != nil {
 					return err
 				}
 			}
-			return m.serve(cmd.Context(), nil)
+			return m.serve(cmd.Context(), "serve", nil)
 		},
 	}
 	cmd.Flags().BoolVar(&setup, "setup", false, "run the full database set-up (millrace db setup) first")
@@ -49,10 +48,10 @@ running runs get 30s to finish, then roll back and go back to the queue.`,
 }
 
 // serve runs until ctx ends; ready, when set, is called with the HTTP
-// address once the server and the workers are up.
-func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
-	oc, err := m.config.orchestratorConfig()
-	if err != nil {
+// address and the orchestrator once the server and the workers are up.
+// It records the installation's settings as by (serve, demo).
+func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *orchestrator.Orchestrator)) error {
+	if _, err := m.config.orchestratorConfig(); err != nil {
 		return err
 	}
 	proxies, err := m.config.trustedProxies()
@@ -71,15 +70,19 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return err
 	}
-	set, err := m.pipelines(ctx)
-	if err != nil {
-		return err
-	}
 	w, err := m.openWarehouse(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
+	set, err := m.installationPipelines(ctx, w, by)
+	if err != nil {
+		return err
+	}
+	oc, err := m.config.orchestratorConfig()
+	if err != nil {
+		return err
+	}
 	l := m.ledger(w)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -126,7 +129,7 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	}
 	m.logger.Info("serving", "addr", ln.Addr().String(), "max_concurrent_runs", oc.MaxConcurrentRuns)
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(ln.Addr().String(), o)
 	}
 
 	select {
