@@ -29,6 +29,10 @@ Pipelines: ` + pipelineNames() + `.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			// Bad settings are refused before anything connects.
+			if _, _, err := m.config.pipelinesConfig(); err != nil {
+				return err
+			}
 			w, err := m.openWarehouse(ctx, false)
 			if err != nil {
 				return err
