@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -97,7 +98,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 
 // openWarehouse connects to the database and applies pending migrations of
 // the orchestrator's schema; read-only, it applies none and refuses a
-// database whose migrations are not those of this millrace.
+// database whose migrations are not those of this millrace. A database
+// that `millrace db setup` never set up is refused either way: migrating
+// it would leave it without its users and rights.
 func (m *Main) openWarehouse(ctx context.Context, readOnly bool) (*warehouse.Warehouse, error) {
 	raw, from, err := m.databaseURL()
 	if err != nil {
@@ -107,9 +110,11 @@ func (m *Main) openWarehouse(ctx context.Context, readOnly bool) (*warehouse.War
 	if err != nil {
 		return nil, dbError(err, raw, from)
 	}
-	migrate := w.Migrate
-	if readOnly {
-		migrate = w.CheckMigrated
+	migrate := func(ctx context.Context) error {
+		if err := w.CheckMigrated(ctx); readOnly || err == nil || errors.Is(err, warehouse.ErrNotSetUp) {
+			return err
+		}
+		return w.Migrate(ctx)
 	}
 	if err := migrate(ctx); err != nil {
 		w.Close()
