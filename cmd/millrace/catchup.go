@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
+	"github.com/millrace/millrace/warehouse"
 )
 
 // statusLine is a line at the bottom of a terminal that is redrawn in
@@ -85,28 +86,38 @@ func stateText(s millrace.State) string {
 	return string(s)
 }
 
-// watchCatchUp follows the demo's catch-up of the sales months that had not
-// succeeded when it started: progress on the status line (on a terminal;
-// elsewhere a line at each quarter), then done is called with the summary.
-// Nothing to catch up, it returns at once; it returns too when ctx ends.
-func (m *Main) watchCatchUp(ctx context.Context, o *orchestrator.Orchestrator, line *statusLine, done func(catchUp)) {
-	started := time.Now()
-	parts, err := o.Partitions(ctx, millrace.LoadSalesData)
+// servedMonths returns the months of load_sales_data that have ever
+// succeeded in w's database: the catch-up runs the others.
+func (m *Main) servedMonths(ctx context.Context, w *warehouse.Warehouse) (map[string]bool, error) {
+	recs, err := ledger.New(w, m.logger).Records(ctx, millrace.LoadSalesData)
 	if err != nil {
-		m.logger.Warn("cannot follow the catch-up", "err", err)
-		return
+		return nil, err
 	}
-	last := millrace.LastClosed(m.Now()).String()
+	served := map[string]bool{}
+	for _, p := range recs {
+		if p.SucceededAt != nil {
+			served[p.Partition] = true
+		}
+	}
+	return served, nil
+}
+
+// watchCatchUp follows the demo's catch-up of the sales months that had
+// never succeeded before it started (served lists those that had):
+// progress on the status line (on a terminal; elsewhere a line at each
+// quarter), then done is called with the summary. Nothing to catch up, it
+// returns at once; it returns too when ctx ends.
+func (m *Main) watchCatchUp(ctx context.Context, o *orchestrator.Orchestrator, served map[string]bool, line *statusLine, done func(catchUp)) {
+	started := time.Now()
 	var months []string
-	for _, p := range parts {
-		if p.State != millrace.StateSucceeded && p.Partition <= last {
-			months = append(months, p.Partition)
+	for _, month := range millrace.Range(o.SalesStart(), millrace.LastClosed(m.Now())) {
+		if !served[month.String()] {
+			months = append(months, month.String())
 		}
 	}
 	if len(months) == 0 {
 		return
 	}
-	slices.Sort(months)
 	quarter := 0
 	finished, err := o.Wait(ctx, millrace.LoadSalesData, months, func(watched []millrace.Partition) {
 		var n, failed int

@@ -135,6 +135,16 @@ func (m *Main) demo(ctx context.Context, d demoSettings) error {
 	if err := warehouse.Setup(ctx, m.config.DatabaseURL, m.setupPasswords(), m.logger); err != nil {
 		return err
 	}
+	// What the catch-up will run, read before it starts.
+	w, err := warehouse.Open(ctx, m.config.DatabaseURL, m.logger)
+	if err != nil {
+		return err
+	}
+	served, err := m.servedMonths(ctx, w)
+	w.Close()
+	if err != nil {
+		return err
+	}
 	running := filepath.Join(dir, demoFile)
 	defer os.Remove(running)
 	return m.serve(ctx, "demo", func(addr string, o *orchestrator.Orchestrator) {
@@ -143,7 +153,7 @@ func (m *Main) demo(ctx context.Context, d demoSettings) error {
 			m.logger.Warn("the CLI will not find the demo by itself: set MILLRACE_DATABASE_URL", "err", err)
 		}
 		b.print(m.Stdout, fmt.Sprintf("millrace demo is up (%s)", time.Since(started).Round(100*time.Millisecond)), false)
-		go m.watchCatchUp(ctx, o, line, func(c catchUp) {
+		go m.watchCatchUp(ctx, o, served, line, func(c catchUp) {
 			b.print(m.Stdout, c.String(), true)
 		})
 	})
