@@ -27,8 +27,10 @@ func (m *Main) dbCommand() *cobra.Command {
 		Long: `Creates the database if it is missing, the roles ds_user_role, mle_user_role
 and analytics_role with their users, their rights on schema public and the
 default privileges that make every table created later readable by them, and
-millrace's own schema with its migrations. Running it again changes nothing
-and never loses data. Connects as a superuser (MILLRACE_DATABASE_URL).`,
+millrace's own schema with its migrations, and records the installation's
+source and shared settings that every command then uses (see the README).
+Running it again changes nothing and never loses data. Connects as a
+superuser (MILLRACE_DATABASE_URL).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := m.setup(cmd.Context()); err != nil {

@@ -48,7 +48,8 @@ this machine (MILLRACE_PG_BIN, PATH, /usr/lib/postgresql/*/bin,
 free port when 5432 is taken; generates a bucket with the real layout there
 unless one exists; sets the database up and serves the UI on
 MILLRACE_HTTP_ADDR (:8082). Ctrl-C stops everything it started. Running it
-again reuses the data; --reset starts over.`,
+again reuses the data; --reset starts over. While it runs, the commands run
+in the same directory use it (it writes .millrace/demo/running.json).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return m.demo(cmd.Context(), d)

@@ -60,7 +60,7 @@ type Main struct {
 	// dbURLFrom names where the database URL comes from, once
 	// databaseURL has looked.
 	dbURLFrom string
-	// demo is set in `millrace demo`, whose terminal shows progress
+	// inDemo is set in `millrace demo`, whose terminal shows progress
 	// instead of each run's detail.
 	inDemo bool
 }
