@@ -62,6 +62,8 @@ func TestDatabaseErrors(t *testing.T) {
 			want: "database no_such_database does not exist on " + hostPort + ": run `millrace db setup` to create it, or fix the database's name in MILLRACE_DATABASE_URL"},
 		{name: "schema not set up", url: at("admin:admin", hostPort, freshDB),
 			want: "millrace is not set up in database " + freshDB + " on " + hostPort + ": run `millrace db setup` first"},
+		{name: "TLS required", url: at("admin:admin", hostPort, db) + "?sslmode=require", setup: true,
+			want: "PostgreSQL on " + hostPort + " does not accept TLS, which MILLRACE_DATABASE_URL requires (sslmode=require): turn ssl on in the server, or leave sslmode out"},
 		// "not found", or "cannot look up" where no DNS server answers.
 		{name: "host not found", url: at("admin:"+secret, "no-such-host.invalid:5432", "companydata"), setup: true,
 			want: "host no-such-host.invalid not found: fix the host in MILLRACE_DATABASE_URL", orElse: "cannot look host no-such-host.invalid up"},
@@ -106,7 +108,7 @@ func TestDatabaseErrors(t *testing.T) {
 				if !strings.HasPrefix(msg, tc.want) && (tc.orElse == "" || !strings.HasPrefix(msg, tc.orElse)) {
 					t.Errorf("millrace %s:\n got %s\nwant %s...", cmd, msg, tc.want)
 				}
-				for _, bad := range []string{"\n", secret, "is the database up", "tls error", "SQLSTATE", "failed to connect"} {
+				for _, bad := range []string{"\n", secret, "is the database up", "tls error", "refused TLS", "SQLSTATE", "failed to connect"} {
 					if strings.Contains(msg, bad) {
 						t.Errorf("millrace %s: the message holds %q: %s", cmd, bad, msg)
 					}
