@@ -112,7 +112,11 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 	}
 
 	var rl runLog
-	log := rl.logger(l.logger).With("pipeline", spec.Pipeline, "partition", spec.Partition, "run_id", run.ID, "attempt", run.Attempt)
+	parent := l.logger
+	if l.QuietRuns {
+		parent = slog.New(atLeast{parent.Handler(), slog.LevelWarn})
+	}
+	log := rl.logger(parent).With("pipeline", spec.Pipeline, "partition", spec.Partition, "run_id", run.ID, "attempt", run.Attempt)
 	log.Info("run started", "trigger", spec.Trigger)
 	started := time.Now()
 	// A person may cancel the attempt: its work's context ends, which

@@ -458,3 +458,41 @@ func TestRunLockIsMillraces(t *testing.T) {
 		t.Errorf("Execute while mle_user holds advisory locks = %s, %v; want succeeded", run.State, err)
 	}
 }
+
+// TestQuietRuns checks that a ledger with QuietRuns keeps a run's info
+// records in the run's log only, and sends its errors to the process's
+// logger too: the demo's terminal shows failures, the UI every detail.
+func TestQuietRuns(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := newLedger(t)
+	var process strings.Builder
+	w, err := warehouse.Open(ctx, b.url, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	l := ledger.New(w, slog.New(slog.NewTextHandler(&process, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	l.QuietRuns = true
+
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "cli"}
+	if _, err := l.Execute(ctx, spec, insertItems("monthly total", nil, 1)); err != nil {
+		t.Fatal(err)
+	}
+	spec.Partition = "2020-02"
+	if _, err := l.Execute(ctx, spec, insertItems("about to fail", errors.New("disk on fire"), 2)); err == nil {
+		t.Fatal("the failing run succeeded")
+	}
+	log := process.String()
+	for _, s := range []string{"monthly total", "run started", "run succeeded", "about to fail"} {
+		if strings.Contains(log, s) {
+			t.Errorf("the process's log has a run's info record %q:\n%s", s, log)
+		}
+	}
+	if !strings.Contains(log, "run failed") || !strings.Contains(log, "disk on fire") {
+		t.Errorf("the process's log lacks the failure:\n%s", log)
+	}
+	if rs := runs(t, l, spec.Pipeline, "2020-01"); len(rs) != 1 || !strings.Contains(rs[0].Log, `msg="monthly total"`) || !strings.Contains(rs[0].Log, "run succeeded") {
+		t.Errorf("the run's log lacks its info records: %+v", rs)
+	}
+}

@@ -28,6 +28,12 @@ type Ledger struct {
 	// (millrace.lineage_events) with its start and its outcome, for
 	// delivery (package lineage).
 	Lineage bool
+	// QuietRuns keeps a run's records below WARN (its start, the files it
+	// reads, its per-store totals...) in the run's log, which the UI shows,
+	// and off the process's logger: the demo's terminal shows progress
+	// instead. Warnings and errors go to both. Defaults to false: the
+	// process's logger gets every record too.
+	QuietRuns bool
 
 	w      *warehouse.Warehouse
 	pool   *pgxpool.Pool

@@ -64,3 +64,24 @@ func (h teeHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h teeHandler) WithGroup(name string) slog.Handler {
 	return teeHandler{h.a.WithGroup(name), h.b.WithGroup(name)}
 }
+
+// atLeast passes on only the records of at least min (Ledger.QuietRuns).
+type atLeast struct {
+	slog.Handler
+	min slog.Level
+}
+
+// Enabled reports whether the level reaches min and the wrapped handler wants it.
+func (h atLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+// WithAttrs keeps the filter on the derived handler.
+func (h atLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return atLeast{h.Handler.WithAttrs(attrs), h.min}
+}
+
+// WithGroup keeps the filter on the derived handler.
+func (h atLeast) WithGroup(name string) slog.Handler {
+	return atLeast{h.Handler.WithGroup(name), h.min}
+}

@@ -56,6 +56,10 @@ func loadMigrations() ([]migration, error) {
 // one must not run on it.
 var ErrDatabaseNewer = errors.New("the database is newer than this millrace")
 
+// ErrNotSetUp is returned, wrapped, by CheckMigrated for a database that has
+// none of millrace's migrations: `millrace db setup` never ran on it.
+var ErrNotSetUp = errors.New("millrace is not set up in this database")
+
 // MigrationStatus is one embedded migration and whether the database has it.
 type MigrationStatus struct {
 	Version int    `json:"version"`
@@ -132,12 +136,15 @@ func (w *Warehouse) CheckNotNewer(ctx context.Context, q interface {
 
 // CheckMigrated returns nil when the database has exactly the migrations
 // of this millrace, and otherwise an error that says what to do: run
-// `millrace db setup` (some are pending) or upgrade millrace (the database
-// is newer). It changes nothing.
+// `millrace db setup` (none is applied: ErrNotSetUp; some are pending) or
+// upgrade millrace (the database is newer). It changes nothing.
 func (w *Warehouse) CheckMigrated(ctx context.Context) error {
 	ms, err := w.Migrations(ctx)
 	if err != nil {
 		return err
+	}
+	if !slices.ContainsFunc(ms, func(m MigrationStatus) bool { return m.AppliedAt != nil }) {
+		return fmt.Errorf("%w: run `millrace db setup` first", ErrNotSetUp)
 	}
 	for _, m := range ms {
 		switch {

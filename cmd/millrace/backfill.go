@@ -39,6 +39,11 @@ queued or running is never queued twice.`,
 			if req.Only, err = orchestrator.ParseOnly(only); err != nil {
 				return err
 			}
+			o, w, err := m.orchestrator(ctx, wait && !req.DryRun, req.DryRun)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
 			if req.From == "" {
 				req.From = m.config.SalesStart
 			}
@@ -46,15 +51,6 @@ queued or running is never queued twice.`,
 				req.To = millrace.LastClosed(m.Now()).String()
 			}
 			req.Pipeline, req.Trigger, req.By, req.Address = args[0], "backfill", who(), cliAddress
-			set, err := m.pipelines(ctx)
-			if err != nil {
-				return err
-			}
-			o, w, err := m.orchestrator(ctx, set, wait && !req.DryRun, req.DryRun)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
 			plan, err := o.Backfill(ctx, req)
 			if err != nil {
 				return err

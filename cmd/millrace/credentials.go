@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 
 	"github.com/millrace/millrace/users"
 	"github.com/millrace/millrace/warehouse"
@@ -36,11 +37,15 @@ var passwordSetting = map[string]string{
 // when there is no user yet, else MILLRACE_UI_USER's as stored), and each database
 // user whose password is its own name, as the database stores it (not as
 // the configuration says: a user's password may have been changed by hand,
-// or never).
+// or never). The demo, which has them by design, says so in one line.
 func (m *Main) warnDefaultCredentials(ctx context.Context, w *warehouse.Warehouse) {
+	var defaults []string
 	if m.uiPasswordIsDefault(ctx, w) {
-		m.logger.Warn("DEFAULT CREDENTIAL: the web UI password is the default, admin: whoever reaches the UI or the API can manage users, run and backfill pipelines; change it with `millrace user passwd` (or MILLRACE_UI_PASSWORD before the first start)",
-			"ui_user", m.config.UIUser)
+		defaults = append(defaults, "the UI's "+m.config.UIUser)
+		if !m.inDemo {
+			m.logger.Warn("DEFAULT CREDENTIAL: the web UI password is the default, admin: whoever reaches the UI or the API can manage users, run and backfill pipelines; change it with `millrace user passwd` (or MILLRACE_UI_PASSWORD before the first start)",
+				"ui_user", m.config.UIUser)
+		}
 	}
 	roles, err := w.NameAsPassword(ctx)
 	if err != nil {
@@ -48,10 +53,19 @@ func (m *Main) warnDefaultCredentials(ctx context.Context, w *warehouse.Warehous
 		return
 	}
 	for _, u := range roles {
+		defaults = append(defaults, u)
+		if m.inDemo {
+			continue
+		}
 		fix := "change it (ALTER ROLE ... PASSWORD) and the password in MILLRACE_DATABASE_URL if millrace logs in as this user"
 		if s, ok := passwordSetting[u]; ok {
 			fix = "set " + s + " and run millrace db setup (or serve --setup)"
 		}
 		m.logger.Warn("DEFAULT CREDENTIAL: a database user's password is its own name: "+fix, "user", u)
+	}
+	// The demo has them by design: one line says so.
+	if m.inDemo && len(defaults) > 0 {
+		m.logger.Warn("DEFAULT CREDENTIALS, as the demo has by design (the banner lists them): keep its ports to this machine, and never put data you care about in it",
+			"users", strings.Join(defaults, ", "))
 	}
 }

@@ -27,11 +27,21 @@ func (m *Main) dbCommand() *cobra.Command {
 		Long: `Creates the database if it is missing, the roles ds_user_role, mle_user_role
 and analytics_role with their users, their rights on schema public and the
 default privileges that make every table created later readable by them, and
-millrace's own schema with its migrations. Running it again changes nothing
-and never loses data. Connects as a superuser (MILLRACE_DATABASE_URL).`,
+millrace's own schema with its migrations, and records the installation's
+source and shared settings that every command then uses (see the README).
+Running it again changes nothing and never loses data. Connects as a
+superuser (MILLRACE_DATABASE_URL).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := m.setup(cmd.Context()); err != nil {
+				return err
+			}
+			w, err := m.openWarehouse(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			if err := m.useInstallation(cmd.Context(), w, "db setup"); err != nil {
 				return err
 			}
 			m.logger.Info("database ready")
@@ -41,6 +51,7 @@ and never loses data. Connects as a superuser (MILLRACE_DATABASE_URL).`,
 	db.AddCommand(m.dbStatusCommand())
 	return db
 }
+
 
 // dbStatusCommand returns "millrace db status".
 func (m *Main) dbStatusCommand() *cobra.Command {
@@ -54,14 +65,18 @@ has that this millrace does not know (a newer millrace set it up: upgrade).
 Reads only: it applies nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			w, err := warehouse.Open(cmd.Context(), m.config.DatabaseURL, m.logger)
+			raw, from, err := m.databaseURL()
 			if err != nil {
 				return err
+			}
+			w, err := warehouse.Open(cmd.Context(), raw, m.logger)
+			if err != nil {
+				return dbError(err, raw, from)
 			}
 			defer w.Close()
 			ms, err := w.Migrations(cmd.Context())
 			if err != nil {
-				return err
+				return dbError(err, raw, from)
 			}
 			if asJSON {
 				enc := json.NewEncoder(m.Stdout)
@@ -91,16 +106,20 @@ Reads only: it applies nothing.`,
 // pipelines publish, so that no database user can take one of their names
 // before their first run.
 func (m *Main) setup(ctx context.Context) error {
-	if err := warehouse.Setup(ctx, m.config.DatabaseURL, m.setupPasswords(), m.logger); err != nil {
+	raw, from, err := m.databaseURL()
+	if err != nil {
 		return err
+	}
+	if err := warehouse.Setup(ctx, raw, m.setupPasswords(), m.logger); err != nil {
+		return dbError(err, raw, from)
 	}
 	set, err := m.pipelines(ctx)
 	if err != nil {
 		return err
 	}
-	w, err := warehouse.Open(ctx, m.config.DatabaseURL, m.logger)
+	w, err := warehouse.Open(ctx, raw, m.logger)
 	if err != nil {
-		return err
+		return dbError(err, raw, from)
 	}
 	defer w.Close()
 	taken, err := set.Reserve(ctx, w.Pool())

@@ -3,19 +3,25 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/gen"
 	"github.com/millrace/millrace/localpg"
+	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -42,7 +48,8 @@ this machine (MILLRACE_PG_BIN, PATH, /usr/lib/postgresql/*/bin,
 free port when 5432 is taken; generates a bucket with the real layout there
 unless one exists; sets the database up and serves the UI on
 MILLRACE_HTTP_ADDR (:8082). Ctrl-C stops everything it started. Running it
-again reuses the data; --reset starts over.`,
+again reuses the data; --reset starts over. While it runs, the commands run
+in the same directory use it (it writes .millrace/demo/running.json).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return m.demo(cmd.Context(), d)
@@ -57,6 +64,11 @@ again reuses the data; --reset starts over.`,
 // demo runs the whole system until ctx ends, then stops PostgreSQL.
 func (m *Main) demo(ctx context.Context, d demoSettings) error {
 	started := time.Now()
+	// The terminal shows the catch-up's progress below the log, and the
+	// runs' detail goes to their logs only (m.ledger).
+	m.inDemo = true
+	line := newStatusLine(m.Stderr)
+	m.logger = slog.New(slog.NewTextHandler(line, &slog.HandlerOptions{Level: m.level}))
 	dir, err := filepath.Abs(d.dir)
 	if err != nil {
 		return fmt.Errorf("demo directory: %w", err)
@@ -118,13 +130,52 @@ func (m *Main) demo(ctx context.Context, d demoSettings) error {
 		}
 	}
 	m.config.DatabaseURL = cluster.URL(warehouse.AdminUser, "admin", "companydata")
+	m.dbURLFrom = "the demo's database URL"
 	m.config.Source = bucket
+	m.chosen = map[string]bool{"MILLRACE_SOURCE": true}
 	if err := m.setup(ctx); err != nil {
 		return err
 	}
-	return m.serve(ctx, func(addr string) {
-		printDemoBanner(m.Stdout, addr, cluster.Port(), m.config, time.Since(started))
+	// What the catch-up will run, read before it starts.
+	w, err := warehouse.Open(ctx, m.config.DatabaseURL, m.logger)
+	if err != nil {
+		return err
+	}
+	served, err := m.servedMonths(ctx, w)
+	w.Close()
+	if err != nil {
+		return err
+	}
+	running := filepath.Join(dir, demoFile)
+	defer os.Remove(running)
+	return m.serve(ctx, "demo", func(addr string, o *orchestrator.Orchestrator) {
+		b := m.demoBanner(addr, cluster.Port(), dir)
+		if err := writeRunningDemo(running, runningDemo{PID: os.Getpid(), DatabaseURL: m.config.DatabaseURL, UI: b.ui}); err != nil {
+			m.logger.Warn("the CLI will not find the demo by itself: set MILLRACE_DATABASE_URL", "err", err)
+		}
+		b.print(m.Stdout, fmt.Sprintf("millrace demo is up (%s)", time.Since(started).Round(100*time.Millisecond)), false)
+		go m.watchCatchUp(ctx, o, served, line, func(c catchUp) {
+			b.print(m.Stdout, c.String(), true)
+		})
 	})
+}
+
+// writeRunningDemo writes how to reach the running demo to path, readable
+// by its owner only (it holds the demo's admin password), for the commands
+// run in the same directory (see Main.databaseURL).
+func writeRunningDemo(path string, d runningDemo) error {
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // demoPort returns the port for the demo's PostgreSQL: the configured one,
@@ -145,25 +196,91 @@ func demoPort(configured string) (int, error) {
 	return 5432, nil
 }
 
-// printDemoBanner tells the user where everything is.
-func printDemoBanner(w io.Writer, addr string, pgPort int, c Config, took time.Duration) {
+// demoBanner is what the demo tells the user: where everything is and
+// what to try.
+type demoBanner struct {
+	ui      string
+	pgPort  int
+	config  Config
+	install []string
+	month   string
+	// here is the directory from which the CLI finds the demo by itself;
+	// empty when it does not (the demo's --dir is not ./.millrace/demo).
+	here string
+}
+
+// demoBanner returns the banner of the demo whose UI listens on addr,
+// PostgreSQL on pgPort, with its data in dir.
+func (m *Main) demoBanner(addr string, pgPort int, dir string) demoBanner {
 	host, port, _ := net.SplitHostPort(addr)
 	if host == "" || host == "::" || host == "0.0.0.0" {
 		host = "localhost"
 	}
-	ui := "http://" + net.JoinHostPort(host, port)
+	b := demoBanner{ui: "http://" + net.JoinHostPort(host, port), pgPort: pgPort, config: m.config,
+		install: m.installHint(), month: millrace.LastClosed(m.Now()).String()}
+	if wd, err := os.Getwd(); err == nil && filepath.Join(wd, defaultDemoDir) == dir {
+		b.here = wd
+	}
+	return b
+}
+
+// installHint says how to install the millrace command when this one runs
+// through `go run` (a binary in Go's build cache): `go install`, where the
+// command goes, and how to put that in PATH when it is not. None otherwise.
+func (m *Main) installHint() []string {
+	exe, err := os.Executable()
+	if err != nil || !strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return nil
+	}
+	bin := m.Getenv("GOBIN")
+	if bin == "" {
+		gopath := m.Getenv("GOPATH")
+		if list := filepath.SplitList(gopath); len(list) > 0 && list[0] != "" {
+			gopath = list[0]
+		} else if home, err := os.UserHomeDir(); err == nil {
+			gopath = filepath.Join(home, "go")
+		}
+		bin = filepath.Join(gopath, "bin")
+	}
+	hint := []string{fmt.Sprintf("go install ./cmd/millrace           (in this clone: it puts millrace in %s)", bin)}
+	if !slices.Contains(filepath.SplitList(m.Getenv("PATH")), bin) {
+		hint = append(hint, fmt.Sprintf("export PATH=\"$PATH:%s\"", bin))
+	}
+	return hint
+}
+
+// print writes the banner under title, once the catch-up is done when
+// caughtUp is set.
+func (b demoBanner) print(w io.Writer, title string, caughtUp bool) {
+	c := b.config
 	// The passwords (the UI's above too) are printed on purpose: the
 	// cluster is the demo's own, private one, listening on 127.0.0.1 only,
 	// with the default passwords that serve warns about. Nothing else in
 	// millrace prints a password.
-	pg := func(user, password string) string {
-		return fmt.Sprintf("    psql \"postgres://%s:%s@127.0.0.1:%d/companydata\"\n", user, password, pgPort)
+	url := func(user, password string) string {
+		return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/companydata", user, password, b.pgPort)
 	}
-	fmt.Fprintf(w, "\nmillrace demo is up (%s)\n\n", took.Round(100*time.Millisecond))
-	fmt.Fprintf(w, "  UI        %s/   login %s / %s\n", ui, c.UIUser, c.UIPassword)
-	fmt.Fprintf(w, "  metrics   %s/metrics\n\n", ui)
-	fmt.Fprintf(w, "  psql as each user (database companydata on 127.0.0.1:%d):\n", pgPort)
-	fmt.Fprint(w, pg("admin", "admin"), pg("ds_user", c.Passwords.DSUser), pg("mle_user", c.Passwords.MLEUser), pg("analytics", c.Passwords.Analytics))
-	fmt.Fprint(w, "\nThe client data and every closed month load by themselves: watch them in the UI.\n"+
-		"Ctrl-C stops millrace and PostgreSQL; run the demo again to reuse the data, or with --reset to start over.\n\n")
+	fmt.Fprintf(w, "\n%s\n\n", title)
+	fmt.Fprintf(w, "  UI        %s/   login %s / %s\n", b.ui, c.UIUser, c.UIPassword)
+	fmt.Fprintf(w, "  metrics   %s/metrics\n\n", b.ui)
+	fmt.Fprintf(w, "  psql as each user (database companydata on 127.0.0.1:%d):\n", b.pgPort)
+	for _, u := range [][2]string{{"admin", "admin"}, {"ds_user", c.Passwords.DSUser}, {"mle_user", c.Passwords.MLEUser}, {"analytics", c.Passwords.Analytics}} {
+		fmt.Fprintf(w, "    psql \"%s\"\n", url(u[0], u[1]))
+	}
+	fmt.Fprint(w, "\n  the millrace command, against this demo:\n")
+	for _, l := range b.install {
+		fmt.Fprintf(w, "    %s\n", l)
+	}
+	fmt.Fprintf(w, "    millrace status load_sales_data\n")
+	fmt.Fprintf(w, "    millrace run load_sales_data --partition %s\n", b.month)
+	if b.here != "" {
+		fmt.Fprintf(w, "  run in %s it finds this demo by itself; elsewhere, first:\n", b.here)
+	} else {
+		fmt.Fprint(w, "  first, in the shell where you run it:\n")
+	}
+	fmt.Fprintf(w, "    export MILLRACE_DATABASE_URL=%s\n", url("admin", "admin"))
+	if !caughtUp {
+		fmt.Fprint(w, "\nThe client data and every closed month load by themselves: watch them in the UI.")
+	}
+	fmt.Fprint(w, "\nCtrl-C stops millrace and PostgreSQL; run the demo again to reuse the data, or with --reset to start over.\n\n")
 }

@@ -49,11 +49,11 @@ func TestMonthRangeCLI(t *testing.T) {
 			t.Errorf("millrace %s: %v is not permanent", strings.Join(args, " "), err)
 		}
 	}
+	// The start of the schedule is the installation's: read in its database.
+	c.env["MILLRACE_DATABASE_URL"] = dbtest.NewSetUpDatabase(t)
 	const before = "month 2019-12 is before the start of the sales schedule, 2020-01 (MILLRACE_SALES_START)"
 	refused(before, "run", "load_sales_data", "--partition", "2019-12")
 	refused(`month "0000-01": the year must be from 1900 to 9999`, "run", "load_sales_data", "--partition", "0000-01")
-
-	c.env["MILLRACE_DATABASE_URL"] = dbtest.NewSetUpDatabase(t)
 	refused(before, "backfill", "load_sales_data", "--from", "2019-12", "--to", "2020-01", "--dry-run")
 	refused(before, "backfill", "load_sales_data", "--from", "2019-12", "--to", "2020-01")
 	refused(`month "0001-01"`, "backfill", "load_sales_data", "--from", "0001-01", "--dry-run")

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,12 +45,24 @@ type Main struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 	Now            func() time.Time
+	// Dir is the directory in which a command looks for a running demo
+	// (.millrace/demo/running.json); empty: the working directory.
+	Dir string
 
 	config Config
 	flags  *pflag.FlagSet
 	logger *slog.Logger
 	// level is the configured log level.
 	level slog.Level
+	// chosen lists the settings, by variable, that the command set itself
+	// (the demo's source): they count as given explicitly.
+	chosen map[string]bool
+	// dbURLFrom names where the database URL comes from, once
+	// databaseURL has looked.
+	dbURLFrom string
+	// inDemo is set in `millrace demo`, whose terminal shows progress
+	// instead of each run's detail.
+	inDemo bool
 }
 
 // Run parses args and executes the command they name.
@@ -88,19 +101,27 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 
 // openWarehouse connects to the database and applies pending migrations of
 // the orchestrator's schema; read-only, it applies none and refuses a
-// database whose migrations are not those of this millrace.
+// database whose migrations are not those of this millrace. A database
+// that `millrace db setup` never set up is refused either way: migrating
+// it would leave it without its users and rights.
 func (m *Main) openWarehouse(ctx context.Context, readOnly bool) (*warehouse.Warehouse, error) {
-	w, err := warehouse.Open(ctx, m.config.DatabaseURL, m.logger)
+	raw, from, err := m.databaseURL()
 	if err != nil {
-		return nil, fmt.Errorf("%w (is the database up, and has `millrace db setup` run?)", err)
+		return nil, err
 	}
-	migrate := w.Migrate
-	if readOnly {
-		migrate = w.CheckMigrated
+	w, err := warehouse.Open(ctx, raw, m.logger)
+	if err != nil {
+		return nil, dbError(err, raw, from)
+	}
+	migrate := func(ctx context.Context) error {
+		if err := w.CheckMigrated(ctx); readOnly || err == nil || errors.Is(err, warehouse.ErrNotSetUp) {
+			return err
+		}
+		return w.Migrate(ctx)
 	}
 	if err := migrate(ctx); err != nil {
 		w.Close()
-		return nil, err
+		return nil, dbError(err, raw, from)
 	}
 	return w, nil
 }
@@ -111,19 +132,30 @@ func (m *Main) openWarehouse(ctx context.Context, readOnly bool) (*warehouse.War
 func (m *Main) ledger(w *warehouse.Warehouse) *ledger.Ledger {
 	l := ledger.New(w, m.logger)
 	l.Lineage = strings.TrimSpace(m.config.OpenLineageURL) != ""
+	l.QuietRuns = m.inDemo && m.level > slog.LevelDebug
 	return l
 }
 
-// orchestrator opens the warehouse and returns an orchestrator over it,
-// executing runs when workers is set; readOnly, it migrates nothing (a dry
-// run, a status). The caller closes the warehouse.
-func (m *Main) orchestrator(ctx context.Context, set *pipelines.Set, workers, readOnly bool) (*orchestrator.Orchestrator, *warehouse.Warehouse, error) {
-	oc, err := m.config.orchestratorConfig()
-	if err != nil {
+// orchestrator opens the warehouse and returns an orchestrator over it with
+// the installation's pipelines (see useInstallation), executing runs when
+// workers is set; readOnly, it migrates nothing (a dry run, a status). The
+// caller closes the warehouse.
+func (m *Main) orchestrator(ctx context.Context, workers, readOnly bool) (*orchestrator.Orchestrator, *warehouse.Warehouse, error) {
+	if _, err := m.config.orchestratorConfig(); err != nil {
 		return nil, nil, err
 	}
 	w, err := m.openWarehouse(ctx, readOnly)
 	if err != nil {
+		return nil, nil, err
+	}
+	set, err := m.installationPipelines(ctx, w, "")
+	if err != nil {
+		w.Close()
+		return nil, nil, err
+	}
+	oc, err := m.config.orchestratorConfig()
+	if err != nil {
+		w.Close()
 		return nil, nil, err
 	}
 	oc.Workers, oc.Now, oc.Logger = workers, m.Now, m.logger
@@ -133,6 +165,16 @@ func (m *Main) orchestrator(ctx context.Context, set *pipelines.Set, workers, re
 		return nil, nil, err
 	}
 	return o, w, nil
+}
+
+// installationPipelines makes this process use the installation's
+// settings recorded in w (recording them, when by is set: see
+// useInstallation) and returns the pipelines.
+func (m *Main) installationPipelines(ctx context.Context, w *warehouse.Warehouse, by string) (*pipelines.Set, error) {
+	if err := m.useInstallation(ctx, w, by); err != nil {
+		return nil, err
+	}
+	return m.pipelines(ctx)
 }
 
 // pipelines returns the pipelines, the built-in ones or those of the folder

@@ -22,13 +22,15 @@ type cli struct {
 	now time.Time
 	// stdin, when set, is the standard input of the next command only.
 	stdin string
+	// dir is the directory the commands run in (Main.Dir).
+	dir string
 }
 
 // run executes one command and returns its stdout, stderr and error.
 func (c *cli) run(args ...string) (string, string, error) {
 	c.t.Helper()
 	var stdout, stderr bytes.Buffer
-	m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return c.env[k] }, Now: func() time.Time { return c.now }}
+	m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return c.env[k] }, Now: func() time.Time { return c.now }, Dir: c.dir}
 	if c.stdin != "" {
 		m.Stdin, c.stdin = strings.NewReader(c.stdin), ""
 	}

@@ -48,11 +48,7 @@ func printJSON(w io.Writer, v any) error {
 // queueOnly returns an orchestrator that queues runs for a running serve
 // and runs none itself; readOnly, it migrates nothing. done closes it.
 func (m *Main) queueOnly(ctx context.Context, readOnly bool) (o *orchestrator.Orchestrator, done func(), err error) {
-	set, err := m.pipelines(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	o, w, err := m.orchestrator(ctx, set, false, readOnly)
+	o, w, err := m.orchestrator(ctx, false, readOnly)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -29,7 +29,16 @@ Pipelines: ` + pipelineNames() + `.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			set, err := m.pipelines(ctx)
+			// Bad settings are refused before anything connects.
+			if _, _, err := m.config.pipelinesConfig(); err != nil {
+				return err
+			}
+			w, err := m.openWarehouse(ctx, false)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			set, err := m.installationPipelines(ctx, w, "")
 			if err != nil {
 				return err
 			}
@@ -47,11 +56,6 @@ Pipelines: ` + pipelineNames() + `.`,
 				m.logger = barLogger(bar, m.level)
 				defer bar.done()
 			}
-			w, err := m.openWarehouse(ctx, false)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
 			r := orchestrator.Runner{Ledger: m.ledger(w), Pipelines: set, Now: m.Now}
 			by := me()
 			spec := ledger.RunSpec{Pipeline: p.Name, Partition: partition, Trigger: "cli", RequestedBy: by.Name, Audit: &by}

@@ -40,7 +40,7 @@ running runs get 30s to finish, then roll back and go back to the queue.`,
 					return err
 				}
 			}
-			return m.serve(cmd.Context(), nil)
+			return m.serve(cmd.Context(), "serve", nil)
 		},
 	}
 	cmd.Flags().BoolVar(&setup, "setup", false, "run the full database set-up (millrace db setup) first")
@@ -48,10 +48,10 @@ running runs get 30s to finish, then roll back and go back to the queue.`,
 }
 
 // serve runs until ctx ends; ready, when set, is called with the HTTP
-// address once the server and the workers are up.
-func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
-	oc, err := m.config.orchestratorConfig()
-	if err != nil {
+// address and the orchestrator once the server and the workers are up.
+// It records the installation's settings as by (serve, demo).
+func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *orchestrator.Orchestrator)) error {
+	if _, err := m.config.orchestratorConfig(); err != nil {
 		return err
 	}
 	proxies, err := m.config.trustedProxies()
@@ -70,15 +70,19 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return err
 	}
-	set, err := m.pipelines(ctx)
-	if err != nil {
-		return err
-	}
 	w, err := m.openWarehouse(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
+	set, err := m.installationPipelines(ctx, w, by)
+	if err != nil {
+		return err
+	}
+	oc, err := m.config.orchestratorConfig()
+	if err != nil {
+		return err
+	}
 	l := m.ledger(w)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -125,7 +129,7 @@ func (m *Main) serve(ctx context.Context, ready func(addr string)) error {
 	}
 	m.logger.Info("serving", "addr", ln.Addr().String(), "max_concurrent_runs", oc.MaxConcurrentRuns)
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(ln.Addr().String(), o)
 	}
 
 	select {
