@@ -52,7 +52,6 @@ superuser (MILLRACE_DATABASE_URL).`,
 	return db
 }
 
-
 // dbStatusCommand returns "millrace db status".
 func (m *Main) dbStatusCommand() *cobra.Command {
 	var asJSON bool
