@@ -29,6 +29,31 @@ const (
 	OnlyStale         Only = "stale"
 )
 
+// Selection is a backfill selection with what it selects, in words.
+type Selection struct {
+	Only  Only
+	Words string
+}
+
+// Selections are the backfill selections in the order the CLI, the API
+// and the UI offer them: the one place that lists them.
+var Selections = []Selection{
+	{OnlyMissingFailed, "missing and failed"},
+	{OnlyMissing, "missing (never succeeded, never tried)"},
+	{OnlyFailed, "failed (and cancelled)"},
+	{OnlyStale, "stale (source changed since loaded)"},
+	{OnlyAll, "all (re-run every month)"},
+}
+
+// SelectionNames returns the selections' names joined with sep.
+func SelectionNames(sep string) string {
+	names := make([]string, len(Selections))
+	for i, s := range Selections {
+		names[i] = string(s.Only)
+	}
+	return strings.Join(names, sep)
+}
+
 // ParseOnly parses a selection: missing, failed, missing,failed (in either
 // order), stale (succeeded, but the source changed since) or all.
 func ParseOnly(s string) (Only, error) {
@@ -44,7 +69,7 @@ func ParseOnly(s string) (Only, error) {
 	case "stale":
 		return OnlyStale, nil
 	}
-	return "", millrace.Permanent(fmt.Errorf("--only %q: want missing, failed, missing,failed, stale or all", s))
+	return "", millrace.Permanent(fmt.Errorf("--only %q: want one of %s", s, SelectionNames(", ")))
 }
 
 // MaxBackfillMonths is the most months one backfill covers.

@@ -23,10 +23,9 @@ func (m *Main) backfillCommand() *cobra.Command {
 		noProgress bool
 	)
 	cmd := &cobra.Command{
-		Use:   "backfill PIPELINE --from YYYY-MM --to YYYY-MM --only missing|failed|missing,failed|all",
+		Use:   "backfill PIPELINE --from YYYY-MM --to YYYY-MM --only " + orchestrator.SelectionNames("|"),
 		Short: "Run the missing or failed months of a range (preview with --dry-run)",
-		Long: `Runs the months of a range whose state --only selects: missing (never ran),
-failed, missing,failed, or all. --dry-run prints every month of the range with
+		Long: `Runs the months of a range whose state --only selects: ` + selectionsText() + `. --dry-run prints every month of the range with
 its state and whether and why it would run, and changes nothing. Without
 --wait the months are queued for the running serve and the command returns;
 with --wait this process works them too, shows progress, then prints each
@@ -107,7 +106,7 @@ queued or running is never queued twice.`,
 	f := cmd.Flags()
 	f.StringVar(&req.From, "from", "", "first month, YYYY-MM (default MILLRACE_SALES_START)")
 	f.StringVar(&req.To, "to", "", "last month, YYYY-MM (default the last closed month)")
-	f.StringVar(&only, "only", "missing,failed", "which months: missing, failed, missing,failed or all")
+	f.StringVar(&only, "only", string(orchestrator.OnlyMissingFailed), "which months: "+orchestrator.SelectionNames(", "))
 	f.BoolVar(&req.DryRun, "dry-run", false, "print the plan, change nothing")
 	f.BoolVar(&wait, "wait", false, "work the months in this process too and wait for them")
 	f.IntVar(&req.MaxConcurrent, "max-concurrent", 0, "run at most N of its months at once (default MILLRACE_MAX_CONCURRENT_RUNS)")
@@ -129,4 +128,13 @@ func printPlan(w io.Writer, plan []orchestrator.BackfillMonth) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Partition, p.State, action, p.Reason)
 	}
 	tw.Flush()
+}
+
+// selectionsText lists the backfill selections with their words.
+func selectionsText() string {
+	parts := make([]string, len(orchestrator.Selections))
+	for i, s := range orchestrator.Selections {
+		parts[i] = fmt.Sprintf("%s: %s", s.Only, s.Words)
+	}
+	return strings.Join(parts, "; ")
 }

@@ -28,7 +28,9 @@ type statusLine struct {
 
 // newStatusLine returns the status line of w.
 func newStatusLine(w io.Writer) *statusLine {
-	return &statusLine{w: w, tty: isTerminal(w)}
+	// It draws with its own escapes: on the raw terminal, the text it is
+	// given escaped (see safe).
+	return &statusLine{w: raw(w), tty: isTerminal(w)}
 }
 
 // Write writes a log line above the status line.
@@ -39,11 +41,15 @@ func (s *statusLine) Write(p []byte) (int, error) {
 		fmt.Fprint(s.w, "\r\033[K")
 		defer fmt.Fprint(s.w, s.text)
 	}
-	return s.w.Write(p)
+	if _, err := io.WriteString(s.w, escapeControls(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // set draws text as the status line.
 func (s *statusLine) set(text string) {
+	text = escapeControls(text)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tty {
