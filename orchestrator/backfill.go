@@ -39,7 +39,7 @@ type Selection struct {
 // and the UI offer them: the one place that lists them.
 var Selections = []Selection{
 	{OnlyMissingFailed, "missing and failed"},
-	{OnlyMissing, "missing (never succeeded, never tried)"},
+	{OnlyMissing, "missing (never run)"},
 	{OnlyFailed, "failed (and cancelled)"},
 	{OnlyStale, "stale (source changed since loaded)"},
 	{OnlyAll, "all (re-run every month)"},
