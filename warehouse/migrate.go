@@ -48,6 +48,13 @@ func loadMigrations() ([]migration, error) {
 		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			// Two branches that each added a migration: the second would
+			// never be applied.
+			return nil, fmt.Errorf("migrations %s and %s have the same number", ms[i-1].name, ms[i].name)
+		}
+	}
 	return ms, nil
 }
 
