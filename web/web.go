@@ -109,9 +109,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("river ui: %w", err)
 	}
-	// The limiter counts the names that are no user's under one name
-	// (see limiterName), so it needs no test of its own.
-	return &Server{cfg: cfg, pages: pg, limiter: newLoginLimiter(cfg.Now, nil), sessions: sessions{cfg.Warehouse.Pool()},
+	return &Server{cfg: cfg, pages: pg, limiter: newLoginLimiter(cfg.Warehouse.Pool(), cfg.Now, cfg.Logger), sessions: sessions{cfg.Warehouse.Pool()},
 		users: users.New(cfg.Warehouse.Pool()), riverUI: rui}, nil
 }
 
