@@ -56,9 +56,16 @@ func securityHeaders(h http.Handler, secure bool) http.Handler {
 // sends from another origin (Sec-Fetch-Site, or Origin against Host),
 // before any cookie or password is looked at: a second line behind the
 // CSRF token and SameSite cookies, which also covers POST /login and the
-// Basic-authenticated API. Scripts, which send neither header, pass.
-func crossOriginProtection(h http.Handler) http.Handler {
+// Basic-authenticated API. Scripts, which send neither header, pass. The
+// public origin (scheme://host of MILLRACE_PUBLIC_URL), when set, is
+// trusted too: a proxy in front may rewrite Host. Behind checkHost, the
+// Host itself is an allowed one.
+func crossOriginProtection(h http.Handler, publicOrigin string) http.Handler {
 	cop := http.NewCrossOriginProtection()
+	if publicOrigin != "" {
+		// newHostPolicy built it from a parsed URL: it cannot be refused.
+		_ = cop.AddTrustedOrigin(publicOrigin)
+	}
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "refused: the request came from another site (cross-origin check failed)", http.StatusForbidden)
 	}))

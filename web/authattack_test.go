@@ -2,9 +2,12 @@ package web_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/millrace/millrace/audit"
@@ -106,4 +109,85 @@ func TestLoginLimitsAcrossServers(t *testing.T) {
 		from(t, base, "198.51.100.2").login("dora", viewerPassword).expect(t, "dora from a new client after 20 failures on two servers", http.StatusTooManyRequests)
 	}
 	from(t, two, "198.51.100.3").login(testUser, testPassword).expect(t, "another user from another client", http.StatusSeeOther)
+}
+
+// hostRequest sends a request to the server at base whose Host header is
+// host (what a browser sends after DNS rebinding), with extra headers and
+// a form, and returns the status.
+func hostRequest(t *testing.T, base, method, path, host string, header map[string]string, form url.Values) int {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s (Host %s): %v", method, path, host, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestHostAllowList attacks the server with DNS rebinding (issue 20, point
+// 8): a page of evil.example whose name then resolves to millrace's address
+// is same-origin with it in the victim's browser, and sends "Host:
+// evil.example" and "Origin: http://evil.example". Refused (421) with the
+// default settings and with a public URL; the names people use, IP
+// literals (the health check) and localhost pass.
+func TestHostAllowList(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	creds := url.Values{"username": {testUser}, "password": {testPassword}}
+	port := b.ts.URL[strings.LastIndex(b.ts.URL, ":")+1:]
+	check := func(base, what, method, path, host string, header map[string]string, form url.Values, want int) {
+		t.Helper()
+		if got := hostRequest(t, base, method, path, host, header, form); got != want {
+			t.Errorf("%s: %s %s with Host %s, %v: status %d, want %d", what, method, path, host, header, got, want)
+		}
+	}
+
+	t.Run("default settings", func(t *testing.T) {
+		t.Parallel()
+		evil := "evil.example:" + port
+		check(b.ts.URL, "a rebinding login", "POST", "/login", evil, map[string]string{"Origin": "http://" + evil}, creds, http.StatusMisdirectedRequest)
+		check(b.ts.URL, "a rebinding login without Origin", "POST", "/login", evil, nil, creds, http.StatusMisdirectedRequest)
+		check(b.ts.URL, "a rebinding page", "GET", "/login", evil, nil, nil, http.StatusMisdirectedRequest)
+		check(b.ts.URL, "the health check by a rebinding page", "GET", "/healthz", evil, nil, nil, http.StatusMisdirectedRequest)
+		for _, host := range []string{"localhost:" + port, "LOCALHOST.:" + port, "127.0.0.1:" + port, "[::1]:" + port, "10.1.2.3"} {
+			check(b.ts.URL, "a login by an address or localhost", "POST", "/login", host, map[string]string{"Origin": "http://" + host}, creds, http.StatusSeeOther)
+			check(b.ts.URL, "the health check", "GET", "/healthz", host, nil, nil, http.StatusOK)
+		}
+	})
+
+	t.Run("a public URL", func(t *testing.T) {
+		t.Parallel()
+		base := b.serveWith(t, func(c *web.Config) {
+			c.PublicURL = "https://millrace.example.com"
+			c.AllowedHosts = []string{"millrace-internal"}
+		}).URL
+		public := map[string]string{"Origin": "https://millrace.example.com"}
+		check(base, "a login at the public URL", "POST", "/login", "millrace.example.com", public, creds, http.StatusSeeOther)
+		check(base, "a login through a proxy that rewrites Host", "POST", "/login", "millrace-internal:8082", public, creds, http.StatusSeeOther)
+		check(base, "a rebinding login", "POST", "/login", "evil.example", map[string]string{"Origin": "http://evil.example"}, creds, http.StatusMisdirectedRequest)
+		check(base, "another site's login form", "POST", "/login", "millrace.example.com", map[string]string{"Origin": "https://evil.example"}, creds, http.StatusForbidden)
+		check(base, "another site's login form, by Referer", "POST", "/login", "millrace.example.com", map[string]string{"Referer": "https://evil.example/page"}, creds, http.StatusForbidden)
+		check(base, "the public site's login form, by Referer", "POST", "/login", "millrace.example.com", map[string]string{"Referer": "https://millrace.example.com/login"}, creds, http.StatusSeeOther)
+		check(base, "the health check", "GET", "/healthz", "127.0.0.1:8082", nil, nil, http.StatusOK)
+		check(base, "another name", "GET", "/login", "millrace.example.org", nil, nil, http.StatusMisdirectedRequest)
+	})
+
+	t.Run("any host", func(t *testing.T) {
+		t.Parallel()
+		base := b.serveWith(t, func(c *web.Config) { c.AllowedHosts = []string{"*"} }).URL
+		check(base, "any host allowed", "GET", "/login", "evil.example", nil, nil, http.StatusOK)
+	})
 }
