@@ -191,3 +191,70 @@ func TestHostAllowList(t *testing.T) {
 		check(base, "any host allowed", "GET", "/login", "evil.example", nil, nil, http.StatusOK)
 	})
 }
+
+// TestProxyLookAlikes signs in through the company's proxy under names
+// that look like the admin's, "engineer" (issue 20, point 9): a Cyrillic е
+// or і among Latin letters, full-width letters, another case. Each is
+// refused with 403, which shows the name with its non-ASCII letters
+// escaped, creates no user and is recorded in the audit log. Names of one
+// script that look like no Latin name are created; names stored before
+// keep signing in.
+func TestProxyLookAlikes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	base := b.serveWith(t, func(c *web.Config) {
+		trustLocalProxy(c)
+		c.ProxyHeader, c.ProxyCreate = "X-Forwarded-User", true
+	}).URL
+	as := func(name string) response {
+		t.Helper()
+		return newClient(t, base).do(http.MethodGet, "/", "", map[string]string{"X-Forwarded-User": name})
+	}
+	// A name stored before the rules, as an upgrade finds it.
+	if _, err := b.conn.Exec(b.ctx, "INSERT INTO millrace.users (name, role, created_by) VALUES ('oldраss', 'viewer', 'proxy')"); err != nil {
+		t.Fatal(err)
+	}
+	lookAlikes := map[string]string{
+		"\u0435ngineer":                  `\u0435ngineer`, // Cyrillic е
+		"eng\u0456neer":                  `eng\u0456neer`, // Cyrillic і
+		"ｅｎｇｉｎｅｅｒ":                       `\uff45\uff4e`,  // full width
+		"Engineer":                       `"Engineer"`,
+		"engi\u0301neer":                 `engi\u0301neer`, // a combining accent
+		"\u0455\u0441\u043e\u0440\u0435": `\u0455\u0441`,   // "scope" in Cyrillic letters only
+	}
+	for name, shown := range lookAlikes {
+		r := as(name)
+		if r.status != http.StatusForbidden || !strings.Contains(r.body, "cannot be a millrace user name") || !strings.Contains(r.body, shown) {
+			t.Errorf("X-Forwarded-User %+q: %d %s; want 403 refusing the name, shown as %s", name, r.status, r.body, shown)
+		}
+	}
+	var names []string
+	rows, err := b.conn.Query(b.ctx, "SELECT name FROM millrace.users ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(names) != fmt.Sprint([]string{testUser, "oldраss"}) {
+		t.Errorf("users after the look-alikes: %+q, want only %s and the old user", names, testUser)
+	}
+	var refusals int
+	if err := b.conn.QueryRow(b.ctx, "SELECT count(*) FROM millrace.audit WHERE action = 'login_failed' AND detail->>'via' = 'proxy' AND detail ? 'refused'").Scan(&refusals); err != nil {
+		t.Fatal(err)
+	}
+	if refusals != len(lookAlikes) {
+		t.Errorf("%d refused sign-ins in the audit log, want %d", refusals, len(lookAlikes))
+	}
+
+	for _, name := range []string{"иван", "zoë", "山田たろう", "jane.doe@example.com", testUser, "oldраss"} {
+		as(name).expect(t, fmt.Sprintf("X-Forwarded-User %+q", name), http.StatusOK)
+	}
+}
