@@ -97,3 +97,29 @@ func TestServeGuardsTwoProcesses(t *testing.T) {
 		p.stop(t, 15*time.Second)
 	}
 }
+
+// TestAllowedHosts checks MILLRACE_ALLOWED_HOSTS and its default: the
+// machine's host name only when neither it nor MILLRACE_PUBLIC_URL is set.
+func TestAllowedHosts(t *testing.T) {
+	t.Parallel()
+	host := func() (string, error) { return "Build-07", nil }
+	for _, c := range []struct {
+		allowed, public string
+		want            []string
+	}{
+		{"", "", []string{"Build-07"}},
+		{"", "https://millrace.example.com", nil},
+		{"millrace.internal, Millrace:8082", "", []string{"millrace.internal", "millrace"}},
+		{"*", "https://millrace.example.com", []string{"*"}},
+	} {
+		cfg := Config{AllowedHosts: c.allowed, PublicURL: c.public}
+		got, err := cfg.allowedHosts(host)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("MILLRACE_ALLOWED_HOSTS=%q, MILLRACE_PUBLIC_URL=%q: %q, %v; want %q", c.allowed, c.public, got, err, c.want)
+		}
+	}
+	cfg := Config{AllowedHosts: "https://millrace.example.com"}
+	if _, err := cfg.allowedHosts(host); err == nil || !strings.Contains(err.Error(), "MILLRACE_ALLOWED_HOSTS") {
+		t.Errorf("a URL in MILLRACE_ALLOWED_HOSTS: %v, want an error naming the setting", err)
+	}
+}
