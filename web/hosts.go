@@ -73,7 +73,13 @@ func newHostPolicy(allowed []string, publicURL string) (hostPolicy, error) {
 			return p, fmt.Errorf("public URL %q: want an absolute http:// or https:// URL, such as https://millrace.example.com", publicURL)
 		}
 		p.names[hostname(u.Host)] = true
-		p.publicOrigin = u.Scheme + "://" + u.Host
+		// As browsers write an Origin: the host in lower case, without
+		// the scheme's default port.
+		host := strings.ToLower(u.Host)
+		if port := u.Port(); (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+			host = strings.TrimSuffix(host, ":"+port)
+		}
+		p.publicOrigin = u.Scheme + "://" + host
 	}
 	return p, nil
 }

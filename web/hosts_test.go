@@ -34,8 +34,13 @@ func TestHostPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set.publicOrigin != "https://Millrace.example.com:8443" {
-		t.Errorf("public origin %q", set.publicOrigin)
+	if set.publicOrigin != "https://millrace.example.com:8443" {
+		t.Errorf("public origin %q, want https://millrace.example.com:8443", set.publicOrigin)
+	}
+	for url, want := range map[string]string{"https://M.example.com:443/": "https://m.example.com", "http://m.example.com:80": "http://m.example.com", "http://m:8082": "http://m:8082"} {
+		if p, err := newHostPolicy(nil, url); err != nil || p.publicOrigin != want {
+			t.Errorf("public URL %s: origin %q, %v; want %q", url, p.publicOrigin, err, want)
+		}
 	}
 	for _, c := range []struct {
 		host     string
