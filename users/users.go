@@ -51,59 +51,33 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 // log: no user may take one.
 var reservedNames = []string{"cli", "millrace", "proxy", "schedule"}
 
-// CheckName refuses a name that is empty, longer than 64 bytes, holds
-// anything but letters, digits and . _ @ + - (names go into the UI's
-// paths: a slash, question mark or dot segment would send a form
-// elsewhere; "token:NAME" names the tokens in the audit log), is "." or
-// "..", or is one of the actors millrace writes into the audit log.
+// CheckName refuses a name that is empty, longer than 64 bytes, not in
+// Unicode normal form NFKC (a name is stored, and compared, as it is
+// written: "ｅｎｇｉｎｅｅｒ" in full-width letters is refused, not taken for
+// "engineer"), holds anything but letters, digits and . _ @ + - (names go
+// into the UI's paths: a slash, question mark or dot segment would send a
+// form elsewhere; "token:NAME" names the tokens in the audit log), mixes
+// the letters of two scripts or is written in letters that all look like
+// Latin ones (see checkLetters), is "." or "..", or is, or looks like, one
+// of the actors millrace writes into the audit log. Names stored before
+// these rules keep working; a new user's name must also not look like an
+// existing user's (see LookAlike).
 func CheckName(name string) error {
 	switch {
 	case name == "" || len(name) > 64:
 		return millrace.Permanent(fmt.Errorf("user name %q: want 1 to 64 bytes", name))
+	case name != norm.NFKC.String(name):
+		return millrace.Permanent(fmt.Errorf("user name %+q is not in Unicode normal form NFKC: write it as %+q", name, norm.NFKC.String(name)))
 	case strings.ContainsFunc(name, func(r rune) bool {
 		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("._@+-", r)
 	}):
 		return millrace.Permanent(fmt.Errorf("user name %q: only letters, digits and . _ @ + -", name))
 	case name == "." || name == "..":
 		return millrace.Permanent(fmt.Errorf("user name %q: not a name", name))
-	case !norm.NFKC.IsNormalString(name):
-		return millrace.Permanent(fmt.Errorf("user name %q: not in Unicode's normal form NFKC: use %q", name, norm.NFKC.String(name)))
-	case mixedScripts(name):
-		return millrace.Permanent(fmt.Errorf("user name %q: its letters mix scripts (Latin and Cyrillic, say), which makes look-alikes of other names: write it in one", name))
-	case slices.Contains(reservedNames, strings.ToLower(name)):
-		return millrace.Permanent(fmt.Errorf("user name %q: reserved for millrace's own entries in the audit log", name))
+	case slices.ContainsFunc(reservedNames, func(r string) bool { return LookAlike(r, name) }):
+		return millrace.Permanent(fmt.Errorf("user name %+q: reserved for millrace's own entries in the audit log", name))
 	}
-	return nil
-}
-
-// japanese are the scripts that Japanese writes one name in.
-var japanese = []string{"Han", "Hiragana", "Katakana"}
-
-// mixedScripts reports whether the letters of name come from more than one
-// script, Japanese's three counting as one: "аdmin" with a Cyrillic а
-// looks like admin.
-func mixedScripts(name string) bool {
-	seen := ""
-	for _, r := range name {
-		if !unicode.IsLetter(r) {
-			continue
-		}
-		script := "other"
-		for s, table := range unicode.Scripts {
-			if unicode.Is(table, r) {
-				script = s
-				break
-			}
-		}
-		if slices.Contains(japanese, script) {
-			script = "Japanese"
-		}
-		if seen != "" && script != seen {
-			return true
-		}
-		seen = script
-	}
-	return false
+	return checkLetters(name)
 }
 
 // checkPassword refuses a password shorter than MinPassword.
@@ -127,6 +101,9 @@ func (s *Store) Add(ctx context.Context, by audit.Actor, name string, role Role,
 	}
 	hash := HashPassword(password)
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockUsers(ctx, tx); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `INSERT INTO millrace.users (name, role, password_hash, created_by) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (name) DO NOTHING`, name, role, hash, by.Name)
 		if err != nil {
@@ -134,6 +111,9 @@ func (s *Store) Add(ctx context.Context, by audit.Actor, name string, role Role,
 		}
 		if tag.RowsAffected() == 0 {
 			return millrace.Permanent(fmt.Errorf("user %s exists already", name))
+		}
+		if err := checkLookAlike(ctx, tx, name); err != nil {
+			return err
 		}
 		if _, err := endSessions(ctx, tx, name); err != nil {
 			return err
@@ -146,9 +126,6 @@ func (s *Store) Add(ctx context.Context, by audit.Actor, name string, role Role,
 // has no user at all, and reports whether it did. Two processes starting
 // at once create one.
 func (s *Store) EnsureFirstAdmin(ctx context.Context, name, password string) (bool, error) {
-	if err := CheckName(name); err != nil {
-		return false, fmt.Errorf("MILLRACE_UI_USER: %w", err)
-	}
 	var created bool
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "LOCK TABLE millrace.users IN SHARE ROW EXCLUSIVE MODE"); err != nil {
@@ -159,7 +136,10 @@ func (s *Store) EnsureFirstAdmin(ctx context.Context, name, password string) (bo
 			return fmt.Errorf("read users: %w", err)
 		}
 		if exists {
-			return nil
+			return nil // the setting changes nothing afterwards: not checked
+		}
+		if err := CheckName(name); err != nil {
+			return fmt.Errorf("MILLRACE_UI_USER: %w", err)
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO millrace.users (name, role, password_hash, created_by) VALUES ($1, 'admin', $2, 'MILLRACE_UI_USER')",
 			name, HashPassword(password)); err != nil {
@@ -353,25 +333,34 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (u User
 	return u, true, nil
 }
 
-// ProxyUser returns the user that the sign-in proxy names. An unknown name
-// is created as a viewer without a password when create is set (recorded
-// in the audit log as done by "proxy" from the address), and refused with
-// ErrNotFound otherwise.
+// ProxyUser returns the user that the sign-in proxy names. The name is
+// looked up as it is sent, so that every existing user keeps signing in.
+// An unknown name is created as a viewer without a password when create is
+// set (recorded in the audit log as done by "proxy" from the address), and
+// refused with ErrNotFound otherwise. A name that CheckName refuses, or
+// that looks like an existing user's (see LookAlike), is refused with a
+// *RefusedNameError: it is never taken for that user, nor created.
 func (s *Store) ProxyUser(ctx context.Context, name string, create bool, address string) (User, error) {
 	u, err := s.Get(ctx, name)
 	if !errors.Is(err, ErrNotFound) || !create {
 		return u, err
 	}
 	if err := CheckName(name); err != nil {
-		return u, err
+		return u, &RefusedNameError{Err: err}
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockUsers(ctx, tx); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, "INSERT INTO millrace.users (name, role, created_by) VALUES ($1, 'viewer', 'proxy') ON CONFLICT (name) DO NOTHING", name)
 		if err != nil {
 			return fmt.Errorf("add user %s: %w", name, err)
 		}
 		if tag.RowsAffected() == 0 {
 			return nil // another request created it first
+		}
+		if err := checkLookAlike(ctx, tx, name); err != nil {
+			return &RefusedNameError{Err: err}
 		}
 		if _, err := endSessions(ctx, tx, name); err != nil {
 			return err

@@ -56,14 +56,46 @@ func TestRoles(t *testing.T) {
 	}
 	// Names go into the UI's paths: none may send a form elsewhere.
 	for _, name := range []string{"", "token:ci", " alice", "a\nb", strings.Repeat("x", 65),
-		"x/../../pipelines/load_client_data/run?", "a/b", "a?b", "a#b", "a%2Fb", `a\b`, ".", "..", "proxy", "CLI"} {
+		"x/../../pipelines/load_client_data/run?", "a/b", "a?b", "a#b", "a%2Fb", `a\b`, ".", "..", "proxy", "CLI",
+		// Look-alikes: mixed scripts, not NFKC, Latin look-alikes only,
+		// a reserved name in disguise, digits of another script.
+		"\u0430dmin", "adm\u0456n", "ａｄｍｉｎ", "admin\u0301", "\u0455\u0441\u043e\u0440\u0435", "\u0440\u0430\u0443",
+		"Pr\u043exy", "PROXY", "admin\u0661", "\u210bal"} {
 		if users.CheckName(name) == nil {
 			t.Errorf("CheckName(%q) accepted it", name)
 		}
 	}
-	for _, name := range []string{"alice", "jane.doe@example.com", "zoë_2-x"} {
+	for _, name := range []string{"alice", "jane.doe@example.com", "zoë_2-x", "иван", "νίκος", "山田たろう", "ラーメン", "김민준", "محمد٣", "user.1@x"} {
 		if err := users.CheckName(name); err != nil {
 			t.Errorf("CheckName(%q): %v", name, err)
+		}
+	}
+}
+
+// TestLookAlike checks which names are taken for one another.
+func TestLookAlike(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{"admin", "admin", true},
+		{"admin", "Admin", true},
+		{"admin", "ADMIN", true},
+		{"admin", "\u00e4dmin", true},      // ä
+		{"admin", "\u0430dmin", true},      // Cyrillic а
+		{"admin", "\u0430\u0501min", true}, // Cyrillic а, ԁ
+		{"admin", "adrnin", true},          // rn for m
+		{"admin", "ｅngineer", false},       // another name
+		{"will", "wiII", true},             // I for l
+		{"ol1ver", "oliver", false},        // 1 is l, not i
+		{"olga", "o1ga", true},             // 1 for l
+		{"bob", "b0b", true},               // 0 for o
+		{"alice", "alicia", false},
+		{"ivan", "иван", false}, // Cyrillic that looks like another word
+	} {
+		if got := users.LookAlike(c.a, c.b); got != c.same {
+			t.Errorf("LookAlike(%+q, %+q) = %t, want %t", c.a, c.b, got, c.same)
 		}
 	}
 }
@@ -100,6 +132,14 @@ func TestStore(t *testing.T) {
 	}
 	if err := st.Add(ctx, by, "alice", users.Viewer, "alice's password"); !millrace.IsPermanent(err) {
 		t.Errorf("alice twice: %v", err)
+	}
+	for _, lookAlike := range []string{"Alice", "\u00e1lice", "aIice"} {
+		if err := st.Add(ctx, by, lookAlike, users.Viewer, "alice's password"); !errors.Is(err, users.ErrLookAlike) || !millrace.IsPermanent(err) {
+			t.Errorf("add %+q beside alice: %v, want a permanent ErrLookAlike", lookAlike, err)
+		}
+	}
+	if _, err := st.Get(ctx, "Alice"); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("the refused look-alike was stored: %v", err)
 	}
 	if u, ok, err := st.Authenticate(ctx, "alice", "alice's password"); err != nil || !ok || u.Role != users.Operator {
 		t.Errorf("authenticate alice: %+v %t %v", u, ok, err)

@@ -119,8 +119,8 @@ func (s *Server) checkCSRF(w http.ResponseWriter, r *http.Request, sess session)
 // a wrong one counts as a failed login of its client.
 func (s *Server) tokenSession(w http.ResponseWriter, r *http.Request, secret string) (session, bool) {
 	client := s.clientKey(r)
-	if !s.limiter.allowClient(client) {
-		http.Error(w, "too many failed logins: wait a few minutes", http.StatusTooManyRequests)
+	if ok, err := s.limiter.allowClient(r.Context(), client); err != nil || !ok {
+		s.tooManyLogins(w, r, err)
 		return session{}, false
 	}
 	t, ok, err := s.users.ByToken(r.Context(), secret)
@@ -129,7 +129,7 @@ func (s *Server) tokenSession(w http.ResponseWriter, r *http.Request, secret str
 		return session{}, false
 	}
 	if !ok {
-		s.failedLogin(r, client, tokenLimiterName, "token")
+		s.failedLogin(r, client, "", "token")
 		http.Error(w, "unknown or revoked token", http.StatusUnauthorized)
 		return session{}, false
 	}
@@ -139,9 +139,8 @@ func (s *Server) tokenSession(w http.ResponseWriter, r *http.Request, secret str
 // basicSession answers for HTTP Basic credentials under the API.
 func (s *Server) basicSession(w http.ResponseWriter, r *http.Request, user, pass string) (session, bool) {
 	client := s.clientKey(r)
-	key := s.limiterName(r, user)
-	if !s.limiter.allowClient(client) || !s.limiter.allowUser(client, key) {
-		http.Error(w, "too many failed logins: wait a few minutes", http.StatusTooManyRequests)
+	if ok, err := s.limiter.allowName(r.Context(), client, user); err != nil || !ok {
+		s.tooManyLogins(w, r, err)
 		return session{}, false
 	}
 	u, ok, err := s.users.Authenticate(r.Context(), user, pass)
@@ -150,12 +149,12 @@ func (s *Server) basicSession(w http.ResponseWriter, r *http.Request, user, pass
 		return session{}, false
 	}
 	if !ok {
-		s.failedLogin(r, client, key, user)
+		s.failedLogin(r, client, user, user)
 		w.Header().Set("WWW-Authenticate", `Basic realm="millrace"`)
 		http.Error(w, "wrong username or password", http.StatusUnauthorized)
 		return session{}, false
 	}
-	s.limiter.succeed(client, key)
+	s.succeeded(r, client, user)
 	// Browsers may replay cached Basic credentials cross-site: only
 	// JSON bodies, which a form cannot send, may change state.
 	if needsToken(r) {
@@ -165,22 +164,14 @@ func (s *Server) basicSession(w http.ResponseWriter, r *http.Request, user, pass
 	return session{Username: u.Name, Role: u.Role}, true
 }
 
-// tokenLimiterName is the name under which the login limiter counts
-// wrong tokens; no user can have it (see users.CheckName).
-const tokenLimiterName = "\x00token"
-
-// unknownLimiterName is the name under which the login limiter counts
-// every name that is not a user's, so that a flood of made-up names
-// cannot push a real user's count out of its table.
-const unknownLimiterName = "\x00unknown"
-
-// limiterName is the name under which the login limiter counts a login
-// as user: the name of a user, or unknownLimiterName.
-func (s *Server) limiterName(r *http.Request, user string) string {
-	if _, err := s.users.Get(r.Context(), user); err != nil {
-		return unknownLimiterName
+// tooManyLogins answers a login that the limiter refused (429), or whose
+// limits could not be read (500).
+func (s *Server) tooManyLogins(w http.ResponseWriter, r *http.Request, err error) {
+	if err != nil {
+		s.serverError(w, r, err)
+		return
 	}
-	return user
+	http.Error(w, "too many failed logins: wait a few minutes", http.StatusTooManyRequests)
 }
 
 // forbidden answers a request that the user's role may not make: 403 with
@@ -269,8 +260,15 @@ func (s *Server) handleLoginView(w http.ResponseWriter, r *http.Request) {
 // user name once the body, at most maxLoginBytes, is.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	client := s.clientKey(r)
-	if !s.limiter.allowClient(client) {
-		s.render(w, r, http.StatusTooManyRequests, "login", loginView{Next: "/", Error: "Too many failed logins. Wait a few minutes and try again."})
+	locked := func(next string) {
+		s.render(w, r, http.StatusTooManyRequests, "login", loginView{Next: next, Error: "Too many failed logins. Wait a few minutes and try again."})
+	}
+	if ok, err := s.limiter.allowClient(r.Context(), client); err != nil || !ok {
+		if err != nil {
+			s.serverError(w, r, err)
+			return
+		}
+		locked("/")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBytes)
@@ -278,9 +276,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, next := r.PostForm.Get("username"), safeNext(r.PostForm.Get("next"))
-	key := s.limiterName(r, user)
-	if !s.limiter.allowUser(client, key) {
-		s.render(w, r, http.StatusTooManyRequests, "login", loginView{Next: next, Error: "Too many failed logins. Wait a few minutes and try again."})
+	if ok, err := s.limiter.allowName(r.Context(), client, user); err != nil || !ok {
+		if err != nil {
+			s.serverError(w, r, err)
+			return
+		}
+		locked(next)
 		return
 	}
 	u, ok, err := s.users.Authenticate(r.Context(), user, r.PostForm.Get("password"))
@@ -289,11 +290,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		s.failedLogin(r, client, key, user)
+		s.failedLogin(r, client, user, user)
 		s.render(w, r, http.StatusUnauthorized, "login", loginView{Next: next, Error: "Wrong username or password."})
 		return
 	}
-	s.limiter.succeed(client, key)
+	s.succeeded(r, client, user)
 	if _, err := s.newSession(w, r, u, false, map[string]string{"via": "password"}); err != nil {
 		s.serverError(w, r, err)
 		return
@@ -314,11 +315,14 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request, u users.User
 	return sess, nil
 }
 
-// failedLogin counts a failed login under the limiter's key, logs it and
-// records it in the audit log; the user name is cut short, since anyone
-// can send any.
-func (s *Server) failedLogin(r *http.Request, client, key, user string) {
-	s.limiter.fail(client, key)
+// failedLogin counts a failed login of the client as name (empty for a
+// wrong token), logs it and records it in the audit log as user; the user
+// name is cut short, since anyone can send any. An error counting it is
+// logged: the answer is a refusal either way.
+func (s *Server) failedLogin(r *http.Request, client, name, user string) {
+	if err := s.limiter.fail(r.Context(), client, name); err != nil {
+		s.cfg.Logger.Error("count a failed login", "err", err)
+	}
 	if len(user) > 64 {
 		user = strings.ToValidUTF8(user[:64], "") + "…"
 	}
@@ -328,6 +332,14 @@ func (s *Server) failedLogin(r *http.Request, client, key, user string) {
 	})
 	if err != nil {
 		s.cfg.Logger.Error("record a failed login", "err", err)
+	}
+}
+
+// succeeded records for the limiter that the client logged in as name; an
+// error is logged, and the login goes ahead.
+func (s *Server) succeeded(r *http.Request, client, name string) {
+	if err := s.limiter.succeed(r.Context(), client, name); err != nil {
+		s.cfg.Logger.Error("record a login for the login limiter", "err", err)
 	}
 }
 

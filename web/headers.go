@@ -1,7 +1,6 @@
 package web
 
 import (
-	"net"
 	"net/http"
 	"strings"
 )
@@ -57,37 +56,18 @@ func securityHeaders(h http.Handler, secure bool) http.Handler {
 // sends from another origin (Sec-Fetch-Site, or Origin against Host),
 // before any cookie or password is looked at: a second line behind the
 // CSRF token and SameSite cookies, which also covers POST /login and the
-// Basic-authenticated API. Scripts, which send neither header, pass.
-func crossOriginProtection(h http.Handler) http.Handler {
+// Basic-authenticated API. Scripts, which send neither header, pass. The
+// public origin (scheme://host of MILLRACE_PUBLIC_URL), when set, is
+// trusted too: a proxy in front may rewrite Host. Behind checkHost, the
+// Host itself is an allowed one.
+func crossOriginProtection(h http.Handler, publicOrigin string) http.Handler {
 	cop := http.NewCrossOriginProtection()
+	if publicOrigin != "" {
+		// newHostPolicy built it from a parsed URL: it cannot be refused.
+		_ = cop.AddTrustedOrigin(publicOrigin)
+	}
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "refused: the request came from another site (cross-origin check failed)", http.StatusForbidden)
 	}))
 	return cop.Handler(h)
-}
-
-// hostAllowList refuses, with 421 Misdirected Request, a request whose
-// Host is not one of hosts (names, without ports) nor a loopback name: a
-// page of another site whose name resolves to millrace (DNS rebinding)
-// sends its own name. With no hosts every request passes, as the demo on
-// localhost needs.
-func hostAllowList(hosts []string, h http.Handler) http.Handler {
-	if len(hosts) == 0 {
-		return h
-	}
-	allowed := map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}
-	for _, host := range hosts {
-		allowed[strings.ToLower(host)] = true
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if !allowed[strings.ToLower(strings.Trim(host, "[]"))] {
-			http.Error(w, "refused: this server answers for the host of MILLRACE_PUBLIC_URL only", http.StatusMisdirectedRequest)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }

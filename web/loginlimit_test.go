@@ -1,187 +1,264 @@
 package web
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/warehouse"
 )
 
 // fakeClock is a clock that moves only when told.
-type fakeClock struct{ t time.Time }
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
 func newFakeClock() *fakeClock {
 	return &fakeClock{t: time.Date(2020, 7, 15, 12, 0, 0, 0, time.UTC)}
 }
 
-func (c *fakeClock) now() time.Time      { return c.t }
-func (c *fakeClock) add(d time.Duration) { c.t = c.t.Add(d) }
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
 
-// failN records n failures of client c as user u.
-func failN(l *loginLimiter, n int, c, u string) {
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// limiterBundle is a login limiter on a database of its own, with a fake
+// clock.
+type limiterBundle struct {
+	t     *testing.T
+	ctx   context.Context
+	w     *warehouse.Warehouse
+	clock *fakeClock
+	l     *loginLimiter
+}
+
+// setupLimiter starts a limiter on a new database.
+func setupLimiter(t *testing.T) *limiterBundle {
+	t.Helper()
+	ctx := context.Background()
+	w, err := warehouse.Open(ctx, dbtest.NewSetUpDatabase(t), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	if err := w.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clock := newFakeClock()
+	return &limiterBundle{t: t, ctx: ctx, w: w, clock: clock, l: newLoginLimiter(w.Pool(), clock.now, slog.New(slog.DiscardHandler))}
+}
+
+// another returns a second limiter on the same database and clock: another
+// replica.
+func (b *limiterBundle) another() *loginLimiter {
+	return newLoginLimiter(b.w.Pool(), b.clock.now, slog.New(slog.DiscardHandler))
+}
+
+func (b *limiterBundle) fail(l *loginLimiter, n int, client, name string) {
+	b.t.Helper()
 	for range n {
-		l.fail(c, u)
+		if err := l.fail(b.ctx, client, name); err != nil {
+			b.t.Fatal(err)
+		}
 	}
 }
 
-// TestLoginLimiter checks the limiter's rules with a fake clock.
+func (b *limiterBundle) allowClient(client string) bool {
+	b.t.Helper()
+	ok, err := b.l.allowClient(b.ctx, client)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return ok
+}
+
+func (b *limiterBundle) allowName(client, name string) bool {
+	b.t.Helper()
+	ok, err := b.l.allowName(b.ctx, client, name)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return ok
+}
+
+func (b *limiterBundle) succeed(client, name string) {
+	b.t.Helper()
+	if err := b.l.succeed(b.ctx, client, name); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// rows counts the limiter's rows of each kind.
+func (b *limiterBundle) rows() map[string]int {
+	b.t.Helper()
+	out := map[string]int{}
+	rows, err := b.w.Pool().Query(b.ctx, "SELECT kind, count(*) FROM millrace.login_limits GROUP BY kind")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			b.t.Fatal(err)
+		}
+		out[k] = n
+	}
+	if err := rows.Err(); err != nil {
+		b.t.Fatal(err)
+	}
+	return out
+}
+
+// TestLoginLimiter checks the limiter's rules on a real database with a
+// fake clock.
 func TestLoginLimiter(t *testing.T) {
 	t.Parallel()
 
-	t.Run("a client is locked out after its failures, for the window", func(t *testing.T) {
+	t.Run("a client is locked out after its failures, for the window, on every replica", func(t *testing.T) {
 		t.Parallel()
-		clock := newFakeClock()
-		l := newLoginLimiter(clock.now, nil)
-		failN(l, clientFailures-1, "198.51.100.1", "admin")
-		if !l.allowClient("198.51.100.1") {
+		b := setupLimiter(t)
+		other := b.another()
+		b.fail(b.l, clientFailures-2, "198.51.100.1", "admin")
+		b.fail(other, 1, "198.51.100.1", "admin")
+		if !b.allowClient("198.51.100.1") {
 			t.Fatalf("locked out after %d failures, want %d", clientFailures-1, clientFailures)
 		}
-		l.fail("198.51.100.1", "someone-else")
-		if l.allowClient("198.51.100.1") {
-			t.Fatalf("not locked out after %d failures (of any user names)", clientFailures)
+		b.fail(other, 1, "198.51.100.1", "someone-else")
+		if b.allowClient("198.51.100.1") || b.allowName("198.51.100.1", "admin") {
+			t.Fatalf("not locked out after %d failures (of any user names, on two replicas)", clientFailures)
 		}
-		if !l.allowClient("198.51.100.2") || !l.allowUser("198.51.100.2", "admin") {
+		if !b.allowClient("198.51.100.2") || !b.allowName("198.51.100.2", "admin") {
 			t.Error("another client is locked out too")
 		}
-		clock.add(loginWindow - time.Second)
-		if l.allowClient("198.51.100.1") {
+		b.clock.add(loginWindow - time.Second)
+		if b.allowClient("198.51.100.1") {
 			t.Error("the lock ended before the window")
 		}
-		clock.add(time.Second)
-		if !l.allowClient("198.51.100.1") {
+		b.clock.add(time.Second)
+		if !b.allowClient("198.51.100.1") {
 			t.Error("still locked out after the window")
 		}
-	})
-
-	t.Run("a flood of made-up names cannot unlock a user", func(t *testing.T) {
-		t.Parallel()
-		l := newLoginLimiter(newFakeClock().now, func(name string) bool { return name == "admin" })
-		for i := range userFailures {
-			l.fail(fmt.Sprintf("198.51.100.%d", i), "admin")
-		}
-		if l.allowUser("203.0.113.1", "admin") {
-			t.Fatal("admin not locked after its failures")
-		}
-		for i := range 3 * limiterEntries {
-			l.fail(fmt.Sprintf("2001:db8:%x::1", i), fmt.Sprintf("nobody-%d", i))
-		}
-		if l.allowUser("203.0.113.1", "admin") {
-			t.Error("admin unlocked by a flood of failures under made-up names")
-		}
-		if _, users, _ := l.size(); users > limiterEntries+1 {
-			t.Errorf("%d user names counted, want admin and at most %d others", users, limiterEntries)
+		b.fail(b.l, 1, "198.51.100.1", "admin")
+		if !b.allowClient("198.51.100.1") {
+			t.Error("a failure after the window counts on the old window's failures")
 		}
 	})
 
-	t.Run("unknown and known names are answered alike", func(t *testing.T) {
+	t.Run("a user name is locked out after failures from many clients, known or not", func(t *testing.T) {
 		t.Parallel()
-		// Before, every made-up name counted under one key: after 20
-		// failures with made-up names a fresh client got 429 for every
-		// unknown name and 401 for every real one.
-		l := newLoginLimiter(newFakeClock().now, func(name string) bool { return name == "admin" })
-		for i := range userFailures {
-			l.fail(fmt.Sprintf("198.51.100.%d", i%4), fmt.Sprintf("made-up-%d", i))
+		b := setupLimiter(t)
+		b.succeed("198.51.100.9", "admin") // a script that logged in before
+		for i := range nameFailures - 1 {
+			b.fail(b.l, 1, fmt.Sprintf("203.0.113.%d", i), "admin")
+			b.fail(b.l, 1, fmt.Sprintf("192.0.2.%d", i), "made-up")
 		}
-		if !l.allowUser("203.0.113.1", "someone-else") || !l.allowUser("203.0.113.1", "admin") {
-			t.Error("failures of other made-up names lock a fresh unknown name, or the real one")
+		if !b.allowName("198.51.100.1", "admin") || !b.allowName("198.51.100.1", "made-up") {
+			t.Fatalf("a name locked out after %d failures, want %d", nameFailures-1, nameFailures)
 		}
-		for i := range userFailures {
-			l.fail(fmt.Sprintf("198.51.100.%d", i%4), "ghost")
-			l.fail(fmt.Sprintf("198.51.100.%d", i%4), "admin")
+		b.fail(b.l, 1, "203.0.113.200", "admin")
+		b.fail(b.l, 1, "192.0.2.200", "made-up")
+		if b.allowName("198.51.100.2", "admin") || b.allowName("198.51.100.3", "made-up") {
+			t.Errorf("a name not locked out after %d failures from as many clients", nameFailures)
 		}
-		if l.allowUser("203.0.113.2", "ghost") || l.allowUser("203.0.113.3", "admin") {
-			t.Error("a name with its failures is not locked, whether a user's or not")
+		if !b.allowName("198.51.100.1", "someone-else") {
+			t.Error("the lock of admin locks another user name out")
+		}
+		if !b.allowName("198.51.100.9", "admin") {
+			t.Error("the lock of admin locks out a client that logged in as admin before")
+		}
+		b.clock.add(loginWindow)
+		if !b.allowName("198.51.100.4", "admin") {
+			t.Error("admin still locked out after the window")
+		}
+		b.clock.add(knownFor)
+		b.fail(b.l, nameFailures, "203.0.113.1", "admin")
+		if b.allowName("198.51.100.9", "admin") {
+			t.Error("a client that logged in more than knownFor ago is still exempt")
 		}
 	})
 
-	t.Run("a refusal counts against the client", func(t *testing.T) {
+	t.Run("a refusal for the name counts against the client", func(t *testing.T) {
 		t.Parallel()
-		l := newLoginLimiter(newFakeClock().now, nil)
-		for i := range userFailures {
-			l.fail(fmt.Sprintf("198.51.100.%d", i), "admin")
+		b := setupLimiter(t)
+		for i := range nameFailures {
+			b.fail(b.l, 1, fmt.Sprintf("203.0.113.%d", i), "admin")
 		}
 		for range clientFailures {
-			if l.allowUser("203.0.113.9", "admin") {
-				t.Fatal("admin not locked")
+			if b.allowName("198.51.100.1", "admin") {
+				t.Fatal("admin is not locked out")
 			}
 		}
-		if l.allowClient("203.0.113.9") {
-			t.Error("a client refused for a locked name keeps probing for free")
+		if b.allowClient("198.51.100.1") || b.allowName("198.51.100.1", "someone-else") {
+			t.Errorf("a client refused %d times for a locked name may go on", clientFailures)
 		}
 	})
 
 	t.Run("a success resets nothing", func(t *testing.T) {
 		t.Parallel()
-		l := newLoginLimiter(newFakeClock().now, nil)
-		failN(l, clientFailures-1, "198.51.100.1", "admin")
-		l.succeed("198.51.100.1", "admin")
-		l.fail("198.51.100.1", "admin")
-		if l.allowClient("198.51.100.1") {
+		b := setupLimiter(t)
+		b.fail(b.l, clientFailures-1, "198.51.100.1", "admin")
+		b.succeed("198.51.100.1", "admin")
+		b.fail(b.l, 1, "198.51.100.1", "admin")
+		if b.allowClient("198.51.100.1") {
 			t.Error("a success in between gave the client more guesses")
 		}
 	})
 
-	t.Run("a user name is locked out after failures from many clients", func(t *testing.T) {
+	t.Run("the table is bounded", func(t *testing.T) {
 		t.Parallel()
-		clock := newFakeClock()
-		l := newLoginLimiter(clock.now, nil)
-		l.succeed("198.51.100.9", "admin") // a script that logged in before
-		for i := range userFailures - 1 {
-			l.fail(fmt.Sprintf("203.0.113.%d", i), "admin")
+		b := setupLimiter(t)
+		b.l.maxClients, b.l.maxKnown = 100, 50
+		// A flood of made-up names: their buckets are bounded whatever
+		// their number and length.
+		for i := range 300 {
+			c := fmt.Sprintf("10.0.%d.%d", i>>8, i&255)
+			b.fail(b.l, 1, c, strings.Repeat("x", 1000)+fmt.Sprint(i))
+			b.succeed(c, "admin")
 		}
-		if !l.allowUser("198.51.100.1", "admin") {
-			t.Fatalf("admin locked out after %d failures, want %d", userFailures-1, userFailures)
+		if got := b.rows(); got["name"] > 300 || got["client"] != 300 || got["known"] != 300 {
+			t.Fatalf("rows before the cleanup: %v", got)
 		}
-		l.fail("203.0.113.200", "admin")
-		if l.allowUser("198.51.100.1", "admin") {
-			t.Errorf("admin not locked out after %d failures from as many clients", userFailures)
+		b.clock.add(cleanupEvery)
+		b.fail(b.l, 1, "192.0.2.1", "admin") // runs the cleanup
+		if got := b.rows(); got["client"] > 100 || got["known"] > 50 {
+			t.Errorf("rows after the cleanup: %v, want at most 100 clients and 50 known", got)
 		}
-		if !l.allowClient("198.51.100.1") {
-			t.Error("the lock of a user name locks a client out")
+		// Once their window has passed, the next cleanup drops them.
+		b.clock.add(loginWindow + cleanupEvery)
+		b.fail(b.l, 1, "192.0.2.1", "admin")
+		if got := b.rows(); got["client"] != 1 || got["name"] != 1 {
+			t.Errorf("after the window: %v, want 1 client and 1 name", got)
 		}
-		if !l.allowUser("198.51.100.1", "someone-else") {
-			t.Error("the lock of admin locks another user name out")
-		}
-		if !l.allowUser("198.51.100.9", "admin") {
-			t.Error("the lock of admin locks out a client that logged in as admin before")
-		}
-		clock.add(loginWindow)
-		if !l.allowUser("198.51.100.1", "admin") {
-			t.Error("admin still locked out after the window")
-		}
-		clock.add(knownFor)
-		failN(l, userFailures, "203.0.113.1", "admin")
-		if l.allowUser("198.51.100.9", "admin") {
-			t.Error("a client that logged in more than knownFor ago is still exempt")
+		b.clock.add(knownFor)
+		b.succeed("192.0.2.1", "admin")
+		if got := b.rows(); got["known"] != 1 {
+			t.Errorf("after knownFor: %v, want 1 known", got)
 		}
 	})
 
-	t.Run("the tables are pruned and capped", func(t *testing.T) {
+	t.Run("the names fall into a bounded keyspace", func(t *testing.T) {
 		t.Parallel()
-		clock := newFakeClock()
-		l := newLoginLimiter(clock.now, nil)
-		for i := range 3 * limiterEntries {
-			c := fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)
-			l.fail(c, strings.Repeat("x", 1000)+fmt.Sprint(i)) // long names cost no more
-			l.succeed(c, "admin")
+		keys := map[string]bool{}
+		for i := range 200_000 {
+			keys[nameLimitKey(fmt.Sprint("name-", i)).key] = true
 		}
-		clients, users, known := l.size()
-		if clients > limiterEntries || users > limiterEntries || known > limiterEntries {
-			t.Errorf("tables of %d clients, %d user names, %d known clients: want at most %d each", clients, users, known, limiterEntries)
-		}
-		if clients < limiterEntries/2 {
-			t.Errorf("only %d clients kept: the cap drops too many", clients)
-		}
-		// Once their window has passed, a failure or a success drops them.
-		clock.add(loginWindow + time.Minute)
-		l.fail("192.0.2.1", "admin")
-		if clients, users, _ := l.size(); clients != 1 || users != 1 {
-			t.Errorf("after the window, %d clients and %d user names left, want 1 and 1", clients, users)
-		}
-		clock.add(knownFor)
-		l.succeed("192.0.2.1", "admin")
-		if _, _, known := l.size(); known != 1 {
-			t.Errorf("after knownFor, %d known clients left, want 1", known)
+		if len(keys) > nameBuckets {
+			t.Errorf("%d name buckets, want at most %d", len(keys), nameBuckets)
 		}
 	})
 }

@@ -7,6 +7,9 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/millrace/millrace/audit"
 	"github.com/millrace/millrace/users"
 )
 
@@ -44,20 +47,13 @@ func (s *Server) proxyUser(r *http.Request) (string, bool) {
 // forms carry; the session counts only while the header names its user.
 func (s *Server) proxySession(w http.ResponseWriter, r *http.Request, name string, api bool) (session, bool) {
 	u, err := s.users.ProxyUser(r.Context(), name, s.cfg.ProxyCreate, s.address(r))
-	refused := err != nil && users.CheckName(name) != nil
-	if errors.Is(err, users.ErrNotFound) || refused {
-		msg := fmt.Sprintf("%s is not a millrace user: ask an admin to add you", name)
-		if refused {
-			// A look-alike of another name ("аdmin" with a Cyrillic а), or
-			// characters a name may not hold: said as such, and logged.
-			msg = users.CheckName(name).Error()
-			s.cfg.Logger.Warn("the sign-in proxy named a user that is refused", "user", name, "err", msg, "client", s.clientKey(r))
-		}
-		if api {
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": msg})
-		} else {
-			http.Error(w, msg, http.StatusForbidden)
-		}
+	var refused *users.RefusedNameError
+	if errors.As(err, &refused) {
+		s.proxyRefused(w, r, name, refused, api)
+		return session{}, false
+	}
+	if errors.Is(err, users.ErrNotFound) {
+		proxyForbidden(w, fmt.Sprintf("%+q is not a millrace user: ask an admin to add you", name), api)
 		return session{}, false
 	}
 	if err != nil {
@@ -77,4 +73,30 @@ func (s *Server) proxySession(w http.ResponseWriter, r *http.Request, name strin
 		}
 	}
 	return sess, s.checkCSRF(w, r, sess)
+}
+
+// proxyForbidden answers 403 with msg, as JSON under the API.
+func proxyForbidden(w http.ResponseWriter, msg string, api bool) {
+	if api {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": msg})
+		return
+	}
+	http.Error(w, msg, http.StatusForbidden)
+}
+
+// proxyRefused answers a request whose sign-in proxy names a user that
+// millrace refuses to create (a look-alike of another name, see
+// users.CheckName): 403 with why, the name shown with every character
+// that is not ASCII escaped (\u0430 for a Cyrillic а), and an entry in
+// the audit log of the failed sign-in.
+func (s *Server) proxyRefused(w http.ResponseWriter, r *http.Request, name string, refused *users.RefusedNameError, api bool) {
+	s.cfg.Logger.Warn("the sign-in proxy named a user that millrace refuses", "username", fmt.Sprintf("%+q", name), "reason", refused.Error(), "client", s.clientKey(r))
+	err := pgx.BeginFunc(r.Context(), s.cfg.Warehouse.Pool(), func(tx pgx.Tx) error {
+		return audit.Record(r.Context(), tx, audit.Actor{Name: name, Address: s.address(r)}, audit.ActionLoginFailed, name,
+			map[string]string{"via": "proxy", "header": s.cfg.ProxyHeader, "name": fmt.Sprintf("%+q", name), "refused": refused.Error()})
+	})
+	if err != nil {
+		s.cfg.Logger.Error("record a refused sign-in", "err", err)
+	}
+	proxyForbidden(w, fmt.Sprintf("The sign-in proxy names you %+q, which cannot be a millrace user name: %s. Ask an admin.", name, refused.Error()), api)
 }

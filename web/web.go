@@ -30,9 +30,6 @@ var staticFS embed.FS
 
 // Config is what the server needs. Zero values mean the defaults.
 type Config struct {
-	// AllowedHosts are the names of the Host header the server answers
-	// for, beside loopback names (MILLRACE_PUBLIC_URL's). Defaults to any.
-	AllowedHosts []string
 	Warehouse    *warehouse.Warehouse
 	Ledger       *ledger.Ledger
 	Orchestrator *orchestrator.Orchestrator
@@ -63,6 +60,15 @@ type Config struct {
 	// whose ProxyHeader names the user. Defaults to none: the
 	// client is the connection's peer.
 	TrustedProxies []netip.Prefix
+	// AllowedHosts are the host names that a request may name in its Host
+	// header (MILLRACE_ALLOWED_HOSTS; see ParseAllowedHosts), besides IP
+	// literals, localhost and PublicURL's host, which are always allowed;
+	// "*" allows any. Others get 421 (see hostPolicy). Defaults to none.
+	AllowedHosts []string
+	// PublicURL is where people reach the UI (MILLRACE_PUBLIC_URL): its
+	// host is allowed, and its origin trusted by the cross-origin check.
+	// Defaults to none.
+	PublicURL string
 	// Timeouts are HTTPServer's limits on slow clients.
 	Timeouts Timeouts
 	// Logger receives the server's errors. Defaults to discarding them.
@@ -76,6 +82,7 @@ type Server struct {
 	cfg      Config
 	pages    *pages
 	limiter  *loginLimiter
+	hosts    hostPolicy
 	sessions sessions
 	users    *users.Store
 	riverUI  *riverui.Handler
@@ -103,6 +110,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	cfg.Timeouts = cfg.Timeouts.withDefaults()
+	hosts, err := newHostPolicy(cfg.AllowedHosts, cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
 	pg, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -115,9 +126,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("river ui: %w", err)
 	}
-	// The limiter counts the names that are no user's under one name
-	// (see limiterName), so it needs no test of its own.
-	return &Server{cfg: cfg, pages: pg, chartReads: make(chan struct{}, chartReads), limiter: newLoginLimiter(cfg.Now, nil), sessions: sessions{cfg.Warehouse.Pool()},
+	return &Server{cfg: cfg, pages: pg, chartReads: make(chan struct{}, chartReads), limiter: newLoginLimiter(cfg.Warehouse.Pool(), cfg.Now, cfg.Logger), hosts: hosts, sessions: sessions{cfg.Warehouse.Pool()},
 		users: users.New(cfg.Warehouse.Pool()), riverUI: rui}, nil
 }
 
@@ -139,7 +148,7 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // Handler returns every route of the server, behind the security headers,
-// the cross-origin check and the body limit.
+// the check of the Host, the cross-origin check and the body limit.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
@@ -197,7 +206,7 @@ func (s *Server) Handler() http.Handler {
 	ui.Handle("/riverui/", s.auditRiverUI(s.riverUI))
 
 	mux.Handle("/", s.authenticated(ui))
-	return hostAllowList(s.cfg.AllowedHosts, securityHeaders(crossOriginProtection(limitBodies(mux)), s.cfg.SecureCookies))
+	return securityHeaders(s.checkHost(crossOriginProtection(limitBodies(mux), s.hosts.publicOrigin)), s.cfg.SecureCookies)
 }
 
 // cacheFor lets browsers keep the embedded assets.

@@ -57,6 +57,7 @@ type Config struct {
 	NotifyURL    string
 	NotifyFormat string
 	PublicURL    string
+	AllowedHosts string
 
 	OpenLineageURL       string
 	OpenLineageNamespace string
@@ -118,7 +119,8 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_NOTIFY_FORMAT", flag: "notify-format", def: notify.FormatJSON, usage: "body of the alerts: json, or slack ({\"text\": ...}, which Slack, Mattermost and most chat webhooks accept)", str: &c.NotifyFormat},
 		{env: "MILLRACE_OPENLINEAGE_URL", flag: "openlineage-url", def: "", usage: "OpenLineage endpoint that receives each run's START and COMPLETE/FAIL/ABORT events as HTTP POSTs, such as http://marquez:5000/api/v1/lineage; empty sends none", secret: true, str: &c.OpenLineageURL},
 		{env: "MILLRACE_OPENLINEAGE_NAMESPACE", flag: "openlineage-namespace", def: lineage.DefaultNamespace, usage: "job namespace of the OpenLineage events", str: &c.OpenLineageNamespace},
-		{env: "MILLRACE_PUBLIC_URL", flag: "public-url", def: "", usage: "where people reach the UI, such as https://millrace.example.com: alerts link to the month's page there, and the UI answers for its host (and loopback names) only", str: &c.PublicURL},
+		{env: "MILLRACE_PUBLIC_URL", flag: "public-url", def: "", usage: "where people reach the UI, such as https://millrace.example.com: alerts link to the month's page there, and the UI answers for its host (see MILLRACE_ALLOWED_HOSTS)", str: &c.PublicURL},
+		{env: "MILLRACE_ALLOWED_HOSTS", flag: "allowed-hosts", def: "", usage: "comma-separated host names the UI answers for besides MILLRACE_PUBLIC_URL's, IP addresses and localhost (other Host headers get 421, against DNS rebinding); * for any; empty with no public URL: the machine's host name", str: &c.AllowedHosts},
 	}
 }
 
@@ -202,6 +204,24 @@ func (c *Config) proxyAuth() (header string, create bool, err error) {
 		return "", false, fmt.Errorf("MILLRACE_AUTH_PROXY_HEADER=%s needs MILLRACE_TRUSTED_PROXIES: the header is believed only from the proxies listed there", header)
 	}
 	return header, create, nil
+}
+
+// allowedHosts returns the host names the UI answers for besides IP
+// addresses, localhost and the public URL's host: MILLRACE_ALLOWED_HOSTS,
+// or, when neither it nor MILLRACE_PUBLIC_URL is set, the machine's host
+// name (hostname is os.Hostname), so that http://HOSTNAME:8082 works
+// without configuration.
+func (c *Config) allowedHosts(hostname func() (string, error)) ([]string, error) {
+	hosts, err := web.ParseAllowedHosts(c.AllowedHosts)
+	if err != nil {
+		return nil, fmt.Errorf("MILLRACE_ALLOWED_HOSTS: %w", err)
+	}
+	if len(hosts) == 0 && strings.TrimSpace(c.PublicURL) == "" {
+		if name, err := hostname(); err == nil && name != "" {
+			hosts = append(hosts, name)
+		}
+	}
+	return hosts, nil
 }
 
 // salesStart returns the first month of the sales schedule.
@@ -327,14 +347,4 @@ func (m *Main) setupPasswords() warehouse.Passwords {
 		}
 	}
 	return pw
-}
-
-// allowedHosts returns the host of MILLRACE_PUBLIC_URL, the one name the UI
-// answers for beside loopback ones; none when it is not set.
-func (c *Config) allowedHosts() []string {
-	u, err := url.Parse(c.PublicURL)
-	if c.PublicURL == "" || err != nil || u.Hostname() == "" {
-		return nil
-	}
-	return []string{u.Hostname()}
 }

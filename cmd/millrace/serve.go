@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +63,10 @@ func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *
 	if err != nil {
 		return err
 	}
+	hosts, err := m.config.allowedHosts(os.Hostname)
+	if err != nil {
+		return err
+	}
 	notifier, err := m.config.notifier(m.logger)
 	if err != nil {
 		return err
@@ -102,7 +107,8 @@ func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *
 	}
 	ui, err := web.New(web.Config{Warehouse: w, Ledger: l, Orchestrator: o, Pipelines: set, Gatherer: reg, OpenLineage: olTarget,
 		Username: m.config.UIUser, Password: m.config.UIPassword, SecureCookies: m.config.UISecureCookies,
-		TrustedProxies: proxies, ProxyHeader: proxyHeader, ProxyCreate: proxyCreate, Logger: m.logger, AllowedHosts: m.config.allowedHosts()})
+		TrustedProxies: proxies, ProxyHeader: proxyHeader, ProxyCreate: proxyCreate, AllowedHosts: hosts, PublicURL: m.config.PublicURL,
+		Logger: m.logger})
 	if err != nil {
 		return err
 	}
