@@ -218,3 +218,31 @@ func TestStore(t *testing.T) {
 		t.Errorf("audit log:\n%s\nwant\n%s", strings.Join(got, "|"), want)
 	}
 }
+
+// BenchmarkAuthenticate measures a wrong password for a user and for a
+// name no user has: both hash once, so that the time of a failed login
+// does not tell whether the name exists.
+func BenchmarkAuthenticate(b *testing.B) {
+	ctx := context.Background()
+	w, err := warehouse.Open(ctx, dbtest.NewSetUpDatabase(b), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(w.Close)
+	if err := w.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	st := users.New(w.Pool())
+	if err := st.Add(ctx, audit.Actor{Name: "tester"}, "alice", users.Viewer, "alice's password"); err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"alice", "nobody"} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, ok, err := st.Authenticate(ctx, name, "wrong password"); ok || err != nil {
+					b.Fatal(ok, err)
+				}
+			}
+		})
+	}
+}

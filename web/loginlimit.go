@@ -187,12 +187,15 @@ func (l *loginLimiter) count(ctx context.Context, now time.Time, keys ...limitKe
 	return nil
 }
 
-// succeed records that the client logged in as name.
+// succeed records that the client logged in as name. A script that sends
+// HTTP Basic with every request finds its row fresh: the row is rewritten
+// only when its exemption was renewed more than an hour ago.
 func (l *loginLimiter) succeed(ctx context.Context, client, name string) error {
 	now := l.now()
 	k := knownLimitKey(client, name)
-	_, err := l.pool.Exec(ctx, `INSERT INTO millrace.login_limits (kind, key, until) VALUES ($1, $2, $3)
-		ON CONFLICT (kind, key) DO UPDATE SET until = excluded.until`, k.kind, k.key, now.Add(knownFor))
+	_, err := l.pool.Exec(ctx, `INSERT INTO millrace.login_limits AS l (kind, key, until) VALUES ($1, $2, $3)
+		ON CONFLICT (kind, key) DO UPDATE SET until = excluded.until WHERE l.until < $4`,
+		k.kind, k.key, now.Add(knownFor), now.Add(knownFor-time.Hour))
 	if err != nil {
 		return fmt.Errorf("record a login: %w", err)
 	}
