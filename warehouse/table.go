@@ -65,16 +65,7 @@ func (t Table) column(name string) (Column, bool) {
 // table name given.
 func (t Table) createSQL(name pgx.Identifier) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE TABLE %s (", name.Sanitize())
-	for i, c := range t.Columns {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%s %s", pgx.Identifier{c.Name}.Sanitize(), c.Type)
-		if !c.Nullable {
-			b.WriteString(" NOT NULL")
-		}
-	}
+	t.writeColumns(&b, name)
 	for _, k := range t.checks() {
 		fmt.Fprintf(&b, ", CONSTRAINT %s CHECK (%s)", pgx.Identifier{k.Name}.Sanitize(), k.Expr)
 	}
@@ -82,24 +73,29 @@ func (t Table) createSQL(name pgx.Identifier) string {
 	return b.String()
 }
 
-// reserveSQL returns the CREATE TABLE statement of an empty table that
-// will be published: the columns with their types and NOT NULLs, the key
-// (named pkey; none when "") of a table whose rows are replaced in place
-// (an aggregate), the range
-// partitioning of a MonthlyLoad's table; no rule (a partition's own carry
-// them while they load).
-func (t Table) reserveSQL(name pgx.Identifier, pkey string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE TABLE %s (", name.Sanitize())
+// writeColumns writes the start of a CREATE TABLE statement for name: the
+// columns with their types and NOT NULLs.
+func (t Table) writeColumns(b *strings.Builder, name pgx.Identifier) {
+	fmt.Fprintf(b, "CREATE TABLE %s (", name.Sanitize())
 	for i, c := range t.Columns {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%s %s", pgx.Identifier{c.Name}.Sanitize(), c.Type)
+		fmt.Fprintf(b, "%s %s", pgx.Identifier{c.Name}.Sanitize(), c.Type)
 		if !c.Nullable {
 			b.WriteString(" NOT NULL")
 		}
 	}
+}
+
+// reserveSQL returns the CREATE TABLE statement of an empty table that
+// will be published: the columns with their types and NOT NULLs, the key
+// (named pkey; none when "") of a table whose rows are replaced in place
+// (an aggregate), the range partitioning of a MonthlyLoad's table; no rule
+// (a partition's own carry them while they load).
+func (t Table) reserveSQL(name pgx.Identifier, pkey string) string {
+	var b strings.Builder
+	t.writeColumns(&b, name)
 	if len(t.Key) > 0 && t.PartitionBy == "" && pkey != "" {
 		fmt.Fprintf(&b, ", CONSTRAINT %s PRIMARY KEY (%s)", pgx.Identifier{pkey}.Sanitize(), identList(t.Key))
 	}
