@@ -48,6 +48,9 @@ func (p loadPlan) run(ctx context.Context, e env) (int64, error) {
 		}
 	}
 	e.report.Phase("publishing")
+	if err := warehouse.LockForPublish(ctx, e.tx, p.names()...); err != nil {
+		return 0, err
+	}
 	for _, t := range p.Tables {
 		if err := warehouse.Replace(ctx, e.tx, t.Contract.Name); err != nil {
 			return 0, err
@@ -64,6 +67,15 @@ func (p loadPlan) tables() []warehouse.Table {
 	out := make([]warehouse.Table, len(p.Tables))
 	for i, t := range p.Tables {
 		out[i] = t.Contract
+	}
+	return out
+}
+
+// names returns the names of the tables.
+func (p loadPlan) names() []string {
+	out := make([]string, len(p.Tables))
+	for i, t := range p.Tables {
+		out[i] = t.Contract.Name
 	}
 	return out
 }

@@ -69,6 +69,13 @@ func (p transformPlan) run(ctx context.Context, e env) (int64, error) {
 	}
 	e.report.Rows(total)
 	e.report.Phase("publishing")
+	names := make([]string, len(p.Tables))
+	for i, t := range p.Tables {
+		names[i] = t.Name
+	}
+	if err := warehouse.LockForPublish(ctx, e.tx, names...); err != nil {
+		return 0, err
+	}
 	for _, t := range p.Tables {
 		if err := warehouse.Replace(ctx, e.tx, t.Name); err != nil {
 			return 0, err

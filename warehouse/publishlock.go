@@ -28,6 +28,33 @@ const publishLockWait = 100 * time.Millisecond
 // for ever). A PostgreSQL error that is not a lock timeout is returned as
 // is.
 func lockForPublish(ctx context.Context, tx pgx.Tx, table pgx.Identifier, mode string) error {
+	return lockAllForPublish(ctx, tx, []pgx.Identifier{table}, mode)
+}
+
+// LockForPublish takes ACCESS EXCLUSIVE on every table of public that a
+// run is about to publish, all in each try (as lockForPublish does for
+// one): holding the first while waiting for the next would make the
+// first's readers queue for the whole wait. Call it before publishing
+// several tables; a table that does not exist yet is left out.
+func LockForPublish(ctx context.Context, tx pgx.Tx, tables ...string) error {
+	var ids []pgx.Identifier
+	for _, t := range tables {
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", pgx.Identifier{"public", t}.Sanitize()).Scan(&exists); err != nil {
+			return fmt.Errorf("look up %s: %w", t, err)
+		}
+		if exists {
+			ids = append(ids, pgx.Identifier{"public", t})
+		}
+	}
+	return lockAllForPublish(ctx, tx, ids, "ACCESS EXCLUSIVE")
+}
+
+// lockAllForPublish is lockForPublish for several tables, taken together.
+func lockAllForPublish(ctx context.Context, tx pgx.Tx, tables []pgx.Identifier, mode string) error {
+	if len(tables) == 0 {
+		return nil
+	}
 	var budget string
 	if err := tx.QueryRow(ctx, "SELECT pg_catalog.current_setting('lock_timeout')").Scan(&budget); err != nil {
 		return fmt.Errorf("read the lock timeout: %w", err)
@@ -39,19 +66,34 @@ func lockForPublish(ctx context.Context, tx pgx.Tx, table pgx.Identifier, mode s
 			if _, err := sp.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", publishLockWait.Milliseconds())); err != nil {
 				return err
 			}
-			_, err := sp.Exec(ctx, "LOCK TABLE "+table.Sanitize()+" IN "+mode+" MODE")
-			return err
+			for _, t := range tables {
+				if _, err := sp.Exec(ctx, "LOCK TABLE "+t.Sanitize()+" IN "+mode+" MODE"); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		var pgErr *pgconn.PgError
 		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
 			if err != nil {
-				return fmt.Errorf("lock %s: %w", table.Sanitize(), err)
+				return fmt.Errorf("lock %s: %w", tables[0].Sanitize(), err)
 			}
 			return nil
 		}
-		holders, herr := lockHolders(ctx, tx, table)
-		if herr != nil {
-			return herr
+		var table pgx.Identifier
+		var holders string
+		for _, t := range tables {
+			h, herr := lockHolders(ctx, tx, t)
+			if herr != nil {
+				return herr
+			}
+			if h != "a session that just ended" {
+				table, holders = t, h
+				break
+			}
+		}
+		if table == nil {
+			table, holders = tables[0], "a session that just ended"
 		}
 		if holders != shown {
 			shown = holders

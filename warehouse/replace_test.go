@@ -390,3 +390,51 @@ func TestReplaceDoesNotQueueReaders(t *testing.T) {
 		t.Errorf("after the publication analytics reads %q, want Berlin,Rome", got)
 	}
 }
+
+// TestLockForPublishTakesAllOrNone: while a user's transaction holds the
+// second of two tables a run publishes, the first is not kept locked
+// (its readers would queue for the whole wait).
+func TestLockForPublishTakesAllOrNone(t *testing.T) {
+	t.Parallel()
+	b := setupDatabase(t)
+	dbtest.Exec(t, b.admin, "CREATE TABLE public.first (x int); CREATE TABLE public.second (x int)")
+	dsTx, err := b.analytics.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dsTx.Exec(t.Context(), "SELECT count(*) FROM public.second"); err != nil {
+		t.Fatal(err)
+	}
+	report := &millrace.Report{}
+	waiting := make(chan struct{}, 1)
+	report.Watch(func(p millrace.Progress) {
+		if strings.Contains(p.Phase, `"second"`) {
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		}
+	})
+	ctx := millrace.WithReport(t.Context(), report)
+	done := make(chan error, 1)
+	go func() {
+		done <- pgx.BeginFunc(ctx, b.admin, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '60s'"); err != nil {
+				return err
+			}
+			return warehouse.LockForPublish(ctx, tx, "first", "second")
+		})
+	}()
+	<-waiting
+	reader := dbtest.Connect(t, b.url)
+	dbtest.Exec(t, reader, "SET statement_timeout = '2s'")
+	for range 5 {
+		dbtest.Exec(t, reader, "SELECT count(*) FROM public.first")
+	}
+	if err := dsTx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("locks after the user's transaction ended: %v", err)
+	}
+}
