@@ -118,6 +118,17 @@ tables:
 			`m.yaml:9:19: aggregate monthly_visits: measure n: "total(n)": write sum, count, avg, min or max of a column of the file, or count(*)`,
 			`t.yaml:6:5: sql: no file visit_stats/visit_stats.sql in the folder`,
 		}},
+		{"a setting that is not allowed", map[string]string{"sales_statistics.yaml": `apiVersion: millrace/v1
+kind: Transform
+name: sales_statistics
+settings: {statement_timeout: "0"}
+tables:
+  sales_statistics:
+    sql: sales_statistics/sales_statistics.sql
+    columns: {store_idx: integer}
+`}, []string{
+			`sales_statistics.yaml:1:1: settings: statement_timeout is not one a transform may set (enable_nestloop, enable_seqscan, hash_mem_multiplier, jit, max_parallel_workers_per_gather, work_mem)`,
+		}},
 		{"a YAML syntax error names its line", map[string]string{"bad.yaml": "apiVersion: millrace/v1\nkind: Load\n  name: x\n"}, []string{
 			`bad.yaml:3:1: mapping values are not allowed in this context`,
 		}},

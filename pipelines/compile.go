@@ -175,6 +175,9 @@ func (c *checker) spec(s *Spec) {
 		wrongFor("tables", s.Tables.Len() > 0, s.Pos)
 		c.monthly(s)
 	}
+	if err := checkSettings(s.Settings); err != nil {
+		c.at(s, s.Pos, "%v", err)
+	}
 }
 
 // table checks a table of a Load or Transform.

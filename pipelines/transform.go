@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -27,6 +28,21 @@ var allowedSettings = map[string]*regexp.Regexp{
 	"jit":                             regexp.MustCompile(`^(on|off)$`),
 }
 
+// checkSettings refuses a setting that is not allowed (statement_timeout
+// among them: the run's own limit must hold) or a value of the wrong form.
+func checkSettings(settings map[string]string) error {
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
+		re, ok := allowedSettings[k]
+		switch {
+		case !ok:
+			return fmt.Errorf("settings: %s is not one a transform may set (%s)", k, strings.Join(slices.Sorted(maps.Keys(allowedSettings)), ", "))
+		case !re.MatchString(settings[k]):
+			return fmt.Errorf("settings: %s: %q is not a value of the form %s", k, settings[k], re)
+		}
+	}
+	return nil
+}
+
 // run builds every table of the transform in the sandbox (its SELECT runs
 // in a session of the sandbox role, never as admin), checks it, adopts it
 // and publishes them all in the run's transaction. The tables the SELECTs
@@ -36,6 +52,9 @@ var allowedSettings = map[string]*regexp.Regexp{
 func (p transformPlan) run(ctx context.Context, e env) (int64, error) {
 	if e.pool == nil {
 		return 0, errors.New("a transform needs the run's connection pool for its sandbox")
+	}
+	if err := checkSettings(p.Settings); err != nil {
+		return 0, millrace.Permanent(err)
 	}
 	if err := e.requireTables(ctx, p.Inputs...); err != nil {
 		return 0, err
