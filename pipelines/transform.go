@@ -69,9 +69,7 @@ func (p transformPlan) run(ctx context.Context, e env) (int64, error) {
 	if err := e.tx.QueryRow(ctx, "SELECT pg_catalog.current_setting('lock_timeout')").Scan(&lockTimeout); err != nil {
 		return 0, fmt.Errorf("read the run's lock timeout: %w", err)
 	}
-	if d, err := parseSetting(lockTimeout); err == nil {
-		sb.LockTimeout = d
-	}
+	sb.LockTimeout = warehouse.SettingDuration(lockTimeout, 0)
 	// Names of the sandbox's tables: one per run attempt, so that an
 	// attempt never takes what an earlier one left; those are dropped.
 	suffix := "__" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -294,16 +292,6 @@ func (p transformPlan) print(ctx context.Context, e env, t sqlTable) error {
 		e.log.Info(strings.ReplaceAll(t.Name, "_", " "), attrs...)
 	}
 	return rows.Err()
-}
-
-// parseSetting reads a duration as PostgreSQL shows one: "0", "200ms",
-// "5s", "1min", "1h".
-func parseSetting(v string) (time.Duration, error) {
-	v = strings.Replace(v, "min", "m", 1)
-	if n, err := strconv.Atoi(v); err == nil {
-		return time.Duration(n) * time.Millisecond, nil
-	}
-	return time.ParseDuration(v)
 }
 
 // tables returns the tables the SELECTs build.

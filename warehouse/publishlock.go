@@ -59,7 +59,7 @@ func lockAllForPublish(ctx context.Context, tx pgx.Tx, tables []pgx.Identifier, 
 	if err := tx.QueryRow(ctx, "SELECT pg_catalog.current_setting('lock_timeout')").Scan(&budget); err != nil {
 		return fmt.Errorf("read the lock timeout: %w", err)
 	}
-	deadline := time.Now().Add(settingDuration(budget, 5*time.Minute))
+	deadline := time.Now().Add(SettingDuration(budget, 5*time.Minute))
 	var shown string
 	for attempt := 0; ; attempt++ {
 		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
@@ -142,9 +142,9 @@ func lockHolders(ctx context.Context, tx pgx.Tx, table pgx.Identifier) (string, 
 	return strings.Join(names, ", "), nil
 }
 
-// settingDuration reads a duration as PostgreSQL shows one ("0", "200ms",
+// SettingDuration reads a duration as PostgreSQL shows one ("0", "200ms",
 // "5s", "5min", "1h"), def for 0 (no limit) or what it cannot read.
-func settingDuration(v string, def time.Duration) time.Duration {
+func SettingDuration(v string, def time.Duration) time.Duration {
 	v = strings.Replace(v, "min", "m", 1)
 	if v == "0" {
 		return def
