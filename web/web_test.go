@@ -697,12 +697,12 @@ func TestAPI(t *testing.T) {
 			lines = append(lines, fmt.Sprintf("%s %s %v %s", m.Partition, m.State, m.Run, m.Reason))
 		}
 		want := []string{
-			"2020-01 succeeded false succeeded, not selected by --only failed",
+			"2020-01 succeeded false succeeded, not failed",
 			"2020-02 failed true failed",
 			"2020-03 queued false already queued",
-			"2020-04 missing false missing, not selected by --only failed",
-			"2020-05 missing false missing, not selected by --only failed",
-			"2020-06 missing false missing, not selected by --only failed",
+			"2020-04 missing false missing, not failed",
+			"2020-05 missing false missing, not failed",
+			"2020-06 missing false missing, not failed",
 		}
 		if !slices.Equal(lines, want) {
 			t.Errorf("plan:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
