@@ -8,6 +8,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/ledger"
+	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/users"
 )
@@ -52,9 +53,11 @@ type pipelineView struct {
 	Runs []millrace.Run
 	// State is the unpartitioned pipeline's state.
 	State millrace.Partition
-	// From and To prefill the backfill form.
-	From, To string
-	Failed   int
+	// From and To prefill the backfill form; Selections are its Months
+	// list, the default first.
+	From, To   string
+	Selections []orchestrator.Selection
+	Failed     int
 	// CSRF is the session's token, for the forms of the part of the page
 	// that refreshes itself.
 	CSRF string
@@ -90,7 +93,7 @@ func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineVi
 		return pipelineView{}, err
 	}
 	v := pipelineView{Name: p.Name, Description: p.Description, Schedule: p.Schedule, Monthly: p.Monthly, NextDue: o.NextDue(p), Counts: countStates(parts),
-		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), CSRF: sessionOf(r).CSRF, Operate: sessionOf(r).Role.Can(users.Operator), Failed: len(failedPartitions(parts))}
+		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), Selections: orchestrator.Selections(), CSRF: sessionOf(r).CSRF, Operate: sessionOf(r).Role.Can(users.Operator), Failed: len(failedPartitions(parts))}
 	for _, part := range parts {
 		if part.Late {
 			v.Late++
