@@ -176,7 +176,9 @@ func TestBrowserFirstHour(t *testing.T) {
 		eval(t, fmt.Sprintf(`(o => (o.scrollIntoView({block: "center"}), (r => ({X: r.x + r.width / 2, Y: r.y + r.height / 2}))(o.getBoundingClientRect())))(document.querySelector('%s .u-over'))`, chart), &at)
 		do(t, "hover over "+chart, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, at.X, at.Y))
 	}
-	away := func(t *testing.T) { do(t, "move the mouse away", chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 2, 2)) }
+	away := func(t *testing.T) {
+		do(t, "move the mouse away", chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 2, 2))
+	}
 	month := regexp.MustCompile(`^month 20\d\d-\d\d `)
 
 	t.Run("charts", func(t *testing.T) {

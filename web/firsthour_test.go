@@ -59,11 +59,11 @@ func TestFirstHourPages(t *testing.T) {
 
 	t.Run("titles", func(t *testing.T) {
 		for path, want := range map[string]string{
-			"/": "Pipelines · millrace",
-			"/pipelines/load_sales_data":                    "load_sales_data · millrace",
+			"/":                          "Pipelines · millrace",
+			"/pipelines/load_sales_data": "load_sales_data · millrace",
 			"/pipelines/load_sales_data/partitions/2020-04": "load_sales_data 2020-04 · millrace",
 			"/pipelines/load_client_data/partitions/-":      "load_client_data runs · millrace",
-			"/pipelines/nope":                               "Not Found · millrace",
+			"/pipelines/nope": "Not Found · millrace",
 		} {
 			if got := textOf(page(path), "<title", "</title>"); got != want {
 				t.Errorf("%s is titled %q, want %q", path, got, want)
