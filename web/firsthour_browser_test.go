@@ -151,6 +151,12 @@ func TestBrowserFirstHour(t *testing.T) {
 			t.Fatal(err)
 		}
 		if dir := os.Getenv("MILLRACE_SCREENSHOTS"); dir != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := chromedp.Do(sctx, chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`)); err != nil {
+				t.Fatal(err)
+			}
 			png, err := chromedp.Run(sctx, chromedp.Screenshot(chromedp.CSS(`section.backfill`)))
 			if err != nil {
 				t.Fatalf("screenshot of the preview: %v", err)
