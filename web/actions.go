@@ -145,12 +145,7 @@ type skipGroup struct {
 // newPreview sorts a plan's months into those that run and those left
 // out, by reason.
 func newPreview(req orchestrator.BackfillRequest, plan orchestrator.Plan) previewView {
-	v := previewView{Request: req, Months: len(plan.Months), Fingerprint: plan.Fingerprint, Selection: string(req.Only)}
-	for _, sel := range orchestrator.Selections() {
-		if sel.Only == req.Only {
-			v.Selection = sel.Label
-		}
-	}
+	v := previewView{Request: req, Months: len(plan.Months), Fingerprint: plan.Fingerprint, Selection: selectionLabel(req.Only)}
 	var order []string
 	byReason := map[string][]string{}
 	for _, m := range plan.Months {
@@ -169,6 +164,20 @@ func newPreview(req orchestrator.BackfillRequest, plan orchestrator.Plan) previe
 		v.Skipped = append(v.Skipped, skipGroup{Reason: reason, Count: len(months), Months: monthRanges(months)})
 	}
 	return v
+}
+
+// selectionLabel names a backfill selection as the Months list does: "missing
+// and failed".
+func selectionLabel(only orchestrator.Only) string {
+	if o, err := orchestrator.ParseOnly(string(only)); err == nil {
+		only = o
+	}
+	for _, sel := range orchestrator.Selections() {
+		if sel.Only == only {
+			return sel.Label
+		}
+	}
+	return string(only)
 }
 
 // monthRanges writes months, in order, as ranges of consecutive ones:
@@ -226,7 +235,7 @@ func (s *Server) handleBackfill(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		_, n := countPlan(plan.Months)
-		s.setFlash(w, fmt.Sprintf("Backfill #%d queued %d of %s (%s to %s, %s).", plan.ID, n, plural(len(plan.Months), "month"), req.From, req.To, req.Only))
+		s.setFlash(w, fmt.Sprintf("Backfill #%d queued %d of %s (%s to %s, %s).", plan.ID, n, plural(len(plan.Months), "month"), req.From, req.To, selectionLabel(req.Only)))
 	}
 	http.Redirect(w, r, back(r), http.StatusSeeOther)
 }
