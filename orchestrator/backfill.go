@@ -17,7 +17,7 @@ import (
 
 // Only selects the months a backfill runs, by their state in the ledger:
 // "failed" also selects the cancelled ones (their newest attempt did not
-// succeed either).
+// succeed either). Selections lists them all.
 type Only string
 
 // The backfill selections.
@@ -29,47 +29,55 @@ const (
 	OnlyStale         Only = "stale"
 )
 
-// Selection is a backfill selection with what it selects, in words.
+// Selection is a value of Only with what it selects, in words.
 type Selection struct {
-	Only  Only
-	Words string
+	Only Only `json:"only"`
+	// Label names it in the UI's list: "failed (or cancelled)".
+	Label string `json:"label"`
+	// Help says which months it runs, for --help.
+	Help string `json:"help"`
+	// which completes the reason of a month it leaves out: "succeeded,
+	// not " + which.
+	which string
 }
 
-// Selections are the backfill selections in the order the CLI, the API
-// and the UI offer them: the one place that lists them.
-var Selections = []Selection{
-	{OnlyMissingFailed, "missing and failed"},
-	{OnlyMissing, "missing (never run)"},
-	{OnlyFailed, "failed (and cancelled)"},
-	{OnlyStale, "stale (source changed since loaded)"},
-	{OnlyAll, "all (re-run every month)"},
-}
-
-// SelectionNames returns the selections' names joined with sep.
-func SelectionNames(sep string) string {
-	names := make([]string, len(Selections))
-	for i, s := range Selections {
-		names[i] = string(s.Only)
+// Selections returns every backfill selection, the default first. It is
+// the one list of them: ParseOnly, its refusal of another value, `millrace
+// backfill --help` and the UI's Months list are all made from it.
+func Selections() []Selection {
+	return []Selection{
+		{Only: OnlyMissingFailed, Label: "missing and failed", Help: "months that never ran, failed or were cancelled (the default)", which: "missing or failed"},
+		{Only: OnlyMissing, Label: "missing (never ran)", Help: "months that never ran", which: "missing"},
+		{Only: OnlyFailed, Label: "failed (or cancelled)", Help: "months whose newest attempt failed or was cancelled", which: "failed"},
+		{Only: OnlyStale, Label: "stale (source changed since loaded)", Help: "succeeded months whose source file changed since they were loaded", which: "stale"},
+		{Only: OnlyAll, Label: "all (re-run every month)", Help: "every month of the range, run again", which: "selected"},
 	}
-	return strings.Join(names, sep)
 }
 
-// ParseOnly parses a selection: missing, failed, missing,failed (in either
-// order), stale (succeeded, but the source changed since) or all.
+// SelectionWords lists the selections for a sentence: "missing,failed,
+// missing, failed, stale or all".
+func SelectionWords() string {
+	sels := Selections()
+	words := make([]string, len(sels))
+	for i, s := range sels {
+		words[i] = string(s.Only)
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// ParseOnly parses a selection, one of Selections; "failed,missing" and
+// spaces or capitals are taken too.
 func ParseOnly(s string) (Only, error) {
-	switch strings.ReplaceAll(strings.ToLower(s), " ", "") {
-	case "missing":
-		return OnlyMissing, nil
-	case "failed":
-		return OnlyFailed, nil
-	case "missing,failed", "failed,missing":
-		return OnlyMissingFailed, nil
-	case "all":
-		return OnlyAll, nil
-	case "stale":
-		return OnlyStale, nil
+	norm := strings.ReplaceAll(strings.ToLower(s), " ", "")
+	if norm == "failed,missing" {
+		norm = string(OnlyMissingFailed)
 	}
-	return "", millrace.Permanent(fmt.Errorf("--only %q: want one of %s", s, SelectionNames(", ")))
+	for _, sel := range Selections() {
+		if norm == string(sel.Only) {
+			return sel.Only, nil
+		}
+	}
+	return "", millrace.Permanent(fmt.Errorf("only %q: want %s", s, SelectionWords()))
 }
 
 // MaxBackfillMonths is the most months one backfill covers.
@@ -253,6 +261,17 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (Plan,
 	return plan, nil
 }
 
+// which says which months the selection runs, for the reason of a month
+// it leaves out.
+func (only Only) which() string {
+	for _, sel := range Selections() {
+		if sel.Only == only {
+			return sel.which
+		}
+	}
+	return "selected"
+}
+
 // planMonth decides whether a month in the given ledger state runs under
 // the selection.
 func planMonth(partition string, state millrace.State, only Only) BackfillMonth {
@@ -272,7 +291,7 @@ func planMonth(partition string, state millrace.State, only Only) BackfillMonth 
 	case state == ledger.StateStale && only == OnlyStale:
 		bm.Run, bm.Reason = true, "stale: its source changed since it was loaded"
 	default:
-		bm.Reason = fmt.Sprintf("%s, not selected by --only %s", state, only)
+		bm.Reason = fmt.Sprintf("%s, not %s", state, only.which())
 	}
 	return bm
 }

@@ -362,6 +362,9 @@ func (o *Orchestrator) Stop(ctx context.Context, grace time.Duration) error {
 // Client returns the River client, for River's UI.
 func (o *Orchestrator) Client() *river.Client[pgx.Tx] { return o.client }
 
+// Pipelines returns the set of pipelines the orchestrator runs.
+func (o *Orchestrator) Pipelines() *pipelines.Set { return o.set }
+
 // quieter passes on only the records of at least min: River reports its
 // routine at info level, which would drown millrace's own logs.
 type quieter struct {

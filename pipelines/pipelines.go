@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -221,7 +222,15 @@ func (s *Set) Get(name string) (Pipeline, error) {
 			return p, nil
 		}
 	}
-	return Pipeline{}, millrace.Permanent(fmt.Errorf("%w %q: the pipelines are %v", ErrUnknown, name, s.Names()))
+	return Pipeline{}, millrace.Permanent(fmt.Errorf("%w %q: the pipelines are %s", ErrUnknown, name, words(s.Names())))
+}
+
+// words writes a list for a sentence: "a, b and c".
+func words(list []string) string {
+	if len(list) < 2 {
+		return strings.Join(list, "")
+	}
+	return strings.Join(list[:len(list)-1], ", ") + " and " + list[len(list)-1]
 }
 
 // CheckPartition checks that partition is a valid partition of p that may

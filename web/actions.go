@@ -114,16 +114,94 @@ func (s *Server) backfillForm(r *http.Request, dry bool) orchestrator.BackfillRe
 	return req
 }
 
-// previewView is the backfill preview.
+// previewView is the backfill preview: the months that run, listed, and
+// those left out, counted by reason.
 type previewView struct {
 	CSRF    string
 	Request orchestrator.BackfillRequest
-	Plan    []orchestrator.BackfillMonth
+	// Selection is the request's selection, in words.
+	Selection string
+	// Months counts the months of the range; Run lists those that run.
+	Months int
+	Run    []orchestrator.BackfillMonth
+	// Skipped groups the months left out by reason, in the order of their
+	// first month; SkippedCount counts them all.
+	Skipped      []skipGroup
+	SkippedCount int
 	// Fingerprint goes back with the confirm: the backfill is refused if
 	// the months changed since the preview.
 	Fingerprint string
-	Runs        int
 	Error       string
+}
+
+// skipGroup is the months of a preview that do not run for one reason.
+type skipGroup struct {
+	Reason string
+	Count  int
+	// Months lists them as ranges: "2020-01 to 2023-03, 2023-05".
+	Months string
+}
+
+// newPreview sorts a plan's months into those that run and those left
+// out, by reason.
+func newPreview(req orchestrator.BackfillRequest, plan orchestrator.Plan) previewView {
+	v := previewView{Request: req, Months: len(plan.Months), Fingerprint: plan.Fingerprint, Selection: selectionLabel(req.Only)}
+	var order []string
+	byReason := map[string][]string{}
+	for _, m := range plan.Months {
+		if m.Run {
+			v.Run = append(v.Run, m)
+			continue
+		}
+		if _, ok := byReason[m.Reason]; !ok {
+			order = append(order, m.Reason)
+		}
+		byReason[m.Reason] = append(byReason[m.Reason], m.Partition)
+		v.SkippedCount++
+	}
+	for _, reason := range order {
+		months := byReason[reason]
+		v.Skipped = append(v.Skipped, skipGroup{Reason: reason, Count: len(months), Months: monthRanges(months)})
+	}
+	return v
+}
+
+// selectionLabel names a backfill selection as the Months list does: "missing
+// and failed".
+func selectionLabel(only orchestrator.Only) string {
+	if o, err := orchestrator.ParseOnly(string(only)); err == nil {
+		only = o
+	}
+	for _, sel := range orchestrator.Selections() {
+		if sel.Only == only {
+			return sel.Label
+		}
+	}
+	return string(only)
+}
+
+// monthRanges writes months, in order, as ranges of consecutive ones:
+// "2020-01 to 2023-03, 2023-05". A key that is not a month stands alone.
+func monthRanges(months []string) string {
+	var out []string
+	for i := 0; i < len(months); {
+		j := i
+		for j+1 < len(months) {
+			a, errA := millrace.ParseMonth(months[j])
+			b, errB := millrace.ParseMonth(months[j+1])
+			if errA != nil || errB != nil || a.Next() != b {
+				break
+			}
+			j++
+		}
+		if j == i {
+			out = append(out, months[i])
+		} else {
+			out = append(out, months[i]+" to "+months[j])
+		}
+		i = j + 1
+	}
+	return strings.Join(out, ", ")
 }
 
 // handleBackfillPreview serves "POST /pipelines/{name}/backfill/preview":
@@ -131,7 +209,7 @@ type previewView struct {
 func (s *Server) handleBackfillPreview(w http.ResponseWriter, r *http.Request) {
 	req := s.backfillForm(r, true)
 	plan, err := s.cfg.Orchestrator.Backfill(r.Context(), req)
-	v := previewView{CSRF: sessionOf(r).CSRF, Request: req, Plan: plan.Months, Fingerprint: plan.Fingerprint}
+	v := newPreview(req, plan)
 	if err != nil {
 		status, msg := errorStatus(err)
 		if status == http.StatusInternalServerError {
@@ -140,7 +218,7 @@ func (s *Server) handleBackfillPreview(w http.ResponseWriter, r *http.Request) {
 		}
 		v.Error = msg
 	}
-	v.Runs, _ = countPlan(plan.Months)
+	v.CSRF = sessionOf(r).CSRF
 	s.renderBlock(w, r, http.StatusOK, "backfill_preview", "preview", v)
 }
 
@@ -157,7 +235,7 @@ func (s *Server) handleBackfill(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		_, n := countPlan(plan.Months)
-		s.setFlash(w, fmt.Sprintf("Backfill #%d queued %d of %s (%s to %s, %s).", plan.ID, n, plural(len(plan.Months), "month"), req.From, req.To, req.Only))
+		s.setFlash(w, fmt.Sprintf("Backfill #%d queued %d of %s (%s to %s, %s).", plan.ID, n, plural(len(plan.Months), "month"), req.From, req.To, selectionLabel(req.Only)))
 	}
 	http.Redirect(w, r, back(r), http.StatusSeeOther)
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/ledger"
+	"github.com/millrace/millrace/notify"
 )
 
 // alertsShown is how many of the newest alerts the Alerts page and the API
@@ -20,12 +21,17 @@ type alertRow struct {
 	Path string
 	// Label is the partition for people: the month, or "(unpartitioned)".
 	Label string
+	// Stale says that the alert is too old to be sent (notify.MaxAge).
+	Stale bool
 }
 
 // alertsView is the Alerts page.
 type alertsView struct {
 	Alerts []alertRow
 	Shown  int
+	// Notify names the notification URLs by scheme and host; none: alerts
+	// are not sent.
+	Notify []string
 }
 
 // alertState is the state whose colour an event's badge takes.
@@ -51,10 +57,10 @@ func (s *Server) handleAlerts(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	v := alertsView{Alerts: make([]alertRow, len(alerts)), Shown: alertsShown}
+	v := alertsView{Alerts: make([]alertRow, len(alerts)), Shown: alertsShown, Notify: s.cfg.Notify}
 	for i, a := range alerts {
 		v.Alerts[i] = alertRow{Alert: a, State: alertState(a.Event), Path: partitionPath(a.Pipeline, a.Partition),
-			Label: millrace.PartitionLabel(a.Partition)}
+			Label: millrace.PartitionLabel(a.Partition), Stale: s.cfg.Orchestrator.Now().Sub(a.At) > notify.MaxAge}
 	}
 	s.render(w, r, http.StatusOK, "alerts", v)
 }

@@ -380,7 +380,7 @@ func TestBrowser(t *testing.T) {
 	if fmt.Sprint(planned) != "[2020-03]" {
 		t.Errorf("the preview runs %v, want [2020-03]", planned)
 	}
-	if summary := text(`#preview-result p`); !strings.Contains(summary, "1 of 6 months would run (2020-01 to 2020-06, failed)") {
+	if summary := text(`#preview-result p`); !strings.Contains(summary, "1 of 6 months from 2020-01 to 2020-06 will run · Months: failed (or cancelled)") {
 		t.Errorf("preview summary: %q", summary)
 	}
 	var st string
@@ -396,7 +396,7 @@ func TestBrowser(t *testing.T) {
 	if loc := location(); loc != "/pipelines/load_sales_data" {
 		t.Errorf("after the confirmation the browser is at %q", loc)
 	}
-	if flash := text(`.flash`); !strings.Contains(flash, "queued 1 of 6 months") {
+	if flash := text(`.flash`); !strings.Contains(flash, "queued 1 of 6 months (2020-01 to 2020-06, failed (or cancelled))") {
 		t.Errorf("flash after the confirmation: %q", flash)
 	}
 	shot("backfill-confirmed")

@@ -17,24 +17,29 @@ import (
 	"github.com/millrace/millrace/ledger"
 )
 
-// ParseUntil reads when a pause ends: RFC 3339, a date and time as an HTML
-// datetime-local input sends it (UTC), or a duration from now ("36h");
-// "" means until resumed.
+// ParseUntil reads when a pause ends: RFC 3339, a date and time in UTC
+// ("2026-12-24 08:00", with a T, seconds or a trailing Z or " UTC" as
+// well), a date, or a duration from now ("36h"); "" means until resumed.
 func ParseUntil(s string, now time.Time) (*time.Time, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, nil
 	}
+	original := s
+	if t, ok := strings.CutSuffix(s, " UTC"); ok {
+		s = strings.TrimSpace(t)
+	}
 	if d, err := time.ParseDuration(s); err == nil {
 		t := now.Add(d)
 		return &t, nil
 	}
-	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04Z07:00", "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
+			t = t.UTC()
 			return &t, nil
 		}
 	}
-	return nil, millrace.Permanent(fmt.Errorf("until %q: want a time (2026-12-24T08:00Z, 2026-12-24 08:00 UTC) or a duration (36h)", s))
+	return nil, millrace.Permanent(fmt.Errorf("until %q: want a time in UTC (2026-12-24 08:00, 2026-12-24T08:00Z) or a duration (36h)", original))
 }
 
 // pause pauses the pipeline of the request for its user.

@@ -53,7 +53,8 @@ type pipelineView struct {
 	Runs []millrace.Run
 	// State is the unpartitioned pipeline's state.
 	State millrace.Partition
-	// From and To prefill the backfill form; Selections are its choices.
+	// From and To prefill the backfill form; Selections are its Months
+	// list, the default first.
 	From, To   string
 	Selections []orchestrator.Selection
 	Failed     int
@@ -91,8 +92,8 @@ func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineVi
 	if err != nil {
 		return pipelineView{}, err
 	}
-	v := pipelineView{Selections: orchestrator.Selections, Name: p.Name, Description: p.Description, Schedule: p.Schedule, Monthly: p.Monthly, NextDue: o.NextDue(p), Counts: countStates(parts),
-		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), CSRF: sessionOf(r).CSRF, Operate: sessionOf(r).Role.Can(users.Operator), Failed: len(failedPartitions(parts))}
+	v := pipelineView{Name: p.Name, Description: p.Description, Schedule: p.Schedule, Monthly: p.Monthly, NextDue: o.NextDue(p), Counts: countStates(parts),
+		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), Selections: orchestrator.Selections(), CSRF: sessionOf(r).CSRF, Operate: sessionOf(r).Role.Can(users.Operator), Failed: len(failedPartitions(parts))}
 	for _, part := range parts {
 		if part.Late {
 			v.Late++

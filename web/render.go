@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -36,8 +37,9 @@ type pages struct {
 // parsePages parses every page with the layout; an error names the file.
 func parsePages() (*pages, error) {
 	funcs := template.FuncMap{
-		"time":            formatTime,
-		"timePtr":         formatTimePtr,
+		"time":            timeHTML,
+		"timePtr":         timePtrHTML,
+		"count":           formatCount,
 		"since":           formatDuration,
 		"json":            toJSON,
 		"symbol":          stateSymbol,
@@ -87,7 +89,11 @@ func (s *Server) renderBlock(w http.ResponseWriter, r *http.Request, status int,
 	sess := sessionOf(r)
 	data := any(page)
 	if block == "layout" {
-		data = layoutView{Title: titleOf(name), User: sess.Username, Role: sess.Role, Operate: sess.Role.Can(users.Operator), Admin: sess.Role.Can(users.Admin),
+		title := titleOf(name)
+		if t, ok := page.(titled); ok {
+			title = t.pageTitle()
+		}
+		data = layoutView{Title: title, User: sess.Username, Role: sess.Role, Operate: sess.Role.Can(users.Operator), Admin: sess.Role.Can(users.Admin),
 			CSRF: sess.CSRF, Flash: s.takeFlash(w, r), Page: page, Template: name}
 	}
 	var buf bytes.Buffer
@@ -125,6 +131,33 @@ func titleOf(name string) string {
 	}
 	return name
 }
+
+// titled is a page whose title names what it shows, such as the pipeline
+// and the month: "load_sales_data 2023-04". The other pages are titled
+// by titleOf.
+type titled interface {
+	pageTitle() string
+}
+
+// pageTitle names the partition: "load_sales_data 2023-04", or the
+// pipeline alone when it has no partitions.
+func (v partitionView) pageTitle() string {
+	if v.Partition == "" {
+		return v.Pipeline + " runs"
+	}
+	return v.Pipeline + " " + v.Partition
+}
+
+// pageTitle names the pipeline.
+func (v pipelineView) pageTitle() string { return v.Name }
+
+// pageTitle names the backfill and its pipeline.
+func (v backfillView) pageTitle() string {
+	return fmt.Sprintf("Backfill #%d of %s", v.Backfill.ID, v.Backfill.Pipeline)
+}
+
+// pageTitle names the error: "Not found".
+func (v errorView) pageTitle() string { return http.StatusText(v.Status) }
 
 // errorView is the error page.
 type errorView struct {
@@ -201,6 +234,41 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
+// timeHTML shows a time in UTC as a <time> element, which never wraps
+// (app.css) and gives the instant to machines.
+func timeHTML(t time.Time) template.HTML {
+	if t.IsZero() {
+		return template.HTML(formatTime(t))
+	}
+	return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `">` + formatTime(t) + `</time>`)
+}
+
+// timePtrHTML shows an optional time as timeHTML does.
+func timePtrHTML(t *time.Time) template.HTML {
+	if t == nil {
+		return template.HTML(formatTimePtr(t))
+	}
+	return timeHTML(*t)
+}
+
+// formatCount writes a count with thousands separators: 1,500,000.
+func formatCount(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
 // formatTimePtr shows an optional time in UTC.
 func formatTimePtr(t *time.Time) string {
 	if t == nil {
@@ -272,7 +340,7 @@ func progressText(p millrace.Progress) string {
 		parts = append(parts, fmt.Sprintf("%.0f%% of %s", pc, byteSize(p.Size)))
 	}
 	if p.Rows > 0 {
-		parts = append(parts, fmt.Sprintf("%d rows", p.Rows), fmt.Sprintf("%.0f rows/s", p.RowsPerSecond()))
+		parts = append(parts, formatCount(p.Rows)+" rows", formatCount(int64(math.Round(p.RowsPerSecond())))+" rows/s")
 	}
 	if eta := p.ETA(); eta >= 0 {
 		parts = append(parts, "about "+eta.Round(time.Second).String()+" left")

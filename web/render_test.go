@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,6 +27,38 @@ func TestFormatTime(t *testing.T) {
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+// TestTimeHTML: a time in a page is a <time> element with the instant in
+// its datetime, which app.css keeps on one line.
+func TestTimeHTML(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2020, 7, 1, 2, 3, 4, 500_000_000, time.FixedZone("CEST", 2*3600))
+	for _, tc := range []struct {
+		name string
+		got  template.HTML
+		want string
+	}{
+		{"a time", timeHTML(at), `<time datetime="2020-07-01T00:03:04Z">2020-07-01 00:03:04 UTC</time>`},
+		{"zero", timeHTML(time.Time{}), "–"},
+		{"nil", timePtrHTML(nil), "–"},
+		{"a pointer", timePtrHTML(&at), `<time datetime="2020-07-01T00:03:04Z">2020-07-01 00:03:04 UTC</time>`},
+	} {
+		if string(tc.got) != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+// TestFormatCount writes counts of rows with thousands separators.
+func TestFormatCount(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int64]string{0: "0", 7: "7", 415: "415", 1000: "1,000", 34422: "34,422", 150000: "150,000",
+		1500000: "1,500,000", -1234: "-1,234", 9223372036854775807: "9,223,372,036,854,775,807"} {
+		if got := formatCount(n); got != want {
+			t.Errorf("formatCount(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

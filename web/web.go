@@ -37,6 +37,9 @@ type Config struct {
 	// OpenLineage is the scheme and host of MILLRACE_OPENLINEAGE_URL, shown
 	// on the lineage page. Defaults to none: lineage events are not sent.
 	OpenLineage string
+	// Notify are the scheme and host of each URL of MILLRACE_NOTIFY_URL,
+	// named on the Alerts page. Defaults to none: alerts are not sent.
+	Notify []string
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 	// Username and Password are the first admin's credentials: Start

@@ -23,14 +23,17 @@ func (m *Main) backfillCommand() *cobra.Command {
 		noProgress bool
 	)
 	cmd := &cobra.Command{
-		Use:   "backfill PIPELINE --from YYYY-MM --to YYYY-MM --only " + orchestrator.SelectionNames("|"),
+		Use:   "backfill PIPELINE --from YYYY-MM --to YYYY-MM --only " + selectionChoices(),
 		Short: "Run the missing or failed months of a range (preview with --dry-run)",
-		Long: `Runs the months of a range whose state --only selects: ` + selectionsText() + `. --dry-run prints every month of the range with
-its state and whether and why it would run, and changes nothing. Without
---wait the months are queued for the running serve and the command returns;
-with --wait this process works them too, shows progress, then prints each
-failed month with its error and exits non-zero if any failed. A month already
-queued or running is never queued twice.`,
+		Long: `Runs the months of a range that --only selects:
+` + selectionHelp() + `
+
+--dry-run prints every month of the range with its state and whether and
+why it would run, and changes nothing. Without --wait the months are queued
+for the running serve and the command returns; with --wait this process
+works them too, shows progress, then prints each failed month with its error
+and exits non-zero if any failed. A month already queued or running is never
+queued twice.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -38,11 +41,6 @@ queued or running is never queued twice.`,
 			if req.Only, err = orchestrator.ParseOnly(only); err != nil {
 				return err
 			}
-			o, w, err := m.orchestrator(ctx, wait && !req.DryRun, req.DryRun)
-			if err != nil {
-				return err
-			}
-			defer w.Close()
 			if req.From == "" {
 				req.From = m.config.SalesStart
 			}
@@ -50,6 +48,11 @@ queued or running is never queued twice.`,
 				req.To = millrace.LastClosed(m.Now()).String()
 			}
 			req.Pipeline, req.Trigger, req.By, req.Address = args[0], "backfill", who(), cliAddress
+			o, w, err := m.orchestrator(ctx, wait && !req.DryRun, req.DryRun)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
 			plan, err := o.Backfill(ctx, req)
 			if err != nil {
 				return err
@@ -106,7 +109,7 @@ queued or running is never queued twice.`,
 	f := cmd.Flags()
 	f.StringVar(&req.From, "from", "", "first month, YYYY-MM (default MILLRACE_SALES_START)")
 	f.StringVar(&req.To, "to", "", "last month, YYYY-MM (default the last closed month)")
-	f.StringVar(&only, "only", string(orchestrator.OnlyMissingFailed), "which months: "+orchestrator.SelectionNames(", "))
+	f.StringVar(&only, "only", string(orchestrator.OnlyMissingFailed), "which months: "+orchestrator.SelectionWords())
 	f.BoolVar(&req.DryRun, "dry-run", false, "print the plan, change nothing")
 	f.BoolVar(&wait, "wait", false, "work the months in this process too and wait for them")
 	f.IntVar(&req.MaxConcurrent, "max-concurrent", 0, "run at most N of its months at once (default MILLRACE_MAX_CONCURRENT_RUNS)")
@@ -114,6 +117,28 @@ queued or running is never queued twice.`,
 	f.BoolVar(&noProgress, "no-progress", false, "with --wait, draw no progress bar (none is drawn unless stderr is a terminal)")
 	cmd.AddCommand(m.backfillCancelCommand())
 	return cmd
+}
+
+// selectionChoices lists the backfill selections for a usage line:
+// "missing,failed|missing|failed|stale|all".
+func selectionChoices() string {
+	var words []string
+	for _, sel := range orchestrator.Selections() {
+		words = append(words, string(sel.Only))
+	}
+	return strings.Join(words, "|")
+}
+
+// selectionHelp lists the backfill selections with what each runs, a line
+// each, for --help.
+func selectionHelp() string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	for _, sel := range orchestrator.Selections() {
+		fmt.Fprintf(tw, "  %s\t%s\n", sel.Only, sel.Help)
+	}
+	tw.Flush()
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // printPlan writes a backfill plan as a table.
@@ -128,13 +153,4 @@ func printPlan(w io.Writer, plan []orchestrator.BackfillMonth) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Partition, p.State, action, p.Reason)
 	}
 	tw.Flush()
-}
-
-// selectionsText lists the backfill selections with their words.
-func selectionsText() string {
-	parts := make([]string, len(orchestrator.Selections))
-	for i, s := range orchestrator.Selections {
-		parts[i] = fmt.Sprintf("%s: %s", s.Only, s.Words)
-	}
-	return strings.Join(parts, "; ")
 }

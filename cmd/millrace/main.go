@@ -91,6 +91,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	m.flags = root.PersistentFlags()
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetUsageTemplate(usageTemplate)
 	root.SetOut(m.Stdout)
 	root.SetErr(m.Stderr)
 	root.SetArgs(args)

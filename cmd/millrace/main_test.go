@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +111,34 @@ func TestCommands(t *testing.T) {
 	}
 	if len(parts) != 1 || parts[0].Partition != "" || parts[0].State != millrace.StateSucceeded {
 		t.Errorf("process_data status = %+v, want one succeeded partition \"\"", parts)
+	}
+
+	// Without a pipeline: every pipeline at a glance, a line each, and
+	// in JSON every partition of every pipeline.
+	out = c.ok("status")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "PIPELINE ") {
+		t.Fatalf("status without a pipeline:\n%s\nwant a header and a line per pipeline", out)
+	}
+	for i, want := range []string{
+		`^load_client_data +- +1 succeeded +- +succeeded at 20`,
+		`^load_sales_data +- +2 succeeded, 2 missing +- +succeeded 2020-0[12] at 20`,
+		`^process_data +- +1 succeeded +- +succeeded at 20`,
+		`^sales_statistics +- +1 succeeded +- +succeeded at 20`,
+	} {
+		if !regexp.MustCompile(want).MatchString(lines[i+1]) {
+			t.Errorf("status without a pipeline, line %d: %q, want %s", i+1, lines[i+1], want)
+		}
+	}
+	if err := json.Unmarshal([]byte(c.ok("status", "--json")), &parts); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, p := range parts {
+		seen[p.Pipeline]++
+	}
+	if fmt.Sprint(seen) != "map[load_client_data:1 load_sales_data:4 process_data:1 sales_statistics:1]" {
+		t.Errorf("status --json without a pipeline gives the partitions %v, want every partition of every pipeline", seen)
 	}
 
 	if _, _, err := c.run("run", "no_such_pipeline"); err == nil || !strings.Contains(err.Error(), "load_sales_data") {

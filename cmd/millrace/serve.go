@@ -105,7 +105,11 @@ func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *
 	if deliverer != nil {
 		olTarget = notify.Label(deliverer.URL)
 	}
-	ui, err := web.New(web.Config{Warehouse: w, Ledger: l, Orchestrator: o, Pipelines: set, Gatherer: reg, OpenLineage: olTarget,
+	var notifyTargets []string
+	for _, u := range notifier.URLs {
+		notifyTargets = append(notifyTargets, notify.Label(u))
+	}
+	ui, err := web.New(web.Config{Warehouse: w, Ledger: l, Orchestrator: o, Pipelines: set, Gatherer: reg, OpenLineage: olTarget, Notify: notifyTargets,
 		Username: m.config.UIUser, Password: m.config.UIPassword, SecureCookies: m.config.UISecureCookies,
 		TrustedProxies: proxies, ProxyHeader: proxyHeader, ProxyCreate: proxyCreate, AllowedHosts: hosts, PublicURL: m.config.PublicURL,
 		Logger: m.logger})

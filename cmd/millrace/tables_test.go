@@ -30,7 +30,7 @@ func TestTablesGolden(t *testing.T) {
 		{Pipeline: "process_data", Partition: "", State: millrace.StateQueued},
 	}
 	plan := []orchestrator.BackfillMonth{
-		{Partition: "2020-01", State: millrace.StateSucceeded, Reason: "succeeded, not selected by --only missing,failed"},
+		{Partition: "2020-01", State: millrace.StateSucceeded, Reason: "succeeded, not missing or failed"},
 		{Partition: "2020-02", State: millrace.StateFailed, Run: true, Reason: "failed"},
 		{Partition: "2020-03", State: millrace.StateRunning, Reason: "already running"},
 		{Partition: "2020-04", State: millrace.StateMissing, Run: true, Reason: "never ran"},
