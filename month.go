@@ -2,6 +2,7 @@ package millrace
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -83,3 +84,27 @@ func Range(first, last Month) []Month {
 // LastClosed returns the newest month that has ended at now: the month the
 // schedule loads at the start of the current one.
 func LastClosed(now time.Time) Month { return MonthOf(now).Prev() }
+
+// MonthRanges writes months, in order, as ranges of consecutive ones:
+// "2020-01 to 2023-03, 2023-05". A key that is not a month stands alone.
+func MonthRanges(months []string) string {
+	var out []string
+	for i := 0; i < len(months); {
+		j := i
+		for j+1 < len(months) {
+			a, errA := ParseMonth(months[j])
+			b, errB := ParseMonth(months[j+1])
+			if errA != nil || errB != nil || a.Next() != b {
+				break
+			}
+			j++
+		}
+		if j == i {
+			out = append(out, months[i])
+		} else {
+			out = append(out, months[i]+" to "+months[j])
+		}
+		i = j + 1
+	}
+	return strings.Join(out, ", ")
+}

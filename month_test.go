@@ -97,3 +97,23 @@ func TestContractErrorText(t *testing.T) {
 		t.Error("a contract error is permanent; nil is not")
 	}
 }
+
+// TestMonthRanges writes the months a preview leaves out as ranges of
+// consecutive months.
+func TestMonthRanges(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		months []string
+		want   string
+	}{
+		{nil, ""},
+		{[]string{"2020-01"}, "2020-01"},
+		{[]string{"2020-01", "2020-02"}, "2020-01 to 2020-02"},
+		{[]string{"2020-11", "2020-12", "2021-01", "2021-03", "2021-05", "2021-06"}, "2020-11 to 2021-01, 2021-03, 2021-05 to 2021-06"},
+		{[]string{"", "2020-01"}, ", 2020-01"},
+	} {
+		if got := millrace.MonthRanges(tc.months); got != tc.want {
+			t.Errorf("MonthRanges(%q) = %q, want %q", tc.months, got, tc.want)
+		}
+	}
+}

@@ -33,6 +33,8 @@ const (
 	ActionUserRemove     = "user_remove"
 	ActionTokenCreate    = "token_create"
 	ActionTokenRevoke    = "token_revoke"
+	// ActionApply is a revision of the pipeline files applied.
+	ActionApply = "pipelines_apply"
 	// ActionRiverUI is a change made through River's own UI (pausing a
 	// queue, cancelling, retrying or deleting jobs): recorded before River
 	// acts, since River's change has no transaction of ours.

@@ -50,6 +50,12 @@ type RunSpec struct {
 	// and before the commit: the job queue completes its job and enqueues
 	// follow-up runs there, so that they commit with the data or not at all.
 	OnSuccess func(ctx context.Context, tx pgx.Tx) error
+	// Revision and Definition are the applied revision of the pipelines
+	// and the pipeline's hash (pipelines.Pipeline.Hash) the run runs. A
+	// success whose Definition is not the newest revision's serves its
+	// data stale, "definition changed".
+	Revision   int64
+	Definition string
 }
 
 // RunFunc does a run's work inside tx, which commits together with the
@@ -250,10 +256,10 @@ func recordStart(ctx context.Context, tx pgx.Tx, spec RunSpec, run *millrace.Run
 	}
 	run.RequestedBy, run.BackfillID = spec.RequestedBy, spec.BackfillID
 	if err := tx.QueryRow(ctx, `
-		INSERT INTO millrace.runs (pipeline, partition, attempt, state, trigger, job_id, requested_by, backfill_id)
-		VALUES ($1, $2, $3, $4, $5, NULLIF($6::bigint, 0), $7, NULLIF($8::bigint, 0)) RETURNING id, started_at`,
+		INSERT INTO millrace.runs (pipeline, partition, attempt, state, trigger, job_id, requested_by, backfill_id, revision, definition)
+		VALUES ($1, $2, $3, $4, $5, NULLIF($6::bigint, 0), $7, NULLIF($8::bigint, 0), NULLIF($9::bigint, 0), NULLIF($10, '')) RETURNING id, started_at`,
 		spec.Pipeline, spec.Partition, run.Attempt, millrace.StateRunning, spec.Trigger, spec.JobID,
-		spec.RequestedBy, spec.BackfillID).Scan(&run.ID, &run.StartedAt); err != nil {
+		spec.RequestedBy, spec.BackfillID, spec.Revision, spec.Definition).Scan(&run.ID, &run.StartedAt); err != nil {
 		return fmt.Errorf("record attempt: %w", err)
 	}
 	if _, err := tx.Exec(ctx, "UPDATE millrace.partitions SET last_run_id = $3 WHERE pipeline = $1 AND partition = $2",
@@ -382,16 +388,25 @@ func (l *Ledger) finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runEr
 		return fmt.Errorf("record outcome of run %d: %w", run.ID, err)
 	}
 	run.FinishedAt = &finished
-	// A failure keeps the rows of the newest success: that data is still there.
+	stale := ""
+	if t.Name == succeed.Name {
+		var err error
+		if stale, err = definitionChanged(ctx, tx, run.ID); err != nil {
+			return err
+		}
+	}
+	// A failure keeps the rows of the newest success: that data is still
+	// there. A success serves fresh data, unless the definition it ran was
+	// replaced while it ran.
 	if _, err := tx.Exec(ctx, `
 		UPDATE millrace.partitions SET state = $3, finished_at = $4, error = $5, updated_at = clock_timestamp(),
 			cancel_requested_at = NULL, cancel_requested_by = '',
 			rows = CASE WHEN $3 = $7 THEN $6 ELSE rows END,
 			succeeded_at = CASE WHEN $3 = $7 THEN $4 ELSE succeeded_at END,
-			stale_since = CASE WHEN $3 = $7 THEN NULL ELSE stale_since END,
-			stale_reason = CASE WHEN $3 = $7 THEN '' ELSE stale_reason END
+			stale_since = CASE WHEN $3 = $7 THEN (CASE WHEN $10 <> '' THEN clock_timestamp() END) ELSE stale_since END,
+			stale_reason = CASE WHEN $3 = $7 THEN $10 ELSE stale_reason END
 		WHERE pipeline = $1 AND partition = $2 AND state = ANY($8) AND last_run_id = $9`,
-		run.Pipeline, run.Partition, t.To, finished, run.Error, run.Rows, millrace.StateSucceeded, t.from(), run.ID); err != nil {
+		run.Pipeline, run.Partition, t.To, finished, run.Error, run.Rows, millrace.StateSucceeded, t.from(), run.ID, stale); err != nil {
 		return fmt.Errorf("record outcome of %s %s: %w", run.Pipeline, millrace.PartitionLabel(run.Partition), err)
 	}
 	if err := recordReport(ctx, tx, run.ID, report); err != nil {

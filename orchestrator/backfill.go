@@ -62,7 +62,7 @@ func SelectionWords() string {
 	for i, s := range sels {
 		words[i] = string(s.Only)
 	}
-	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+	return millrace.Words(words, "or")
 }
 
 // ParseOnly parses a selection, one of Selections; "failed,missing" and

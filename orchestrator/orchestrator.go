@@ -280,6 +280,8 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 		o.timers = map[time.Time]bool{}
 		o.timersMu.Unlock()
 		o.passAt(time.Time{})
+		o.passes.Add(1)
+		go o.followRevisions(o.runCtx)
 		if _, ok := o.cfg.Source.(millrace.Lister); ok {
 			o.passes.Add(1)
 			go o.checkSourcesEvery(o.runCtx)

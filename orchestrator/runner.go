@@ -42,6 +42,8 @@ func (r Runner) Run(ctx context.Context, spec ledger.RunSpec, then func(ctx cont
 	if err != nil {
 		return millrace.Run{}, FollowUp{}, err
 	}
+	// A job queued under a former name runs under the new one.
+	spec.Pipeline, spec.Revision, spec.Definition = p.Name, p.Revision(), p.Hash
 	m, err := p.CheckPartition(spec.Partition, r.Now())
 	if err != nil {
 		return millrace.Run{}, FollowUp{}, err

@@ -1,7 +1,9 @@
 package pipelines
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"regexp"
@@ -25,6 +27,8 @@ type Folder struct {
 	// inputs are the tables each transform table reads, as a check
 	// through PostgreSQL found them (inputs.lock): pipeline/table → tables.
 	inputs map[string][]string
+	// files holds the text of every file read, by path (see Files).
+	files map[string]string
 }
 
 // inputsLock is the file that holds what PostgreSQL said each transform
@@ -35,14 +39,36 @@ const inputsLock = "inputs.lock"
 // without a database (Check). It returns every problem found, each with its
 // file, line and column.
 func ReadFolder(fsys fs.FS) (*Folder, Problems) {
-	f := &Folder{sql: map[string]string{}, inputs: map[string][]string{}}
+	f := &Folder{sql: map[string]string{}, inputs: map[string][]string{}, files: map[string]string{}}
 	var errs Problems
 	names, err := fs.Glob(fsys, "*.yaml")
 	if err != nil || len(names) == 0 {
 		return nil, Problems{{File: ".", Pos: Pos{1, 1}, Msg: "no pipeline files (*.yaml) in the folder"}}
 	}
+	total := 0
+	// read reads a file of the folder, at most MaxFileBytes of it and
+	// MaxFolderBytes in all, and keeps it among the folder's files.
+	read := func(name string) ([]byte, error) {
+		file, err := fsys.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer file.Close()
+		data, err := io.ReadAll(io.LimitReader(file, MaxFileBytes+1))
+		if err != nil {
+			return nil, err
+		}
+		if len(data) > MaxFileBytes {
+			return nil, fmt.Errorf("more than %d bytes: a file of pipelines is at most 1 MiB", MaxFileBytes)
+		}
+		if total += len(data); total > MaxFolderBytes {
+			return nil, fmt.Errorf("the folder's files pass %d bytes here: a folder of pipelines is at most 16 MiB", MaxFolderBytes)
+		}
+		f.files[name] = string(data)
+		return data, nil
+	}
 	for _, name := range names {
-		data, err := fs.ReadFile(fsys, name)
+		data, err := read(name)
 		if err != nil {
 			errs = append(errs, Problem{File: name, Pos: Pos{1, 1}, Msg: err.Error()})
 			continue
@@ -58,15 +84,22 @@ func ReadFolder(fsys fs.FS) (*Folder, Problems) {
 			if t.SQL == "" {
 				continue
 			}
-			if text, err := fs.ReadFile(fsys, t.SQL); err == nil {
+			if _, ok := f.sql[t.SQL]; ok {
+				continue
+			}
+			if text, err := read(t.SQL); err == nil {
 				f.sql[t.SQL] = string(text)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, Problem{File: t.SQL, Pos: Pos{1, 1}, Msg: err.Error()})
 			}
 		}
 	}
-	if data, err := fs.ReadFile(fsys, inputsLock); err == nil {
+	if data, err := read(inputsLock); err == nil {
 		if err := yaml.Unmarshal(data, &f.inputs); err != nil {
 			errs = append(errs, Problem{File: inputsLock, Pos: Pos{1, 1}, Msg: err.Error()})
 		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, Problem{File: inputsLock, Pos: Pos{1, 1}, Msg: err.Error()})
 	}
 	errs = append(errs, f.Check()...)
 	return f, errs.sort()
@@ -415,7 +448,8 @@ func (f *Folder) Compile() []Pipeline {
 	}
 	var list []Pipeline
 	for _, s := range f.Specs {
-		p := Pipeline{Name: s.Name, Description: s.Description, Tables: f.published(s)}
+		p := Pipeline{Name: s.Name, Description: s.Description, Tables: f.published(s), Formerly: s.Formerly,
+			Definition: f.definition(s), Hash: f.specHash(s)}
 		switch s.Kind {
 		case KindLoad:
 			plan, files := f.loadPlan(s)

@@ -16,14 +16,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace"
-	"github.com/millrace/millrace/pipelines/builtin"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -57,6 +56,15 @@ type Pipeline struct {
 	// InputTables lists the tables of schema public that the pipeline
 	// reads.
 	InputTables []string
+	// Formerly are the names the pipeline had before (formerly:): its
+	// history under them is its own.
+	Formerly []string
+	// Definition is the pipeline's file and the SQL files it names.
+	Definition []File
+	// Hash identifies what the pipeline does (see Folder.specHash): each
+	// run records it, and a partition that a run of another hash serves is
+	// stale, "definition changed".
+	Hash string
 
 	// start is the first month of a monthly pipeline (Config.SalesStart).
 	start millrace.Month
@@ -67,7 +75,13 @@ type Pipeline struct {
 	cfg     Config
 	src     millrace.Source
 	writers map[string]string
+	// revision is the number of the revision the pipeline comes from.
+	revision int64
 }
+
+// Revision returns the number of the applied revision the pipeline comes
+// from, 0 for the embedded built-ins not applied yet.
+func (p Pipeline) Revision() int64 { return p.revision }
 
 // Config tunes the pipelines. Zero values mean the defaults.
 type Config struct {
@@ -114,11 +128,19 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Set is the list of pipelines, reading their files from one source.
+// Set is the list of pipelines of an installation's revision, reading
+// their files from one source. Update replaces the list with that of a
+// newer revision while the set is in use: each call sees one revision.
 type Set struct {
+	cfg Config
+	src millrace.Source
+	cur atomic.Pointer[revisionList]
+}
+
+// revisionList is the compiled pipelines of a revision.
+type revisionList struct {
 	list []Pipeline
-	cfg  Config
-	src  millrace.Source
+	rev  Revision
 }
 
 // Source returns where the pipelines read.
@@ -131,7 +153,11 @@ func New(src millrace.Source) *Set { return NewWithConfig(src, Config{}) }
 // NewWithConfig returns the four pipelines of the specification, declared
 // in the embedded files of package builtin, reading from src, tuned by cfg.
 func NewWithConfig(src millrace.Source, cfg Config) *Set {
-	return newSet(builtinPipelines(), src, cfg)
+	s, problems := NewFromRevision(Builtin(), src, cfg)
+	if len(problems) > 0 {
+		panic("the built-in pipeline files do not check:\n" + problems.Error())
+	}
+	return s
 }
 
 // NewFromFolder returns the pipelines declared in the folder fsys (see
@@ -142,25 +168,51 @@ func NewFromFolder(fsys fs.FS, src millrace.Source, cfg Config) (*Set, Problems)
 	if len(problems) > 0 {
 		return nil, problems
 	}
-	return newSet(f.Compile(), src, cfg), nil
+	s := &Set{cfg: cfg.withDefaults(), src: src}
+	s.cur.Store(s.bind(f.Compile(), Revision{Hash: f.Hash(), Files: f.Files()}))
+	return s, nil
 }
 
-// newSet returns the set of list, reading from src, tuned by cfg.
-func newSet(list []Pipeline, src millrace.Source, cfg Config) *Set {
-	cfg = cfg.withDefaults()
-	s := &Set{cfg: cfg, src: src, list: list}
+// NewFromRevision returns the pipelines of revision r, reading from src,
+// tuned by cfg, or every problem the check of its files found.
+func NewFromRevision(r Revision, src millrace.Source, cfg Config) (*Set, Problems) {
+	s := &Set{cfg: cfg.withDefaults(), src: src}
+	if err := s.Update(r); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Update makes the set the pipelines of revision r, or returns every
+// problem the check of its files found and changes nothing.
+func (s *Set) Update(r Revision) Problems {
+	f, problems := ReadFolder(r.FS())
+	if len(problems) > 0 {
+		return problems
+	}
+	s.cur.Store(s.bind(f.Compile(), r))
+	return nil
+}
+
+// bind gives each pipeline of list the set's configuration and source.
+func (s *Set) bind(list []Pipeline, r Revision) *revisionList {
 	writers := map[string]string{}
-	for _, p := range s.list {
+	for _, p := range list {
 		for _, t := range p.Tables {
 			writers[t] = p.Name
 		}
 	}
-	for i := range s.list {
-		p := &s.list[i]
-		p.start, p.timeout, p.cfg, p.src, p.writers = cfg.SalesStart, cfg.RunTimeout, cfg, src, writers
+	for i := range list {
+		p := &list[i]
+		p.start, p.timeout, p.cfg, p.src, p.writers, p.revision = s.cfg.SalesStart, s.cfg.RunTimeout, s.cfg, s.src, writers, r.Number
 	}
-	return s
+	r.Files = nil
+	return &revisionList{list: list, rev: r}
 }
+
+// Revision returns the revision the set holds now, without its files
+// (see Pipeline.Definition).
+func (s *Set) Revision() Revision { return s.cur.Load().rev }
 
 // SalesStart returns the first month of the monthly pipelines.
 func (s *Set) SalesStart() millrace.Month { return s.cfg.SalesStart }
@@ -171,11 +223,10 @@ func (s *Set) RunTimeout() time.Duration { return s.cfg.RunTimeout }
 // WithSalesStart returns a copy of the set whose monthly pipelines start at
 // m, for an orchestrator configured with its own start.
 func (s *Set) WithSalesStart(m millrace.Month) *Set {
-	c := &Set{list: slices.Clone(s.list), cfg: s.cfg, src: s.src}
+	c := &Set{cfg: s.cfg, src: s.src}
 	c.cfg.SalesStart = m
-	for i := range c.list {
-		c.list[i].start, c.list[i].cfg.SalesStart = m, m
-	}
+	cur := s.cur.Load()
+	c.cur.Store(c.bind(slices.Clone(cur.list), cur.rev))
 	return c
 }
 
@@ -183,23 +234,34 @@ func (s *Set) WithSalesStart(m millrace.Month) *Set {
 // exist yet (warehouse.Reserve), so that no database user can take its name
 // before the first run; it returns the names another object holds already.
 func (s *Set) Reserve(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
-	var tables []warehouse.Table
-	for _, p := range s.list {
-		tables = append(tables, p.exec.tables()...)
-	}
-	return warehouse.Reserve(ctx, pool, tables)
+	return warehouse.Reserve(ctx, pool, s.tables())
 }
 
-// List returns the pipelines in the order the specification gives them.
-func (s *Set) List() []Pipeline { return s.list }
+// ReserveTx is Reserve in tx.
+func (s *Set) ReserveTx(ctx context.Context, tx pgx.Tx) ([]string, error) {
+	return warehouse.ReserveTx(ctx, tx, s.tables())
+}
+
+// tables returns the declarations of every table the pipelines publish.
+func (s *Set) tables() []warehouse.Table {
+	var tables []warehouse.Table
+	for _, p := range s.List() {
+		tables = append(tables, p.exec.tables()...)
+	}
+	return tables
+}
+
+// List returns the pipelines in the order of their files.
+func (s *Set) List() []Pipeline { return s.cur.Load().list }
 
 // ErrUnknown is returned, wrapped, for a pipeline name that is not one of the four.
 var ErrUnknown = errors.New("no such pipeline")
 
 // Names returns the pipelines' names, in order.
 func (s *Set) Names() []string {
-	names := make([]string, len(s.list))
-	for i, p := range s.list {
+	list := s.List()
+	names := make([]string, len(list))
+	for i, p := range list {
 		names[i] = p.Name
 	}
 	return names
@@ -207,7 +269,7 @@ func (s *Set) Names() []string {
 
 // Needed reports whether some pipeline needs the named one (see Needs).
 func (s *Set) Needed(name string) bool {
-	for _, p := range s.list {
+	for _, p := range s.List() {
 		if slices.Contains(p.Needs, name) {
 			return true
 		}
@@ -217,20 +279,19 @@ func (s *Set) Needed(name string) bool {
 
 // Get returns the pipeline called name.
 func (s *Set) Get(name string) (Pipeline, error) {
-	for _, p := range s.list {
+	list := s.List()
+	for _, p := range list {
 		if p.Name == name {
 			return p, nil
 		}
 	}
-	return Pipeline{}, millrace.Permanent(fmt.Errorf("%w %q: the pipelines are %s", ErrUnknown, name, words(s.Names())))
-}
-
-// words writes a list for a sentence: "a, b and c".
-func words(list []string) string {
-	if len(list) < 2 {
-		return strings.Join(list, "")
+	// A queued job or an old link may use a former name.
+	for _, p := range list {
+		if slices.Contains(p.Formerly, name) {
+			return p, nil
+		}
 	}
-	return strings.Join(list[:len(list)-1], ", ") + " and " + list[len(list)-1]
+	return Pipeline{}, millrace.Permanent(fmt.Errorf("%w %q: the pipelines are %s", ErrUnknown, name, millrace.Words(s.Names(), "and")))
 }
 
 // CheckPartition checks that partition is a valid partition of p that may
@@ -364,15 +425,4 @@ func (p *progress) Read(b []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// builtinPipelines compiles the embedded files of the four built-ins. They
-// are checked by the tests (TestBuiltinFilesCheck): a problem is a bug of
-// this build, hence the panic.
-func builtinPipelines() []Pipeline {
-	f, errs := ReadFolder(builtin.FS)
-	if len(errs) > 0 {
-		panic("the built-in pipeline files do not check:\n" + errs.Error())
-	}
-	return f.Compile()
 }

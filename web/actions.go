@@ -161,7 +161,7 @@ func newPreview(req orchestrator.BackfillRequest, plan orchestrator.Plan) previe
 	}
 	for _, reason := range order {
 		months := byReason[reason]
-		v.Skipped = append(v.Skipped, skipGroup{Reason: reason, Count: len(months), Months: monthRanges(months)})
+		v.Skipped = append(v.Skipped, skipGroup{Reason: reason, Count: len(months), Months: millrace.MonthRanges(months)})
 	}
 	return v
 }
@@ -178,30 +178,6 @@ func selectionLabel(only orchestrator.Only) string {
 		}
 	}
 	return string(only)
-}
-
-// monthRanges writes months, in order, as ranges of consecutive ones:
-// "2020-01 to 2023-03, 2023-05". A key that is not a month stands alone.
-func monthRanges(months []string) string {
-	var out []string
-	for i := 0; i < len(months); {
-		j := i
-		for j+1 < len(months) {
-			a, errA := millrace.ParseMonth(months[j])
-			b, errB := millrace.ParseMonth(months[j+1])
-			if errA != nil || errB != nil || a.Next() != b {
-				break
-			}
-			j++
-		}
-		if j == i {
-			out = append(out, months[i])
-		} else {
-			out = append(out, months[i]+" to "+months[j])
-		}
-		i = j + 1
-	}
-	return strings.Join(out, ", ")
 }
 
 // handleBackfillPreview serves "POST /pipelines/{name}/backfill/preview":

@@ -112,15 +112,15 @@ func (m *Main) setup(ctx context.Context) error {
 	if err := warehouse.Setup(ctx, raw, m.setupPasswords(), m.logger); err != nil {
 		return dbError(err, raw, from)
 	}
-	set, err := m.pipelines(ctx)
-	if err != nil {
-		return err
-	}
 	w, err := warehouse.Open(ctx, raw, m.logger)
 	if err != nil {
 		return dbError(err, raw, from)
 	}
 	defer w.Close()
+	set, err := m.pipelines(ctx, w, false)
+	if err != nil {
+		return err
+	}
 	taken, err := set.Reserve(ctx, w.Pool())
 	if err != nil {
 		return err

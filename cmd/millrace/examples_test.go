@@ -41,6 +41,23 @@ func TestExampleCompanyPipelines(t *testing.T) {
 		t.Fatalf("check --database: %v\n%s", err, out)
 	}
 
+	// Only an admin applies: a database user cannot.
+	asDS := &cli{t: t, now: c.now, env: map[string]string{"MILLRACE_DATABASE_URL": dbtest.URL(t, "ds_user", "ds_user", databaseName(t, url)),
+		"MILLRACE_SOURCE": bucket, "MILLRACE_LOG_LEVEL": "warn"}}
+	if _, _, err := asDS.run("pipelines", "apply", dir); err == nil {
+		t.Fatal("ds_user applied a folder of pipelines")
+	}
+	if out := c.ok("pipelines", "apply", dir, "--dry-run"); !strings.Contains(out, "would apply revision 1") || !strings.Contains(out, "new load_returns") ||
+		!strings.Contains(out, "unchanged load_sales_data") || !strings.Contains(out, "new tables: promotions, returns, monthly_returns and store_return_rates") {
+		t.Fatalf("apply --dry-run:\n%s", out)
+	}
+	if out := c.ok("pipelines", "apply", dir); !strings.Contains(out, "applied revision 1") {
+		t.Fatalf("apply:\n%s", out)
+	}
+	if out := c.ok("pipelines", "apply", dir); !strings.Contains(out, "unchanged: the folder is revision 1 already") {
+		t.Fatalf("apply again:\n%s", out)
+	}
+
 	c.ok("run", "load_client_data")
 	c.ok("run", "load_promotions")
 	for _, m := range []string{"2020-01", "2020-02"} {
@@ -84,8 +101,77 @@ func TestExampleCompanyPipelines(t *testing.T) {
 	if got := query("SELECT count(*)::text FROM public.returns WHERE date >= '2020-02-01'"); got != "3" {
 		t.Errorf("February after the refused run has %s returns, want the 3 loaded before", got)
 	}
+	applyChanges(t, c, dir, query)
 }
 
+// applyChanges applies changes to the example's folder, after its runs:
+// a changed SQL makes the months it served stale, a description alone
+// nothing; a renamed pipeline keeps its history; a pipeline left out is
+// refused until it is retired, and its table stays.
+func applyChanges(t *testing.T, c *cli, dir string, query func(string) string) {
+	edit := func(file, old, new string) {
+		t.Helper()
+		path := filepath.Join(dir, file)
+		b, err := os.ReadFile(path)
+		if err != nil || !strings.Contains(string(b), old) {
+			t.Fatalf("%s has no %q (%v)", file, old, err)
+		}
+		if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit("store_returns/store_return_rates.sql", "4)", "3)")
+	edit("load_returns.yaml", "min: 0,", "min: 0, max: 100000,")
+	edit("load_promotions.yaml", "description: ", "description: Still ")
+	out := c.ok("pipelines", "apply", dir, "--dry-run")
+	for _, want := range []string{"would apply revision 2", "changed store_returns: 1 served partition become stale ((unpartitioned))",
+		"changed load_returns: 1 served partition become stale (2020-01)", "description load_promotions\n", "unchanged load_sales_data"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("apply --dry-run of a changed SQL and description: no %q in\n%s", want, out)
+		}
+	}
+	c.ok("pipelines", "apply", dir)
+	if out := c.ok("status", "store_returns", "--json"); !strings.Contains(out, `"stale_reason": "definition changed in revision 2`) {
+		t.Errorf("store_returns after the apply of its changed SQL is not stale: %s", out)
+	}
+	if out := c.ok("status", "load_promotions", "--json"); strings.Contains(out, "stale_since") {
+		t.Errorf("load_promotions is stale after a change of its description: %s", out)
+	}
+	if out := c.ok("backfill", "load_returns", "--from", "2020-01", "--to", "2020-02", "--only", "stale", "--dry-run"); !strings.Contains(out, "would run 1 of 2") {
+		t.Errorf("backfill --only stale of the changed feed:\n%s", out)
+	}
+	c.ok("run", "store_returns")
+	if out := c.ok("status", "store_returns", "--json"); strings.Contains(out, "stale_since") {
+		t.Errorf("store_returns after its run under revision 2 is still stale: %s", out)
+	}
+
+	// A rename keeps the history.
+	if err := os.Rename(filepath.Join(dir, "load_promotions.yaml"), filepath.Join(dir, "promotions.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	edit("promotions.yaml", "name: load_promotions", "name: promotions\nformerly: [load_promotions]")
+	if out := c.ok("pipelines", "apply", dir); !strings.Contains(out, "promotions (formerly load_promotions: its history is kept)") {
+		t.Errorf("apply of a rename:\n%s", out)
+	}
+	if out := c.ok("status", "promotions", "--json"); !strings.Contains(out, `"state": "succeeded"`) || !strings.Contains(out, `"attempts": 1`) {
+		t.Errorf("the renamed pipeline's history: %s", out)
+	}
+
+	// Leaving a pipeline out needs --retire; its table stays.
+	if err := os.Remove(filepath.Join(dir, "store_returns.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.run("pipelines", "apply", dir); err == nil || !strings.Contains(err.Error(), "--retire store_returns") {
+		t.Errorf("apply of a folder without store_returns: %v, want a refusal naming --retire store_returns", err)
+	}
+	if out := c.ok("pipelines", "apply", dir, "--retire", "store_returns"); !strings.Contains(out, "retired store_returns") ||
+		!strings.Contains(out, "no longer published (kept as they are, never dropped): store_return_rates") {
+		t.Errorf("apply --retire:\n%s", out)
+	}
+	if got := query("SELECT count(*)::text FROM public.store_return_rates"); got == "0" {
+		t.Error("the retired pipeline's table lost its rows")
+	}
+}
 // copyDir copies the files of src into dst, but the folder skip.
 func copyDir(t *testing.T, src, dst, skip string) {
 	t.Helper()

@@ -170,18 +170,27 @@ func (m *Main) orchestrator(ctx context.Context, workers, readOnly bool) (*orche
 
 // installationPipelines makes this process use the installation's
 // settings recorded in w (recording them, when by is set: see
-// useInstallation) and returns the pipelines.
+// useInstallation) and returns the pipelines of its newest revision. A
+// serve or demo starting (by set) first applies the folder
+// MILLRACE_PIPELINES, or the built-ins of this version when the newest
+// revision is built-in (see applyAtStart).
 func (m *Main) installationPipelines(ctx context.Context, w *warehouse.Warehouse, by string) (*pipelines.Set, error) {
 	if err := m.useInstallation(ctx, w, by); err != nil {
 		return nil, err
 	}
-	return m.pipelines(ctx)
+	if by != "" {
+		if err := m.applyAtStart(ctx, w, by); err != nil {
+			return nil, err
+		}
+	}
+	return m.pipelines(ctx, w, by == "")
 }
 
-// pipelines returns the pipelines, the built-in ones or those of the folder
-// MILLRACE_PIPELINES, reading from the configured source, whose reads time
-// out without progress.
-func (m *Main) pipelines(ctx context.Context) (*pipelines.Set, error) {
+// pipelines returns the pipelines of the newest revision applied to w's
+// installation (the built-ins when none is), reading from the configured
+// source, whose reads time out without progress. With warn, a folder
+// MILLRACE_PIPELINES that differs from that revision is named on stderr.
+func (m *Main) pipelines(ctx context.Context, w *warehouse.Warehouse, warn bool) (*pipelines.Set, error) {
 	pc, idle, err := m.config.pipelinesConfig()
 	if err != nil {
 		return nil, err
@@ -191,14 +200,32 @@ func (m *Main) pipelines(ctx context.Context) (*pipelines.Set, error) {
 		return nil, fmt.Errorf("source %s: %w", m.config.Source, err)
 	}
 	src = source.WithIdleTimeout(src, idle)
-	if m.config.Pipelines == "" {
-		return pipelines.NewWithConfig(src, pc), nil
+	rev, err := pipelines.LatestRevision(ctx, w.Pool())
+	switch {
+	case errors.Is(err, pipelines.ErrNoRevision):
+		rev = pipelines.Builtin()
+	case err != nil:
+		return nil, err
 	}
-	set, problems := pipelines.NewFromFolder(os.DirFS(m.config.Pipelines), src, pc)
+	if warn && m.config.Pipelines != "" {
+		if f, problems := pipelines.ReadFolder(os.DirFS(m.config.Pipelines)); len(problems) > 0 || f.Hash() != rev.Hash {
+			fmt.Fprintf(m.Stderr, "millrace: warning: the pipelines of %s (MILLRACE_PIPELINES) are not the installation's newest revision (%s): this command runs that revision; `millrace pipelines apply %s` applies the folder\n",
+				m.config.Pipelines, revisionLabel(rev), m.config.Pipelines)
+		}
+	}
+	set, problems := pipelines.NewFromRevision(rev, src, pc)
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("the pipelines of %s (MILLRACE_PIPELINES) do not check:\n%w", m.config.Pipelines, problems)
+		return nil, fmt.Errorf("the installation's pipelines (%s) do not check with this version of millrace:\n%w", revisionLabel(rev), problems)
 	}
 	return set, nil
+}
+
+// revisionLabel names a revision in a sentence.
+func revisionLabel(r pipelines.Revision) string {
+	if r.Number == 0 {
+		return "the built-ins, never applied"
+	}
+	return fmt.Sprintf("revision %d, %s", r.Number, r.Source)
 }
 
 // pipelineNames lists the pipelines for help texts.

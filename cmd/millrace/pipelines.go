@@ -129,6 +129,6 @@ transform reads, which --update writes.`,
 			return err
 		},
 	}
-	cmd.AddCommand(initCmd, checkCmd, schemaCmd)
+	cmd.AddCommand(initCmd, checkCmd, m.applyCommand(), schemaCmd)
 	return cmd
 }

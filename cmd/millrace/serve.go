@@ -109,7 +109,7 @@ func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *
 	for _, u := range notifier.URLs {
 		notifyTargets = append(notifyTargets, notify.Label(u))
 	}
-	ui, err := web.New(web.Config{Warehouse: w, Ledger: l, Orchestrator: o, Pipelines: set, Gatherer: reg, OpenLineage: olTarget, Notify: notifyTargets,
+	ui, err := web.New(web.Config{Warehouse: w, Ledger: l, Orchestrator: o, Pipelines: o.Pipelines(), Gatherer: reg, OpenLineage: olTarget, Notify: notifyTargets,
 		Username: m.config.UIUser, Password: m.config.UIPassword, SecureCookies: m.config.UISecureCookies,
 		TrustedProxies: proxies, ProxyHeader: proxyHeader, ProxyCreate: proxyCreate, AllowedHosts: hosts, PublicURL: m.config.PublicURL,
 		Logger: m.logger})
@@ -131,7 +131,7 @@ func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *
 	// that end in the grace included.
 	stopNotifier := m.startNotifier(ctx, notifier, w, o)
 	defer stopNotifier()
-	stopLineage := m.startLineage(ctx, deliverer, w, set, o)
+	stopLineage := m.startLineage(ctx, deliverer, w, o.Pipelines(), o)
 	defer stopLineage()
 	if err := o.Start(ctx); err != nil {
 		_ = srv.Close()
