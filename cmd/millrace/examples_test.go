@@ -172,6 +172,7 @@ func applyChanges(t *testing.T, c *cli, dir string, query func(string) string) {
 		t.Error("the retired pipeline's table lost its rows")
 	}
 }
+
 // copyDir copies the files of src into dst, but the folder skip.
 func copyDir(t *testing.T, src, dst, skip string) {
 	t.Helper()
