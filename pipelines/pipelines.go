@@ -196,18 +196,25 @@ func (s *Set) Update(r Revision) Problems {
 
 // bind gives each pipeline of list the set's configuration and source.
 func (s *Set) bind(list []Pipeline, r Revision) *revisionList {
-	writers := map[string]string{}
-	for _, p := range list {
-		for _, t := range p.Tables {
-			writers[t] = p.Name
-		}
-	}
+	writers := Writers(list)
 	for i := range list {
 		p := &list[i]
 		p.start, p.timeout, p.cfg, p.src, p.writers, p.revision = s.cfg.SalesStart, s.cfg.RunTimeout, s.cfg, s.src, writers, r.Number
 	}
 	r.Files = nil
 	return &revisionList{list: list, rev: r}
+}
+
+// Writers returns the pipeline of list that publishes each table: the one
+// place that answers "who writes this table".
+func Writers(list []Pipeline) map[string]string {
+	writers := map[string]string{}
+	for _, p := range list {
+		for _, t := range p.Tables {
+			writers[t] = p.Name
+		}
+	}
+	return writers
 }
 
 // Revision returns the revision the set holds now, without its files

@@ -18,7 +18,22 @@ type tableInfo struct {
 	// Rows is exact when Exact is set, else PostgreSQL's estimate.
 	Rows  int64 `json:"rows"`
 	Exact bool  `json:"exact"`
+	// Description and Columns are the COMMENTs of millrace's tables and
+	// their columns, as psql's \d+ shows them (their pipelines'
+	// descriptions); none for the tables of database users.
+	Description string       `json:"description,omitempty"`
+	Columns     []columnInfo `json:"columns,omitempty"`
 }
+
+// columnInfo is a column of a table, for people.
+type columnInfo struct {
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	Description string `json:"description,omitempty"`
+}
+
+// maxComment caps a comment shown: a COMMENT is whatever its writer made it.
+const maxComment = 500
 
 // exactCountBelow is the estimated size under which tables counts the rows
 // of millrace's tables exactly.
@@ -79,12 +94,45 @@ func tables(ctx context.Context, pool *pgxpool.Pool) ([]tableInfo, error) {
 			}
 			list[i].Exact = true
 		}
-		return nil
+		return describe(ctx, tx, list)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
 	}
 	return list, nil
+}
+
+// describe fills the descriptions and columns of millrace's tables in
+// list from the catalog (no table is opened).
+func describe(ctx context.Context, tx pgx.Tx, list []tableInfo) error {
+	rows, err := tx.Query(ctx, `
+		SELECT c.relname, pg_catalog.left(coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), ''), $1),
+		       a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
+		       pg_catalog.left(coalesce(pg_catalog.col_description(c.oid, a.attnum), ''), $1)
+		FROM millrace.relations r
+		JOIN pg_catalog.pg_class c ON c.oid = r.relid AND c.relnamespace = 'public'::regnamespace
+		JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY c.relname, a.attnum`, maxComment)
+	if err != nil {
+		return fmt.Errorf("read the columns' descriptions: %w", err)
+	}
+	byName := map[string]*tableInfo{}
+	for i := range list {
+		byName[list[i].Name] = &list[i]
+	}
+	var table, description string
+	var col columnInfo
+	_, err = pgx.ForEachRow(rows, []any{&table, &description, &col.Name, &col.Type, &col.Description}, func() error {
+		if t, ok := byName[table]; ok {
+			t.Description = description
+			t.Columns = append(t.Columns, col)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the columns' descriptions: %w", err)
+	}
+	return nil
 }
 
 // storeMonth is one point of the monthly sales chart. Value is nil for a

@@ -69,12 +69,7 @@ func (s *Server) handleData(w http.ResponseWriter, r *http.Request) {
 // list that names it; "" for none) and when that pipeline last succeeded
 // (last, by pipeline; nil when it never did).
 func tableRows(tables []tableInfo, list []pipelines.Pipeline, last map[string]time.Time) []tableRow {
-	writtenBy := map[string]string{}
-	for _, p := range list {
-		for _, t := range p.Tables {
-			writtenBy[t] = p.Name
-		}
-	}
+	writtenBy := pipelines.Writers(list)
 	var rows []tableRow
 	for _, t := range tables {
 		row := tableRow{tableInfo: t, Pipeline: writtenBy[t.Name]}

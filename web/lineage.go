@@ -116,17 +116,12 @@ func flows(list []pipelines.Pipeline, facts []tableInfo, last map[string]time.Ti
 	for _, t := range facts {
 		byName[t.Name] = t
 	}
-	writtenBy := map[string]string{}
-	for _, p := range list {
-		for _, t := range p.Tables {
-			writtenBy[t] = p.Name
-		}
-	}
+	writtenBy := pipelines.Writers(list)
 	var out []lineageFlow
 	for _, p := range list {
 		f := lineageFlow{Pipeline: p.Name, Description: p.Description}
 		if len(p.Files) > 0 {
-			g := &fileGroup{Name: "customer files", Keys: p.Files, Monthly: p.Monthly}
+			g := &fileGroup{Name: "files", Keys: p.Files, Monthly: p.Monthly}
 			if p.Monthly {
 				g.Name = "monthly files"
 				for _, part := range served[p.Name] {

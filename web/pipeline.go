@@ -70,6 +70,9 @@ type pipelineView struct {
 	// Backfills are the pipeline's backfills still running.
 	Backfills []ledger.Backfill
 	Late      int
+	// Definition is the pipeline's files, of Revision.
+	Definition []pipelines.File
+	Revision   pipelines.Revision
 	// Rows and Took chart, per month, the rows served and how long the
 	// newest attempt took: a drop in volume shows at a glance.
 	Rows, Took chartData
@@ -93,7 +96,8 @@ func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineVi
 		return pipelineView{}, err
 	}
 	v := pipelineView{Name: p.Name, Description: p.Description, Schedule: p.Schedule, Monthly: p.Monthly, NextDue: o.NextDue(p), Counts: countStates(parts),
-		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), Selections: orchestrator.Selections(), CSRF: sessionOf(r).CSRF, Operate: sessionOf(r).Role.Can(users.Operator), Failed: len(failedPartitions(parts))}
+		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), Selections: orchestrator.Selections(), CSRF: sessionOf(r).CSRF, Operate: sessionOf(r).Role.Can(users.Operator), Failed: len(failedPartitions(parts)),
+		Definition: p.Definition, Revision: s.cfg.Pipelines.Revision()}
 	for _, part := range parts {
 		if part.Late {
 			v.Late++

@@ -1033,3 +1033,27 @@ func TestDataPageSurvivesUserData(t *testing.T) {
 		t.Errorf("GET /data: want Lille's 7 and a gap for Paris's NaN in the chart:\n%.3000s", r.body)
 	}
 }
+
+// TestDataPageShowsDescriptions: the Data page shows the COMMENTs that
+// publication gives millrace's tables and columns (what psql's \d+ shows),
+// cut short and escaped, and no column of a database user's table.
+func TestDataPageShowsDescriptions(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, options{})
+	dbtest.Exec(t, tb.conn, `COMMENT ON TABLE public.sales IS 'Every sale, a partition a month.';
+		COMMENT ON COLUMN public.sales.value IS 'The sale''s value <b>exact</b>.';
+		COMMENT ON COLUMN public.sales.idx IS '`+strings.Repeat("x", 5000)+`'`)
+	mle := dbtest.Connect(t, dbtest.URL(t, "mle_user", "mle_user", tb.conn.Config().Database))
+	dbtest.Exec(t, mle, `CREATE TABLE public.ds_notes (secret_column text); COMMENT ON COLUMN public.ds_notes.secret_column IS 'mine'`)
+	br := newClient(t, tb.ts.URL)
+	br.login()
+	r := br.get("/data")
+	for _, want := range []string{"Every sale, a partition a month.", "The sale&#39;s value &lt;b&gt;exact&lt;/b&gt;.", "<code>value</code> <small>numeric</small>"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("GET /data: no %q", want)
+		}
+	}
+	if strings.Contains(r.body, strings.Repeat("x", 501)) || strings.Contains(r.body, "secret_column") {
+		t.Errorf("GET /data shows a comment of more than 500 characters, or a user's table's columns")
+	}
+}
