@@ -240,7 +240,9 @@ func (r *PassResult) add(pipeline string, qs []Enqueued) {
 
 // dueUnpaused returns the partitions of p that the scheduler runs now,
 // when p is not paused: a
-// pipeline run on a fresh installation when it never ran; the closed months
+// pipeline run on a fresh installation when it never ran; a pipeline run
+// after its inputs when it never ran and each of them has succeeded; the
+// closed months
 // of a monthly pipeline that never ran (on start also those that failed and
 // never succeeded), once the pipelines it needs have succeeded.
 func (o *Orchestrator) dueUnpaused(ctx context.Context, tx pgx.Tx, p pipelines.Pipeline, now time.Time, onStart bool) ([]string, error) {
@@ -248,6 +250,18 @@ func (o *Orchestrator) dueUnpaused(ctx context.Context, tx pgx.Tx, p pipelines.P
 		ran, _, err := ledger.History(ctx, tx, p.Name)
 		if err != nil || ran {
 			return nil, err
+		}
+		return []string{""}, nil
+	}
+	if p.AfterInputs && !p.Monthly {
+		ran, _, err := ledger.History(ctx, tx, p.Name)
+		if err != nil || ran {
+			return nil, err
+		}
+		for _, r := range p.Reads {
+			if _, ok, err := ledger.History(ctx, tx, r); err != nil || !ok {
+				return nil, err
+			}
 		}
 		return []string{""}, nil
 	}

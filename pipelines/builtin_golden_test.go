@@ -192,7 +192,9 @@ func goPipelines() []Pipeline {
 			Tables:      []string{"sales", "monthly_sales"},
 			Files:       []string{"sales/YYYY-MM-01/sales.csv"},
 			InputTables: []string{"stores"}, exec: loadSalesData},
-		{Name: millrace.ProcessData, Description: "builds feature_store and customer_activity_ranked from the customer tables",
+		// AfterInputs is new: v0.3.0's process_data was queued only by
+		// load_client_data's successes.
+		{Name: millrace.ProcessData, AfterInputs: true, Description: "builds feature_store and customer_activity_ranked from the customer tables",
 			Schedule:    "after every successful load_client_data; on demand",
 			Tables:      []string{"feature_store", "customer_activity_ranked"},
 			Reads:       []string{millrace.LoadClientData},

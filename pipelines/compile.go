@@ -495,6 +495,7 @@ func (f *Folder) Compile() []Pipeline {
 			}
 		}
 		if s.Schedule != nil && s.Schedule.Mode == "after_inputs" {
+			p.AfterInputs = len(p.Reads) > 0
 			for _, r := range p.Reads {
 				for j := range list {
 					if list[j].Name == r {

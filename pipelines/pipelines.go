@@ -39,6 +39,11 @@ type Pipeline struct {
 	// OnFreshInstall makes the scheduler run the pipeline once, when it has
 	// never run.
 	OnFreshInstall bool
+	// AfterInputs pipelines (schedule: after_inputs) run after every
+	// success of a pipeline they read (each of Reads names it in Then),
+	// and once when they never ran and each of those has succeeded: a
+	// transform added to an installation whose inputs are loaded already.
+	AfterInputs bool
 	// Needs names the pipelines that must have succeeded once before the
 	// scheduler runs this one's months.
 	Needs []string

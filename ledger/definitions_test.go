@@ -1,0 +1,68 @@
+package ledger_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/ledger"
+)
+
+// TestDefinitionChangedWhileRunning: a run that began under one definition
+// of its pipeline and succeeds after a revision changed that definition
+// serves its data stale, saying so; a run of the newest definition serves
+// it fresh; MarkDefinitionStale marks only the partitions another
+// definition built.
+func TestDefinitionChangedWhileRunning(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := newLedger(t)
+	revise := func(hash string) {
+		t.Helper()
+		if _, err := b.admin.Exec(ctx, `INSERT INTO millrace.definitions (sha256, files, pipelines) VALUES (repeat('a', 64), '[]', jsonb_build_object($1::text, $2::text))`,
+			millrace.LoadSalesData, hash); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revise("old")
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "cli", Revision: 1, Definition: "old"}
+	if _, err := b.l.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
+		revise("new") // applied while the run runs
+		return 1, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p := partition(t, b.l, spec.Pipeline, spec.Partition)
+	if p.StaleSince == nil || !strings.Contains(p.StaleReason, "definition changed in revision 2") {
+		t.Errorf("a success of a replaced definition: stale since %v (%q), want stale, definition changed in revision 2", p.StaleSince, p.StaleReason)
+	}
+	spec.Definition, spec.Revision = "new", 2
+	if _, err := b.l.Execute(ctx, spec, func(context.Context, pgx.Tx, *slog.Logger) (int64, error) { return 1, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if p := partition(t, b.l, spec.Pipeline, spec.Partition); p.StaleSince != nil {
+		t.Errorf("a success of the newest definition serves stale data: %q", p.StaleReason)
+	}
+	spec.Partition = "2020-02"
+	if _, err := b.l.Execute(ctx, spec, func(context.Context, pgx.Tx, *slog.Logger) (int64, error) { return 1, nil }); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := b.admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	for _, tc := range []struct {
+		hash string
+		want []string
+	}{{"new", nil}, {"newer", []string{"2020-01", "2020-02"}}} {
+		got, err := ledger.MarkDefinitionStale(ctx, tx, millrace.LoadSalesData, tc.hash, 3, true)
+		if err != nil || strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("MarkDefinitionStale(%s) = %v, %v; want %v", tc.hash, got, err, tc.want)
+		}
+	}
+}
