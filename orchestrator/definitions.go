@@ -190,6 +190,10 @@ func (plan *ApplyPlan) compare(before, after []pipelines.Pipeline, retire []stri
 		}
 		if ok {
 			taken[q.Name] = true
+			if reshaped := pipelines.Reshaped(q, p); len(reshaped) > 0 {
+				return millrace.Permanent(fmt.Errorf("%s: the columns, key or partition of %s change; a table whose months are replaced one at a time keeps its shape (reshaping it with its months is not supported yet): publish a new table under another name, or put the change back",
+					p.Name, millrace.Words(reshaped, "and")))
+			}
 			switch {
 			case q.Hash != p.Hash:
 				c.What = "changed"

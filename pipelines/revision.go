@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/millrace/millrace/pipelines/builtin"
+	"github.com/millrace/millrace/warehouse"
 )
 
 // File is one file of a folder of pipelines: its path in the folder and its
@@ -241,4 +242,28 @@ func StoreRevision(ctx context.Context, tx pgx.Tx, r Revision, list []Pipeline, 
 		return Revision{}, fmt.Errorf("record the revision of the pipelines: %w", err)
 	}
 	return r, nil
+}
+
+// Reshaped returns the tables that pipeline p keeps across runs (a
+// MonthlyLoad's partitioned table and its aggregates, whose months are
+// replaced one at a time) whose columns, types, nullability, key or
+// partition column differ in q, a later definition of it. Applying such a
+// change would leave the months loaded under the old shape beside new ones:
+// it is refused (a table built whole at each run takes any change).
+func Reshaped(p, q Pipeline) []string {
+	after := map[string]warehouse.Table{}
+	for _, t := range q.exec.tables() {
+		after[t.Name] = t
+	}
+	var out []string
+	for _, t := range p.exec.tables() {
+		u, ok := after[t.Name]
+		if (t.PartitionBy == "" && !t.InPlace) || !ok {
+			continue
+		}
+		if !slices.Equal(t.Columns, u.Columns) || !slices.Equal(t.Key, u.Key) || t.PartitionBy != u.PartitionBy {
+			out = append(out, t.Name)
+		}
+	}
+	return out
 }

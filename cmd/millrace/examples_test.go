@@ -145,6 +145,13 @@ func applyChanges(t *testing.T, c *cli, dir string, query func(string) string) {
 		t.Errorf("store_returns after its run under revision 2 is still stale: %s", out)
 	}
 
+	// A monthly table keeps its shape.
+	edit("load_returns.yaml", "amount: {type: numeric,", "amount: {type: double precision,")
+	if _, _, err := c.run("pipelines", "apply", dir); err == nil || !strings.Contains(err.Error(), "load_returns: the columns, key or partition of returns and monthly_returns change") {
+		t.Errorf("apply of a new type for a loaded month's column: %v, want a refusal", err)
+	}
+	edit("load_returns.yaml", "amount: {type: double precision,", "amount: {type: numeric,")
+
 	// A rename keeps the history.
 	if err := os.Rename(filepath.Join(dir, "load_promotions.yaml"), filepath.Join(dir, "promotions.yaml")); err != nil {
 		t.Fatal(err)
