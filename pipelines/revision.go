@@ -65,6 +65,20 @@ func Builtin() Revision {
 	return Revision{Hash: f.Hash(), Source: SourceBuiltin, Files: f.Files()}
 }
 
+// Names returns the names of the revision's pipelines, in the order of
+// their files (none when its files do not check).
+func (r Revision) Names() []string {
+	f, problems := ReadFolder(r.FS())
+	if len(problems) > 0 {
+		return nil
+	}
+	names := make([]string, len(f.Specs))
+	for i, s := range f.Specs {
+		names[i] = s.Name
+	}
+	return names
+}
+
 // FS returns the revision's files as a folder, for ReadFolder.
 func (r Revision) FS() fs.FS {
 	m := fstest.MapFS{}

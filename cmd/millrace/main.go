@@ -228,7 +228,9 @@ func revisionLabel(r pipelines.Revision) string {
 	return fmt.Sprintf("revision %d, %s", r.Number, r.Source)
 }
 
-// pipelineNames lists the pipelines for help texts.
+// pipelineNames says, for help texts, which pipelines there are: those of
+// the installation's newest revision, which only the database knows.
 func pipelineNames() string {
-	return strings.Join([]string{millrace.LoadClientData, millrace.LoadSalesData, millrace.ProcessData, millrace.SalesStatistics}, ", ")
+	return "those of the installation's newest revision (millrace status lists them; the built-ins are " +
+		millrace.Words(pipelines.Builtin().Names(), "and") + ")"
 }

@@ -24,8 +24,8 @@ func (m *Main) runCommand() *cobra.Command {
 		Long: `Runs one pipeline, or one month of a monthly pipeline, to completion in
 this process and records the run in the ledger. Progress goes to stderr; a
 failure exits non-zero with the error. A month that has not ended is refused.
-As under serve, a successful load_client_data is followed by process_data.
-Pipelines: ` + pipelineNames() + `.`,
+As under serve, a success is followed by the pipelines that run after it
+(a successful load_client_data by process_data). Pipelines: ` + pipelineNames() + `.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
