@@ -152,10 +152,7 @@ func (b *builder) build(eventType string, at time.Time, a attempt, columns map[s
 		ev.Inputs = append(ev.Inputs, d)
 	}
 	if len(a.Sources) == 0 {
-		for _, key := range p.Files {
-			if p.Monthly {
-				key = strings.ReplaceAll(key, "YYYY-MM", a.Partition)
-			}
+		for _, key := range p.FilesOf(a.Partition) {
 			ev.Inputs = append(ev.Inputs, SourceDataset(b.source, key))
 		}
 	}

@@ -344,6 +344,17 @@ func (p Pipeline) Work(ctx context.Context, tx pgx.Tx, pool *pgxpool.Pool, m mil
 	return p.runWithin(ctx, tx, pool, m, log)
 }
 
+// FilesOf returns the keys of the source files the pipeline reads for
+// partition: a monthly pipeline's file of that month, else Files.
+func (p Pipeline) FilesOf(partition string) []string {
+	if plan, ok := p.exec.(monthlyPlan); ok {
+		if m, err := millrace.ParseMonth(partition); err == nil {
+			return []string{plan.key(m)}
+		}
+	}
+	return p.Files
+}
+
 // Partitions returns the partitions the pipeline should have at now,
 // oldest first: for a monthly pipeline each closed month from its start,
 // for the others the single partition "".
