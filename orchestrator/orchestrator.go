@@ -81,31 +81,43 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// The defaults of Config, applied in one place (withDefaults) and shown by
+// the command's settings.
+const (
+	DefaultMaxConcurrentRuns   = 2
+	DefaultMaxAttempts         = 5
+	DefaultRetryBackoff        = 30 * time.Second
+	DefaultPassInterval        = time.Minute
+	DefaultRescueAfter         = 5 * time.Minute
+	DefaultSourceCheckInterval = time.Hour
+	DefaultLateAfter           = 6 * time.Hour
+)
+
 // withDefaults returns the config with every zero value set to its default.
 func (c Config) withDefaults() Config {
 	if c.SalesStart == (millrace.Month{}) {
-		c.SalesStart = millrace.Month{Year: 2020, Month: time.January}
+		c.SalesStart, _ = millrace.ParseMonth(pipelines.DefaultSalesStart)
 	}
 	if c.MaxConcurrentRuns <= 0 {
-		c.MaxConcurrentRuns = 2
+		c.MaxConcurrentRuns = DefaultMaxConcurrentRuns
 	}
 	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 5
+		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.RetryBackoff <= 0 {
-		c.RetryBackoff = 30 * time.Second
+		c.RetryBackoff = DefaultRetryBackoff
 	}
 	if c.PassInterval <= 0 {
-		c.PassInterval = time.Minute
+		c.PassInterval = DefaultPassInterval
 	}
 	if c.RescueAfter <= 0 {
-		c.RescueAfter = 5 * time.Minute
+		c.RescueAfter = DefaultRescueAfter
 	}
 	if c.SourceCheckInterval <= 0 {
-		c.SourceCheckInterval = time.Hour
+		c.SourceCheckInterval = DefaultSourceCheckInterval
 	}
 	if c.LateAfter <= 0 {
-		c.LateAfter = 6 * time.Hour
+		c.LateAfter = DefaultLateAfter
 	}
 	if c.Now == nil {
 		c.Now = time.Now

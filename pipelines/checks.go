@@ -1,17 +1,25 @@
 package pipelines
 
 import (
+	"time"
+
 	"fmt"
 	"slices"
 
 	"github.com/millrace/millrace"
 )
 
-// Check limits: a load whose rows are below MinRatio or above MaxRatio of
-// what it is compared with fails its volume check.
+// The defaults of Config, applied in one place (Config.withDefaults) and
+// shown by the command's settings. A load whose rows are below MinRatio or
+// above MaxRatio of what it is compared with fails its volume check.
 const (
-	DefaultMinRatio = 0.5
-	DefaultMaxRatio = 2.0
+	DefaultMinRatio   = 0.5
+	DefaultMaxRatio   = 2.0
+	DefaultRunTimeout = 6 * time.Hour
+	DefaultSplitFrom  = 8 << 20
+	DefaultSplitChunk = 1 << 20
+	// DefaultSalesStart is the first month of the monthly pipelines, YYYY-MM.
+	DefaultSalesStart = "2020-01"
 )
 
 // minHistory is how many earlier succeeded months a month's volume check

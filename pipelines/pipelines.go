@@ -113,10 +113,10 @@ type Config struct {
 // withDefaults returns the config with every zero value set to its default.
 func (c Config) withDefaults() Config {
 	if c.SalesStart == (millrace.Month{}) {
-		c.SalesStart = millrace.Month{Year: 2020, Month: time.January}
+		c.SalesStart, _ = millrace.ParseMonth(DefaultSalesStart)
 	}
 	if c.RunTimeout <= 0 {
-		c.RunTimeout = 6 * time.Hour
+		c.RunTimeout = DefaultRunTimeout
 	}
 	if c.MinRatio <= 0 {
 		c.MinRatio = DefaultMinRatio
@@ -125,10 +125,10 @@ func (c Config) withDefaults() Config {
 		c.MaxRatio = DefaultMaxRatio
 	}
 	if c.SplitFrom == 0 {
-		c.SplitFrom = 8 << 20
+		c.SplitFrom = DefaultSplitFrom
 	}
 	if c.SplitChunk <= 0 {
-		c.SplitChunk = 1 << 20
+		c.SplitChunk = DefaultSplitChunk
 	}
 	return c
 }

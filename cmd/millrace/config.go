@@ -94,7 +94,7 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_MLE_USER_PASSWORD", flag: "mle-user-password", def: "mle_user", usage: "password of mle_user", secret: true, str: &c.Passwords.MLEUser},
 		{env: "MILLRACE_ANALYTICS_PASSWORD", flag: "analytics-password", def: "analytics", usage: "password of analytics", secret: true, str: &c.Passwords.Analytics},
 		{env: "MILLRACE_ADMIN_PASSWORD", flag: "admin-password", def: "admin", usage: "password given to admin if set-up has to create that user", secret: true, str: &c.Passwords.Admin},
-		{env: "MILLRACE_SALES_START", flag: "sales-start", def: "2020-01", usage: "first month of the monthly sales schedule (YYYY-MM)", str: &c.SalesStart},
+		{env: "MILLRACE_SALES_START", flag: "sales-start", def: pipelines.DefaultSalesStart, usage: "first month of the monthly sales schedule (YYYY-MM)", str: &c.SalesStart},
 		{env: "MILLRACE_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
 		{env: "MILLRACE_HTTP_ADDR", flag: "http-addr", def: ":8082", usage: "address of the web UI, /healthz and /metrics", str: &c.HTTPAddr},
 		{env: "MILLRACE_UI_USER", flag: "ui-user", def: "admin", usage: "user name of the web UI login", str: &c.UIUser},
@@ -103,17 +103,17 @@ func (c *Config) settings() []setting {
 		{env: "MILLRACE_TRUSTED_PROXIES", flag: "trusted-proxies", def: "", usage: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (login limiter, log); empty trusts none", str: &c.TrustedProxies},
 		{env: "MILLRACE_AUTH_PROXY_HEADER", flag: "auth-proxy-header", def: "", usage: "header in which a sign-in proxy (oauth2-proxy, an SSO gateway) names the user, such as X-Forwarded-User; believed only from MILLRACE_TRUSTED_PROXIES; empty: none", str: &c.ProxyHeader},
 		{env: "MILLRACE_AUTH_PROXY_CREATE", flag: "auth-proxy-create", def: "viewer", usage: "a user the proxy names and millrace does not know: viewer creates it as a viewer, refuse answers 403", str: &c.ProxyCreate},
-		{env: "MILLRACE_MAX_CONCURRENT_RUNS", flag: "max-concurrent-runs", def: "2", usage: "runs one process executes at once", integer: &c.MaxConcurrentRuns},
-		{env: "MILLRACE_MAX_ATTEMPTS", flag: "max-attempts", def: "5", usage: "attempts of a run failing with transient errors before it stays failed", integer: &c.MaxAttempts},
-		{env: "MILLRACE_RETRY_BACKOFF", flag: "retry-backoff", def: "30s", usage: "wait before the first retry; doubles each attempt, at most 1h", duration: &c.RetryBackoff},
-		{env: "MILLRACE_SCHEDULE_INTERVAL", flag: "schedule-interval", def: "1m", usage: "how often the scheduler looks for due work (it also wakes when a month closes)", duration: &c.PassInterval},
-		{env: "MILLRACE_RESCUE_AFTER", flag: "rescue-after", def: "5m", usage: "the longest a scheduler pass may take before River hands it to another process (a dead process's runs are taken over within seconds)", duration: &c.RescueAfter},
-		{env: "MILLRACE_LATE_AFTER", flag: "late-after", def: "6h", usage: "a month that has not succeeded this long after it closed is late (grid, API, /metrics, an alert)", duration: &c.LateAfter},
-		{env: "MILLRACE_SOURCE_CHECK_INTERVAL", flag: "source-check-interval", def: "1h", usage: "how often serve lists the source (one request) to mark stale the months whose file changed or disappeared since it was loaded", duration: &c.SourceCheck},
+		{env: "MILLRACE_MAX_CONCURRENT_RUNS", flag: "max-concurrent-runs", def: strconv.Itoa(orchestrator.DefaultMaxConcurrentRuns), usage: "runs one process executes at once", integer: &c.MaxConcurrentRuns},
+		{env: "MILLRACE_MAX_ATTEMPTS", flag: "max-attempts", def: strconv.Itoa(orchestrator.DefaultMaxAttempts), usage: "attempts of a run failing with transient errors before it stays failed", integer: &c.MaxAttempts},
+		{env: "MILLRACE_RETRY_BACKOFF", flag: "retry-backoff", def: durationText(orchestrator.DefaultRetryBackoff), usage: "wait before the first retry; doubles each attempt, at most 1h", duration: &c.RetryBackoff},
+		{env: "MILLRACE_SCHEDULE_INTERVAL", flag: "schedule-interval", def: durationText(orchestrator.DefaultPassInterval), usage: "how often the scheduler looks for due work (it also wakes when a month closes)", duration: &c.PassInterval},
+		{env: "MILLRACE_RESCUE_AFTER", flag: "rescue-after", def: durationText(orchestrator.DefaultRescueAfter), usage: "the longest a scheduler pass may take before River hands it to another process (a dead process's runs are taken over within seconds)", duration: &c.RescueAfter},
+		{env: "MILLRACE_LATE_AFTER", flag: "late-after", def: durationText(orchestrator.DefaultLateAfter), usage: "a month that has not succeeded this long after it closed is late (grid, API, /metrics, an alert)", duration: &c.LateAfter},
+		{env: "MILLRACE_SOURCE_CHECK_INTERVAL", flag: "source-check-interval", def: durationText(orchestrator.DefaultSourceCheckInterval), usage: "how often serve lists the source (one request) to mark stale the months whose file changed or disappeared since it was loaded", duration: &c.SourceCheck},
 		{env: "MILLRACE_RELOAD_STALE", flag: "reload-stale", def: "false", usage: "re-run stale months by themselves", boolean: &c.ReloadStale},
-		{env: "MILLRACE_CHECK_MIN_RATIO", flag: "check-min-ratio", def: "0.5", usage: "a month with fewer rows than this share of the median of the 6 months before, or a client reload with fewer than this share of the rows it replaces, fails its check", number: &c.CheckMinRatio},
-		{env: "MILLRACE_CHECK_MAX_RATIO", flag: "check-max-ratio", def: "2", usage: "a month with more rows than this multiple of the median of the 6 months before fails its check", number: &c.CheckMaxRatio},
-		{env: "MILLRACE_RUN_TIMEOUT", flag: "run-timeout", def: "6h", usage: "longest a run may take: then it is cancelled, rolled back, recorded as failed and retried like a transient failure", duration: &c.RunTimeout},
+		{env: "MILLRACE_CHECK_MIN_RATIO", flag: "check-min-ratio", def: strconv.FormatFloat(pipelines.DefaultMinRatio, 'g', -1, 64), usage: "a month with fewer rows than this share of the median of the 6 months before, or a client reload with fewer than this share of the rows it replaces, fails its check", number: &c.CheckMinRatio},
+		{env: "MILLRACE_CHECK_MAX_RATIO", flag: "check-max-ratio", def: strconv.FormatFloat(pipelines.DefaultMaxRatio, 'g', -1, 64), usage: "a month with more rows than this multiple of the median of the 6 months before fails its check", number: &c.CheckMaxRatio},
+		{env: "MILLRACE_RUN_TIMEOUT", flag: "run-timeout", def: durationText(pipelines.DefaultRunTimeout), usage: "longest a run may take: then it is cancelled, rolled back, recorded as failed and retried like a transient failure", duration: &c.RunTimeout},
 		{env: "MILLRACE_SOURCE_IDLE_TIMEOUT", flag: "source-idle-timeout", def: "2m", usage: "how long opening or reading a source file may go without progress before the run fails (transient)", duration: &c.SourceIdleTimeout},
 		{env: "MILLRACE_NOTIFY_URL", flag: "notify-url", def: "", usage: "comma-separated webhook URLs that receive an HTTP POST for each alert (failed, recovered, late, cancelled); empty sends none", secret: true, str: &c.NotifyURL},
 		{env: "MILLRACE_NOTIFY_FORMAT", flag: "notify-format", def: notify.FormatJSON, usage: "body of the alerts: json, or slack ({\"text\": ...}, which Slack, Mattermost and most chat webhooks accept)", str: &c.NotifyFormat},
@@ -347,4 +347,17 @@ func (m *Main) setupPasswords() warehouse.Passwords {
 		}
 	}
 	return pw
+}
+
+// durationText writes a default duration as people write it: 30s, 1m,
+// 6h (time.Duration's 1m0s, 6h0m0s without the zeros).
+func durationText(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
