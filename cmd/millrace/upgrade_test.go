@@ -225,6 +225,14 @@ func testUpgradeFrom(t *testing.T, version, commit string) {
 		resp.Body.Close()
 	}
 	stop()
+	// Its built-ins became the installation's revision 1, and no data
+	// became stale by it: the files declare what the Go code did.
+	var revisions, stale int
+	var source string
+	if err := db.QueryRow(ctx, `SELECT count(*), min(source), (SELECT count(*) FROM millrace.partitions WHERE stale_since IS NOT NULL)
+		FROM millrace.definitions`).Scan(&revisions, &source, &stale); err != nil || revisions != 1 || source != "built-in" || stale != 0 {
+		t.Errorf("after the upgraded serve: %d revisions from %q, %d stale partitions (%v); want 1 from built-in, none stale", revisions, source, stale, err)
+	}
 	var newRuns int
 	if err := db.QueryRow(ctx, "SELECT count(*) FROM millrace.runs").Scan(&newRuns); err != nil || newRuns != oldRuns+1 {
 		t.Errorf("%d runs after the upgraded serve, want the %d of %s and one of 2020-03", newRuns, oldRuns, version)
