@@ -33,3 +33,21 @@ const (
 	// an earlier success is served as before.
 	StateCancelled State = "cancelled"
 )
+
+// The states that the ledger does not store, derived when a partition is
+// listed.
+const (
+	// StateMissing marks a due month that has never run: status listings
+	// and backfills derive it from the months that are absent.
+	StateMissing State = "missing"
+	// StateStale is a succeeded partition whose data would change if it
+	// ran again: its source file changed, or its pipeline's definition,
+	// since the run that built it (stale_since and stale_reason).
+	StateStale State = "stale"
+)
+
+// Finished reports whether a partition in state s is done with: neither
+// queued nor running.
+func (s State) Finished() bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCancelled
+}

@@ -5,10 +5,6 @@ import (
 	"time"
 )
 
-// StateMissing marks a due month that has never run. The ledger never stores
-// it: status listings and backfills derive it from the months that are absent.
-const StateMissing State = "missing"
-
 // ErrAlreadyRunning is returned, wrapped, when a run of the same pipeline and
 // partition is executing elsewhere, in this process or another.
 var ErrAlreadyRunning = errors.New("already running")

@@ -168,16 +168,12 @@ func Unrun(ctx context.Context, tx pgx.Tx, pipeline string, candidates []string,
 	return out, nil
 }
 
-// StateStale is the state States gives a succeeded partition whose source
-// changed since (see MarkStale): its data is served, a reload would change it.
-const StateStale millrace.State = "stale"
-
 // States returns the ledger state of each partition from..to (in string
 // order) that has one, read in tx; a succeeded partition that is stale is
-// StateStale.
+// millrace.StateStale.
 func States(ctx context.Context, tx pgx.Tx, pipeline, from, to string) (map[string]millrace.State, error) {
 	rows, err := tx.Query(ctx, `SELECT partition, CASE WHEN state = $4 AND stale_since IS NOT NULL THEN $5 ELSE state END
-		FROM millrace.partitions WHERE pipeline = $1 AND partition BETWEEN $2 AND $3`, pipeline, from, to, millrace.StateSucceeded, StateStale)
+		FROM millrace.partitions WHERE pipeline = $1 AND partition BETWEEN $2 AND $3`, pipeline, from, to, millrace.StateSucceeded, millrace.StateStale)
 	if err != nil {
 		return nil, fmt.Errorf("read ledger of %s: %w", pipeline, err)
 	}

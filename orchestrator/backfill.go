@@ -49,7 +49,7 @@ func Selections() []Selection {
 		{Only: OnlyMissingFailed, Label: "missing and failed", Help: "months that never ran, failed or were cancelled (the default)", which: "missing or failed"},
 		{Only: OnlyMissing, Label: "missing (never ran)", Help: "months that never ran", which: "missing"},
 		{Only: OnlyFailed, Label: "failed (or cancelled)", Help: "months whose newest attempt failed or was cancelled", which: "failed"},
-		{Only: OnlyStale, Label: "stale (source changed since loaded)", Help: "succeeded months whose source file changed since they were loaded", which: "stale"},
+		{Only: OnlyStale, Label: "stale (source or definition changed since loaded)", Help: "succeeded months whose source file or pipeline definition changed since they were loaded", which: "stale"},
 		{Only: OnlyAll, Label: "all (re-run every month)", Help: "every month of the range, run again", which: "selected"},
 	}
 }
@@ -288,8 +288,8 @@ func planMonth(partition string, state millrace.State, only Only) BackfillMonth 
 		bm.Run, bm.Reason = true, "never ran"
 	case (state == millrace.StateFailed || state == millrace.StateCancelled) && (only == OnlyFailed || only == OnlyMissingFailed):
 		bm.Run, bm.Reason = true, string(state)
-	case state == ledger.StateStale && only == OnlyStale:
-		bm.Run, bm.Reason = true, "stale: its source changed since it was loaded"
+	case state == millrace.StateStale && only == OnlyStale:
+		bm.Run, bm.Reason = true, "stale: its source or definition changed since it was loaded"
 	default:
 		bm.Reason = fmt.Sprintf("%s, not %s", state, only.which())
 	}

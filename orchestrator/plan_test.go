@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/millrace/millrace"
-	"github.com/millrace/millrace/ledger"
 )
 
 // TestPlanMonth decides, for each ledger state and selection, whether a
@@ -27,8 +26,8 @@ func TestPlanMonth(t *testing.T) {
 		{millrace.StateSucceeded, OnlyMissingFailed, false, "succeeded, not missing or failed"},
 		{millrace.StateSucceeded, OnlyAll, true, "all months selected"},
 		{millrace.StateFailed, OnlyAll, true, "all months selected"},
-		{ledger.StateStale, OnlyStale, true, "stale: its source changed since it was loaded"},
-		{ledger.StateStale, OnlyMissingFailed, false, "stale, not missing or failed"},
+		{millrace.StateStale, OnlyStale, true, "stale: its source or definition changed since it was loaded"},
+		{millrace.StateStale, OnlyMissingFailed, false, "stale, not missing or failed"},
 		{millrace.StateSucceeded, OnlyStale, false, "succeeded, not stale"},
 		// Never queued twice, whatever the selection.
 		{millrace.StateQueued, OnlyAll, false, "already queued"},
@@ -78,7 +77,7 @@ func TestSelections(t *testing.T) {
 	if want := `only "broken": want missing,failed, missing, failed, stale or all`; err.Error() != want {
 		t.Errorf("ParseOnly(broken): %q, want %q", err, want)
 	}
-	for _, state := range []millrace.State{millrace.StateSucceeded, millrace.StateMissing, millrace.StateFailed, ledger.StateStale} {
+	for _, state := range []millrace.State{millrace.StateSucceeded, millrace.StateMissing, millrace.StateFailed, millrace.StateStale} {
 		for _, sel := range sels {
 			if m := planMonth("2020-05", state, sel.Only); strings.Contains(m.Reason, "--") || strings.Contains(m.Reason, ",failed") {
 				t.Errorf("planMonth(%s, %s) gives the reason %q: CLI syntax", state, sel.Only, m.Reason)

@@ -8,12 +8,6 @@ import (
 	"github.com/millrace/millrace"
 )
 
-// Finished reports whether a partition in the state is done with: neither
-// queued nor running.
-func Finished(s millrace.State) bool {
-	return s == millrace.StateSucceeded || s == millrace.StateFailed || s == millrace.StateCancelled
-}
-
 // waitPoll is how often Wait reads the ledger.
 const waitPoll = 500 * time.Millisecond
 
@@ -39,7 +33,7 @@ func (o *Orchestrator) Wait(ctx context.Context, pipeline string, partitions []s
 				continue
 			}
 			watched = append(watched, p)
-			if Finished(p.State) {
+			if p.State.Finished() {
 				done = append(done, p)
 			}
 		}

@@ -130,7 +130,7 @@ func (m *Main) watchCatchUp(ctx context.Context, o *orchestrator.Orchestrator, s
 		var running []string
 		for _, p := range watched {
 			switch {
-			case orchestrator.Finished(p.State):
+			case p.State.Finished():
 				n++
 				if p.State != millrace.StateSucceeded {
 					failed++
