@@ -51,3 +51,26 @@ const (
 func (s State) Finished() bool {
 	return s == StateSucceeded || s == StateFailed || s == StateCancelled
 }
+
+// Trigger says how a run or a backfill was asked for: one of the Trigger
+// constants, or TriggerAfter of a pipeline.
+type Trigger string
+
+// The triggers.
+const (
+	// TriggerSchedule is the scheduler: a month due, a catch-up, a run on
+	// a fresh installation.
+	TriggerSchedule Trigger = "schedule"
+	// TriggerBackfill is a backfill that a person asked for.
+	TriggerBackfill Trigger = "backfill"
+	// TriggerCLI, TriggerUI and TriggerAPI are a person's request through
+	// a command, the web UI or the API.
+	TriggerCLI Trigger = "cli"
+	TriggerUI  Trigger = "ui"
+	TriggerAPI Trigger = "api"
+	// TriggerStale is the reload of a stale month (MILLRACE_RELOAD_STALE).
+	TriggerStale Trigger = "stale"
+)
+
+// TriggerAfter is the trigger of a run that follows a success of pipeline.
+func TriggerAfter(pipeline string) Trigger { return Trigger("after:" + pipeline) }

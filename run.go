@@ -57,12 +57,12 @@ type Partition struct {
 
 // Run is one attempt of a pipeline partition, kept as history.
 type Run struct {
-	ID        int64  `json:"id"`
-	Pipeline  string `json:"pipeline"`
-	Partition string `json:"partition"`
-	Attempt   int    `json:"attempt"`
-	State     State  `json:"state"`
-	Trigger   string `json:"trigger"`
+	ID        int64   `json:"id"`
+	Pipeline  string  `json:"pipeline"`
+	Partition string  `json:"partition"`
+	Attempt   int     `json:"attempt"`
+	State     State   `json:"state"`
+	Trigger   Trigger `json:"trigger"`
 	// RequestedBy names the person who asked for the run ("" for the schedule).
 	RequestedBy string `json:"requested_by,omitempty"`
 	// BackfillID is the backfill that queued the run, 0 for none.

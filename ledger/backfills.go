@@ -14,17 +14,17 @@ import (
 // Backfill is the record of one backfill: what was asked, by whom, the
 // months it planned and how far they are.
 type Backfill struct {
-	ID            int64      `json:"id"`
-	Pipeline      string     `json:"pipeline"`
-	From          string     `json:"from"`
-	To            string     `json:"to"`
-	Only          string     `json:"only"`
-	RequestedBy   string     `json:"requested_by"`
-	Trigger       string     `json:"trigger"`
-	MaxConcurrent int        `json:"max_concurrent"`
-	CreatedAt     time.Time  `json:"created_at"`
-	CancelledAt   *time.Time `json:"cancelled_at"`
-	CancelledBy   string     `json:"cancelled_by,omitempty"`
+	ID            int64            `json:"id"`
+	Pipeline      string           `json:"pipeline"`
+	From          string           `json:"from"`
+	To            string           `json:"to"`
+	Only          string           `json:"only"`
+	RequestedBy   string           `json:"requested_by"`
+	Trigger       millrace.Trigger `json:"trigger"`
+	MaxConcurrent int              `json:"max_concurrent"`
+	CreatedAt     time.Time        `json:"created_at"`
+	CancelledAt   *time.Time       `json:"cancelled_at"`
+	CancelledBy   string           `json:"cancelled_by,omitempty"`
 	// State is running (months of it are queued or running), done or cancelled.
 	State string `json:"state"`
 	// Progress counts the months it runs by their outcome: succeeded,

@@ -21,7 +21,7 @@ type RunSpec struct {
 	// Partition is the month, YYYY-MM, or "" for a pipeline without partitions.
 	Partition string
 	// Trigger says how it was asked for: "cli", "schedule", "backfill", "ui".
-	Trigger string
+	Trigger millrace.Trigger
 	// RequestedBy names the person who asked, "" for the schedule.
 	RequestedBy string
 	// AcceptedBy, when set, names the person who accepted in advance that

@@ -114,7 +114,7 @@ func (b *builder) build(eventType string, at time.Time, a attempt, columns map[s
 		SchemaURL: SchemaURL,
 		Run: Run{RunID: RunID(b.namespace, a.ID), Facets: RunFacets{Millrace: &MillraceRunFacet{
 			BaseFacet: base(MillraceFacetURL), RunID: a.ID, Pipeline: a.Pipeline, Partition: a.Partition,
-			Attempt: a.Attempt, Trigger: a.Trigger, RequestedBy: a.RequestedBy, BackfillID: a.BackfillID,
+			Attempt: a.Attempt, Trigger: string(a.Trigger), RequestedBy: a.RequestedBy, BackfillID: a.BackfillID,
 		}}},
 		Job: Job{Namespace: b.namespace, Name: a.Pipeline, Facets: JobFacets{
 			JobType: &JobTypeJobFacet{BaseFacet: base(jobTypeFacetURL), ProcessingType: "BATCH", Integration: "MILLRACE", JobType: "JOB"},

@@ -95,9 +95,9 @@ type BackfillRequest struct {
 	MaxConcurrent int `json:"max_concurrent"`
 	// Expect, when set, is the Fingerprint of a previewed plan: the
 	// backfill is refused if the plan is no longer the same.
-	Expect  string `json:"plan"`
-	Trigger string `json:"-"`
-	By      string `json:"-"`
+	Expect  string           `json:"plan"`
+	Trigger millrace.Trigger `json:"-"`
+	By      string           `json:"-"`
 	// Address is where the person asked from, for the audit log.
 	Address string `json:"-"`
 }
@@ -218,7 +218,7 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (Plan,
 		}
 		trigger := req.Trigger
 		if trigger == "" {
-			trigger = "backfill"
+			trigger = millrace.TriggerBackfill
 		}
 		record := ledger.Backfill{Pipeline: p.Name, From: from.String(), To: to.String(), Only: string(req.Only),
 			RequestedBy: req.By, Trigger: trigger, MaxConcurrent: req.MaxConcurrent}

@@ -20,10 +20,9 @@ import (
 // runArgs is the job of one run of a pipeline partition. The ledger keeps
 // a partition from being queued twice (see enqueueTx).
 type runArgs struct {
-	Pipeline  string `json:"pipeline"`
-	Partition string `json:"partition"`
-	// Trigger says how it was asked for: schedule, backfill, cli, ui, api, after:PIPELINE.
-	Trigger string `json:"trigger"`
+	Pipeline  string           `json:"pipeline"`
+	Partition string           `json:"partition"`
+	Trigger   millrace.Trigger `json:"trigger"`
 	// By names the person who asked, if one did.
 	By string `json:"by,omitempty"`
 	// Backfill is the backfill that queued it, 0 for none.
@@ -96,7 +95,7 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 			if _, ok := paused[p]; ok {
 				continue
 			}
-			if _, err := o.enqueueTx(ctx, tx, p, []string{""}, Ask{Trigger: "after:" + spec.Pipeline}); err != nil {
+			if _, err := o.enqueueTx(ctx, tx, p, []string{""}, Ask{Trigger: millrace.TriggerAfter(spec.Pipeline)}); err != nil {
 				return err
 			}
 		}

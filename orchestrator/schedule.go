@@ -27,7 +27,7 @@ type Enqueued struct {
 // Ask says how a run was asked for, and by whom.
 type Ask struct {
 	// Trigger: schedule, backfill, cli, ui, api, after:PIPELINE.
-	Trigger string
+	Trigger millrace.Trigger
 	// By names the person who asked; "" for the schedule.
 	By string
 	// Backfill is the backfill that asks, 0 for none.
@@ -199,7 +199,7 @@ func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 			if err != nil {
 				return err
 			}
-			q, err := o.enqueueTx(ctx, tx, p.Name, parts, Ask{Trigger: "schedule"})
+			q, err := o.enqueueTx(ctx, tx, p.Name, parts, Ask{Trigger: millrace.TriggerSchedule})
 			if err != nil {
 				return err
 			}

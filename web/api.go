@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/orchestrator"
 )
 
@@ -80,7 +81,7 @@ func (s *Server) handleAPIRunCreate(w http.ResponseWriter, r *http.Request) {
 		badBody(w, err)
 		return
 	}
-	ask := orchestrator.Ask{Trigger: "api", By: sessionOf(r).Username, Address: s.address(r)}
+	ask := orchestrator.Ask{Trigger: millrace.TriggerAPI, By: sessionOf(r).Username, Address: s.address(r)}
 	if req.AcceptCheck {
 		ask.AcceptedBy = ask.By
 	}

@@ -47,7 +47,7 @@ queued twice.`,
 			if req.To == "" {
 				req.To = millrace.LastClosed(m.Now()).String()
 			}
-			req.Pipeline, req.Trigger, req.By, req.Address = args[0], "backfill", who(), cliAddress
+			req.Pipeline, req.Trigger, req.By, req.Address = args[0], millrace.TriggerBackfill, who(), cliAddress
 			o, w, err := m.orchestrator(ctx, wait && !req.DryRun, req.DryRun)
 			if err != nil {
 				return err
