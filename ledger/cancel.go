@@ -38,7 +38,7 @@ func Cancel(ctx context.Context, tx pgx.Tx, pipeline, partition, by string) (mil
 			return "", fmt.Errorf("cancel %s: %w", label, err)
 		}
 		run.Pipeline, run.Partition, run.Error = pipeline, partition, "cancelled by "+by+" before it started"
-		return state, recordAlert(ctx, tx, EventCancelled, run)
+		return state, recordAlert(ctx, tx, cancelQueued.Alert, run)
 	case millrace.StateRunning:
 		if _, err := tx.Exec(ctx, `UPDATE millrace.partitions SET cancel_requested_at = clock_timestamp(), cancel_requested_by = $3
 			WHERE pipeline = $1 AND partition = $2`, pipeline, partition, by); err != nil {

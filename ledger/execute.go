@@ -290,7 +290,7 @@ func cancelAtStartTx(ctx context.Context, tx pgx.Tx, pipeline, partition string)
 		return err
 	}
 	run.Pipeline, run.Partition = pipeline, partition
-	return recordAlert(ctx, tx, EventCancelled, run)
+	return recordAlert(ctx, tx, cancelAtStart.Alert, run)
 }
 
 // closeInterrupted closes, in tx, the attempts of the partition that a
@@ -412,25 +412,16 @@ func (l *Ledger) finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runEr
 	if err := recordReport(ctx, tx, run.ID, report); err != nil {
 		return err
 	}
-	event := lineageFail
-	switch t.Name {
-	case succeed.Name:
-		event = lineageComplete
-	case cancelRunning.Name:
-		event = lineageAbort
-	}
-	if err := l.recordLineage(ctx, tx, run.ID, event); err != nil {
+	if err := l.recordLineage(ctx, tx, run.ID, t.Lineage); err != nil {
 		return err
 	}
-	switch t.Name {
-	case fail.Name:
-		return recordAlert(ctx, tx, EventFailed, *run)
-	case cancelRunning.Name:
-		return recordAlert(ctx, tx, EventCancelled, *run)
-	case succeed.Name:
+	switch t.Alert {
+	case "":
+		return nil
+	case EventRecovered:
 		return recordRecovered(ctx, tx, *run)
 	}
-	return nil
+	return recordAlert(ctx, tx, t.Alert, *run)
 }
 
 // cancelPoll is how often a running attempt looks whether a person asked

@@ -42,7 +42,7 @@ func (l *Ledger) RecordRefusal(ctx context.Context, pipeline, partition string, 
 			RETURNING pipeline, partition, error, attempts, last_run_id)
 		INSERT INTO millrace.alerts (event, pipeline, partition, error, attempts, run_id)
 		SELECT $6, pipeline, partition, error, attempts, last_run_id FROM refused`,
-		pipeline, partition, refuse.To, refusal.Error(), refuse.from(), EventFailed)
+		pipeline, partition, refuse.To, refusal.Error(), refuse.from(), refuse.Alert)
 	if err != nil {
 		return fmt.Errorf("record refusal of %s %s: %w", pipeline, millrace.PartitionLabel(partition), err)
 	}
@@ -94,7 +94,7 @@ func CloseLost(ctx context.Context, tx pgx.Tx, live []Key) error {
 		)
 		INSERT INTO millrace.alerts (event, pipeline, partition, error, attempts, run_id)
 		SELECT CASE WHEN state = $6 THEN $8 ELSE $5 END, pipeline, partition, error, attempts, last_run_id FROM lost`,
-		lose.To, lose.from(), pipelines, partitions, EventFailed, loseCancelled.To, millrace.StateRunning, EventCancelled)
+		lose.To, lose.from(), pipelines, partitions, lose.Alert, loseCancelled.To, millrace.StateRunning, loseCancelled.Alert)
 	if err != nil {
 		return fmt.Errorf("close lost runs: %w", err)
 	}

@@ -21,6 +21,14 @@ func TestTransitions(t *testing.T) {
 		if tr.To == millrace.StateRunning && tr.Name != "start" && tr.Name != "start job" {
 			t.Errorf("transition %s leads to running: only starting an attempt may", tr.Name)
 		}
+		// Every end of a partition in failed or cancelled alerts, once.
+		if want := map[millrace.State]string{millrace.StateFailed: EventFailed, millrace.StateCancelled: EventCancelled}[tr.To]; tr.Alert != want && tr.To != millrace.StateSucceeded {
+			t.Errorf("transition %s to %s alerts %q, want %q", tr.Name, tr.To, tr.Alert, want)
+		}
+		// An attempt that ends (leaves running) tells lineage how.
+		if slices.Equal(tr.From, []millrace.State{millrace.StateRunning}) && tr.Lineage == "" {
+			t.Errorf("transition %s ends an attempt without a lineage event", tr.Name)
+		}
 		reached[tr.To] = true
 		for _, f := range tr.From {
 			left[f] = true
