@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -44,4 +45,36 @@ func stayAlive(ctx context.Context, pool *pgxpool.Pool, id string) (*alive, erro
 func (a *alive) end(ctx context.Context) {
 	_ = a.tx.Rollback(ctx)
 	a.conn.Release()
+}
+
+// deathPoll is how often a scheduler process looks for runs of a process
+// that died.
+const deathPoll = time.Second
+
+// watchDead makes a scheduler pass, which hands their jobs back
+// (rescueDead), as soon as runs of a process that died are found, instead
+// of at the next periodic pass: River's leader enqueues those, and when the
+// leader is the process that died, only after its lease has expired. It
+// runs in passes' WaitGroup until ctx ends.
+func (o *Orchestrator) watchDead(ctx context.Context) {
+	defer o.passes.Done()
+	tick := time.NewTicker(deathPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		dead, err := deadWorkers(ctx, o.w.Pool())
+		if err != nil {
+			if ctx.Err() == nil {
+				o.cfg.Logger.Warn("look for runs of stopped processes", "err", err)
+			}
+			continue
+		}
+		if dead {
+			o.passNow(ctx)
+		}
+	}
 }

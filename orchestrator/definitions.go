@@ -140,16 +140,20 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, req ApplyRequest) (ApplyPlan
 		if req.DryRun {
 			return nil
 		}
-		set, problems := pipelines.NewFromRevision(rev, nil, pipelines.Config{})
-		if len(problems) > 0 {
-			return problems
-		}
-		taken, err := set.ReserveTx(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if len(taken) > 0 {
-			return millrace.Permanent(fmt.Errorf("%s: another object has the name already (a database user's?): rename it, or the table in the folder", millrace.Words(taken, "and")))
+		// The new tables only: the others were reserved by the revision
+		// that published them first, and runs may be publishing them now.
+		if len(plan.NewTables) > 0 {
+			set, problems := pipelines.NewFromRevision(rev, nil, pipelines.Config{})
+			if len(problems) > 0 {
+				return problems
+			}
+			taken, err := set.ReserveTx(ctx, tx, plan.NewTables...)
+			if err != nil {
+				return err
+			}
+			if len(taken) > 0 {
+				return millrace.Permanent(fmt.Errorf("%s: another object has the name already (a database user's?): rename it, or the table in the folder", millrace.Words(taken, "and")))
+			}
 		}
 		if err := audit.Record(ctx, tx, req.By, audit.ActionApply, fmt.Sprintf("revision %d", rev.Number),
 			map[string]any{"sha256": rev.Hash, "source": rev.Source, "changes": plan.Changes, "retired": req.Retire, "new_tables": plan.NewTables}); err != nil {

@@ -278,7 +278,10 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 		return err
 	}
 	o.alive = a
-	if err := o.client.Start(ctx); err != nil {
+	// Runs go on when ctx ends (a SIGTERM): Stop lets them finish for its
+	// grace, then cancels them. River cancels the runs at once when the
+	// context of its Start ends.
+	if err := o.client.Start(context.WithoutCancel(ctx)); err != nil {
 		o.alive.end(context.WithoutCancel(ctx))
 		return fmt.Errorf("start job queue: %w", err)
 	}
@@ -292,8 +295,9 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 		o.timers = map[time.Time]bool{}
 		o.timersMu.Unlock()
 		o.passAt(time.Time{})
-		o.passes.Add(1)
+		o.passes.Add(2)
 		go o.followRevisions(o.runCtx)
+		go o.watchDead(o.runCtx)
 		if _, ok := o.cfg.Source.(millrace.Lister); ok {
 			o.passes.Add(1)
 			go o.checkSourcesEvery(o.runCtx)

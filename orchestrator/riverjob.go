@@ -186,3 +186,22 @@ func states(ss []rivertype.JobState) []string {
 	}
 	return out
 }
+
+// deadWorkers reports whether a run job is running in a process that is
+// gone: its row of millrace.processes is free (see stayAlive). It locks
+// such a row only for the moment of the query.
+func deadWorkers(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	var n int
+	err := pool.QueryRow(ctx, `
+		WITH gone AS (
+			SELECT p.id FROM millrace.processes p
+			WHERE p.id IN (SELECT j.attempted_by[array_upper(j.attempted_by, 1)] FROM millrace.river_job j
+			               WHERE j.kind = $1 AND j.state = $2::text::millrace.river_job_state)
+			FOR UPDATE SKIP LOCKED
+		)
+		SELECT count(*) FROM gone`, runArgs{}.Kind(), rivertype.JobStateRunning).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("look for runs of stopped processes: %w", err)
+	}
+	return n > 0, nil
+}

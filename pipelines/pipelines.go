@@ -249,9 +249,13 @@ func (s *Set) Reserve(ctx context.Context, pool *pgxpool.Pool) ([]string, error)
 	return warehouse.Reserve(ctx, pool, s.tables())
 }
 
-// ReserveTx is Reserve in tx.
-func (s *Set) ReserveTx(ctx context.Context, tx pgx.Tx) ([]string, error) {
-	return warehouse.ReserveTx(ctx, tx, s.tables())
+// ReserveTx is Reserve in tx, of the tables named (all when none is).
+func (s *Set) ReserveTx(ctx context.Context, tx pgx.Tx, names ...string) ([]string, error) {
+	tables := s.tables()
+	if len(names) > 0 {
+		tables = slices.DeleteFunc(tables, func(t warehouse.Table) bool { return !slices.Contains(names, t.Name) })
+	}
+	return warehouse.ReserveTx(ctx, tx, tables)
 }
 
 // tables returns the declarations of every table the pipelines publish.

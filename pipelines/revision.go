@@ -15,7 +15,6 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/millrace/millrace/pipelines/builtin"
 	"github.com/millrace/millrace/warehouse"
@@ -213,8 +212,7 @@ func readRevision(ctx context.Context, q Querier, where string, args ...any) (Re
 	var r Revision
 	err := q.QueryRow(ctx, `SELECT revision, sha256, source, applied_by, applied_at, files FROM millrace.definitions `+where, args...).
 		Scan(&r.Number, &r.Hash, &r.Source, &r.AppliedBy, &r.AppliedAt, &r.Files)
-	var pe *pgconn.PgError
-	if errors.Is(err, pgx.ErrNoRows) || errors.As(err, &pe) && pe.Code == pgerrcode.UndefinedTable {
+	if errors.Is(err, pgx.ErrNoRows) || warehouse.PgCode(err) == pgerrcode.UndefinedTable {
 		// Not set up yet, or by a millrace before declared pipelines.
 		return Revision{}, ErrNoRevision
 	}
@@ -229,7 +227,7 @@ func readRevision(ctx context.Context, q Querier, where string, args ...any) (Re
 func LatestRevisionNumber(ctx context.Context, q Querier) (int64, error) {
 	var n int64
 	err := q.QueryRow(ctx, `SELECT coalesce(max(revision), 0) FROM millrace.definitions`).Scan(&n)
-	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == pgerrcode.UndefinedTable {
+	if warehouse.PgCode(err) == pgerrcode.UndefinedTable {
 		return 0, nil
 	}
 	if err != nil {

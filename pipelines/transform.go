@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/millrace/millrace"
@@ -145,8 +146,10 @@ func (p transformPlan) build(ctx context.Context, e env, sb *warehouse.Sandbox, 
 		}
 	}
 	if len(notNull) > 0 {
-		if _, err := e.tx.Exec(ctx, "ALTER TABLE "+staging.Sanitize()+" "+strings.Join(notNull, ", ")); err != nil {
-			return 0, fmt.Errorf("%s: a column of %s declared not nullable has a NULL (declare it nullable: true, or filter it out): %w", t.File, t.Name, err)
+		if _, err := e.tx.Exec(ctx, "ALTER TABLE "+staging.Sanitize()+" "+strings.Join(notNull, ", ")); warehouse.PgCode(err) == pgerrcode.NotNullViolation {
+			return 0, millrace.Permanent(fmt.Errorf("%s: a column of %s declared not nullable has a NULL (declare it nullable: true, or filter it out): %w", t.File, t.Name, err))
+		} else if err != nil {
+			return 0, fmt.Errorf("%s: set the NOT NULL columns of %s: %w", t.File, t.Name, err)
 		}
 	}
 	if len(t.Key) > 0 {
@@ -155,8 +158,10 @@ func (p transformPlan) build(ctx context.Context, e env, sb *warehouse.Sandbox, 
 			keys[i] = ident(k)
 		}
 		q := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY (%s)", staging.Sanitize(), ident(staging[1]+"_pkey"), strings.Join(keys, ", "))
-		if _, err := e.tx.Exec(ctx, q); err != nil {
+		if _, err := e.tx.Exec(ctx, q); warehouse.PgCode(err) == pgerrcode.UniqueViolation {
 			return 0, millrace.Permanent(fmt.Errorf("%s: the key of %s (%s) is not unique in what the SQL returns: %w", t.File, t.Name, strings.Join(t.Key, ", "), err))
+		} else if err != nil {
+			return 0, fmt.Errorf("%s: set the key of %s: %w", t.File, t.Name, err)
 		}
 	}
 	if p.LogRows > 0 {

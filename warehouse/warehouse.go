@@ -8,10 +8,12 @@ package warehouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -69,3 +71,13 @@ func (w *Warehouse) Pool() *pgxpool.Pool { return w.pool }
 
 // Close closes every connection.
 func (w *Warehouse) Close() { w.pool.Close() }
+
+// PgCode returns the SQLSTATE of the PostgreSQL error that err wraps, ""
+// for none.
+func PgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}

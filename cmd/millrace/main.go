@@ -29,6 +29,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal stops gracefully (serve lets its runs finish); a
+	// second one ends the process at once, as without a handler: its runs
+	// roll back and run again at the next start.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	m := &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Now: time.Now}
 	if err := m.Run(ctx, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "millrace:", escapeControls(err.Error()))

@@ -137,7 +137,7 @@ func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *
 		_ = srv.Close()
 		return err
 	}
-	m.logger.Info("serving", "addr", ln.Addr().String(), "max_concurrent_runs", oc.MaxConcurrentRuns)
+	m.logger.Info("serving", "addr", ln.Addr().String(), "max_concurrent_runs", oc.MaxConcurrentRuns, "client_id", o.Client().ID())
 	if ready != nil {
 		ready(ln.Addr().String(), o)
 	}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/millrace/millrace"
+)
+
+// clientID returns the job queue's id of the process, from its "serving"
+// log line ("" before it logged it).
+func (p *serveProc) clientID() string {
+	b, _ := os.ReadFile(p.log)
+	if m := clientIDLine.FindSubmatch(b); m != nil {
+		return string(m[1])
+	}
+	return ""
+}
+
+// clientIDLine matches the client id in a process's "serving" line.
+var clientIDLine = regexp.MustCompile(`msg=serving .*client_id=(\S+)`)
+
+// firstLogAt returns the time of the first line of the process's log
+// after since that contains msg (zero if none).
+func (p *serveProc) firstLogAt(t *testing.T, msg string, since time.Time) time.Time {
+	t.Helper()
+	f, err := os.Open(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, msg) || !strings.HasPrefix(line, "time=") {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, strings.Fields(line)[0][len("time="):])
+		if err == nil && at.After(since) {
+			return at
+		}
+	}
+	return time.Time{}
+}
+
+// TestServeLeaderKilled runs three serve processes on one database and
+// kills River's leader with SIGKILL in the middle of the catch-up, while
+// it runs months. The two others hand its runs back at their next look for
+// dead processes, about a second later, not after the leader's lease has
+// expired; the catch-up completes, every month loaded once, and no
+// partition ever ran twice at once (checkLedger). The time from the kill
+// to the pass that handed its runs back is logged.
+func TestServeLeaderKilled(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs three serve processes")
+	}
+	ctx := context.Background()
+	h := newServeHarness(t, sharedBucket(t))
+	procs := []*serveProc{h.start(t), h.start(t), h.start(t)}
+	var leader *serveProc
+	deadline := time.Now().Add(90 * time.Second)
+	for leader == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no leader running a month within 90s; states: %v", h.states(t))
+		}
+		var id string
+		err := h.db.QueryRow(ctx, `SELECT l.leader_id FROM millrace.river_leader l
+			WHERE EXISTS (SELECT 1 FROM millrace.river_job j WHERE j.kind = 'millrace_run' AND j.state = 'running'
+			              AND j.args->>'pipeline' = $1 AND j.attempted_by[array_upper(j.attempted_by, 1)] = l.leader_id)`,
+			millrace.LoadSalesData).Scan(&id)
+		if err == nil {
+			for _, p := range procs {
+				if p.clientID() == id {
+					leader = p
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var before int
+	if err := h.db.QueryRow(ctx, "SELECT count(*) FROM millrace.partitions WHERE state = 'succeeded'").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	leader.kill(t)
+	h.waitAllSucceeded(t, 120*time.Second)
+	t.Logf("the leader, %s, was killed with %d of %d partitions succeeded; every month loaded %s after the kill",
+		leader.name, before, len(h.expected()), time.Since(killed).Round(time.Millisecond))
+	var rescued time.Time
+	for _, p := range procs {
+		if p == leader {
+			continue
+		}
+		if at := p.firstLogAt(t, "rescued runs whose process stopped", killed); !at.IsZero() && (rescued.IsZero() || at.Before(rescued)) {
+			rescued = at
+		}
+	}
+	if rescued.IsZero() {
+		t.Errorf("no process logged that it handed back the runs of the killed leader")
+	} else {
+		t.Logf("failover: the runs of the killed leader were handed back by another process's pass %s after the kill", rescued.Sub(killed).Round(time.Millisecond))
+	}
+	for _, p := range procs {
+		if p != leader {
+			p.stop(t, 15*time.Second)
+		}
+	}
+	h.checkLedger(t)
+	h.checkJobs(t, false)
+	h.checkWarehouse(t)
+}
+
+// TestServeRollingRestart replaces three serve processes one at a time,
+// each stopped with SIGTERM while the catch-up runs and replaced by a
+// process of another copy of the binary (a new build of the same version):
+// no run fails, and every month is loaded once.
+func TestServeRollingRestart(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs six serve processes")
+	}
+	h := newServeHarness(t, sharedBucket(t))
+	procs := []*serveProc{h.start(t), h.start(t), h.start(t)}
+	newBuild := copyBinary(t, h.bin)
+	for _, p := range procs {
+		// The replaced process has worked: some run of it finished.
+		deadline := time.Now().Add(60 * time.Second)
+		for len(p.succeeded(t)) == 0 && time.Now().Before(deadline) && !h.allSucceeded(t) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		p.stop(t, 60*time.Second)
+		h.bin = newBuild
+		h.start(t)
+	}
+	h.waitAllSucceeded(t, 120*time.Second)
+	for _, p := range h.procs[len(procs):] {
+		p.stop(t, 15*time.Second)
+	}
+	for _, r := range h.checkLedger(t) {
+		if r.State != millrace.StateSucceeded {
+			t.Errorf("run %d of %s %s ended %s during the rolling restart: %s", r.ID, r.Pipeline, r.Partition, r.State, r.Error)
+		}
+	}
+	h.checkJobs(t, false)
+	h.checkWarehouse(t)
+}
+
+// allSucceeded reports whether every expected partition has succeeded.
+func (h *serveHarness) allSucceeded(t *testing.T) bool {
+	t.Helper()
+	states := h.states(t)
+	for _, k := range h.expected() {
+		if states[k] != millrace.StateSucceeded {
+			return false
+		}
+	}
+	return true
+}
+
+// copyBinary copies the binary at bin to a file of the test's own.
+func copyBinary(t *testing.T, bin string) string {
+	t.Helper()
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := t.TempDir() + "/millrace-new"
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return to
+}
