@@ -61,9 +61,6 @@ type ApplyPlan struct {
 	DryRun    bool     `json:"dry_run"`
 }
 
-// definitionsChannel is where an applied revision is announced.
-const definitionsChannel = "millrace_definitions"
-
 // Apply checks req's folder through the database of pool (admin) and
 // stores it as the installation's newest revision, in one transaction:
 // the ledger's history of a renamed pipeline (formerly:) moves to its new
@@ -71,7 +68,7 @@ const definitionsChannel = "millrace_definitions"
 // tables are reserved, and the audit log records who applied what. A
 // pipeline of the newest revision missing from the folder is refused
 // unless req.Retire names it. Every serve process picks the revision up
-// (Orchestrator.Follow). A folder equal to the newest revision stores
+// (followRevisions). A folder equal to the newest revision stores
 // nothing.
 func Apply(ctx context.Context, pool *pgxpool.Pool, req ApplyRequest) (ApplyPlan, error) {
 	f := req.Folder
@@ -85,82 +82,81 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, req ApplyRequest) (ApplyPlan
 	rev := pipelines.Revision{Hash: f.Hash(), Source: req.Source, AppliedBy: req.By.Name, Files: f.Files()}
 	list := f.Compile()
 	plan := ApplyPlan{DryRun: req.DryRun}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		// One apply at a time; processes reading revisions are not held.
-		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'; LOCK TABLE millrace.definitions IN SHARE ROW EXCLUSIVE MODE"); err != nil {
-			return fmt.Errorf("lock the revisions of the pipelines: %w", err)
-		}
-		prev, err := pipelines.LatestRevision(ctx, tx)
-		switch {
-		case errors.Is(err, pipelines.ErrNoRevision):
-			prev = pipelines.Builtin()
-		case err != nil:
-			return err
-		}
-		plan.Previous = prev.Number
-		var before []pipelines.Pipeline
-		if pf, problems := pipelines.ReadFolder(prev.FS()); len(problems) == 0 {
-			before = pf.Compile()
-		}
-		if err := plan.compare(before, list, req.Retire); err != nil {
-			return err
-		}
-		if prev.Number > 0 && prev.Hash == rev.Hash && len(req.Retire) == 0 {
-			plan.Unchanged, plan.Revision = true, prev
-			plan.Revision.Files = nil
-			return nil
-		}
-		if req.DryRun {
-			rev.Number = prev.Number + 1
-		} else {
-			if rev, err = pipelines.StoreRevision(ctx, tx, rev, list, req.Retire); err != nil {
+	err = retryDeadlock(ctx, func() error {
+		plan = ApplyPlan{DryRun: req.DryRun}
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			// One apply at a time; processes reading revisions are not held.
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'; LOCK TABLE millrace.definitions IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+				return fmt.Errorf("lock the revisions of the pipelines: %w", err)
+			}
+			prev, err := pipelines.LatestRevision(ctx, tx)
+			switch {
+			case errors.Is(err, pipelines.ErrNoRevision):
+				prev = pipelines.Builtin()
+			case err != nil:
 				return err
 			}
-		}
-		for i, c := range plan.Changes {
-			if c.Formerly != "" && !req.DryRun {
-				if err := ledger.RenamePipeline(ctx, tx, c.Formerly, c.Pipeline); err != nil {
+			plan.Previous = prev.Number
+			var before []pipelines.Pipeline
+			if pf, problems := pipelines.ReadFolder(prev.FS()); len(problems) == 0 {
+				before = pf.Compile()
+			}
+			if err := plan.compare(before, list, req.Retire); err != nil {
+				return err
+			}
+			if prev.Number > 0 && prev.Hash == rev.Hash && len(req.Retire) == 0 {
+				plan.Unchanged, plan.Revision = true, prev
+				plan.Revision.Files = nil
+				return nil
+			}
+			if req.DryRun {
+				rev.Number = prev.Number + 1
+			} else {
+				if rev, err = pipelines.StoreRevision(ctx, tx, rev, list, req.Retire); err != nil {
 					return err
 				}
 			}
-			if c.What != "changed" && c.What != "new" {
-				continue
+			for i, c := range plan.Changes {
+				if c.Formerly != "" && !req.DryRun {
+					if err := ledger.RenamePipeline(ctx, tx, c.Formerly, c.Pipeline); err != nil {
+						return err
+					}
+				}
+				if c.What != "changed" && c.What != "new" {
+					continue
+				}
+				name := c.Pipeline
+				if req.DryRun && c.Formerly != "" {
+					name = c.Formerly
+				}
+				p := list[slices.IndexFunc(list, func(p pipelines.Pipeline) bool { return p.Name == c.Pipeline })]
+				if plan.Changes[i].Stale, err = ledger.MarkDefinitionStale(ctx, tx, name, p.Hash, rev.Number, req.DryRun); err != nil {
+					return err
+				}
 			}
-			name := c.Pipeline
-			if req.DryRun && c.Formerly != "" {
-				name = c.Formerly
+			plan.Revision = rev
+			plan.Revision.Files = nil
+			if req.DryRun {
+				return nil
 			}
-			p := list[slices.IndexFunc(list, func(p pipelines.Pipeline) bool { return p.Name == c.Pipeline })]
-			if plan.Changes[i].Stale, err = ledger.MarkDefinitionStale(ctx, tx, name, p.Hash, rev.Number, req.DryRun); err != nil {
-				return err
+			// The new tables only: the others were reserved by the revision
+			// that published them first, and runs may be publishing them now.
+			if len(plan.NewTables) > 0 {
+				set, problems := pipelines.NewFromRevision(rev, nil, pipelines.Config{})
+				if len(problems) > 0 {
+					return problems
+				}
+				taken, err := set.ReserveTx(ctx, tx, plan.NewTables...)
+				if err != nil {
+					return err
+				}
+				if len(taken) > 0 {
+					return millrace.Permanent(fmt.Errorf("%s: another object has the name already (a database user's?): rename it, or the table in the folder", millrace.Words(taken, "and")))
+				}
 			}
-		}
-		plan.Revision = rev
-		plan.Revision.Files = nil
-		if req.DryRun {
-			return nil
-		}
-		// The new tables only: the others were reserved by the revision
-		// that published them first, and runs may be publishing them now.
-		if len(plan.NewTables) > 0 {
-			set, problems := pipelines.NewFromRevision(rev, nil, pipelines.Config{})
-			if len(problems) > 0 {
-				return problems
-			}
-			taken, err := set.ReserveTx(ctx, tx, plan.NewTables...)
-			if err != nil {
-				return err
-			}
-			if len(taken) > 0 {
-				return millrace.Permanent(fmt.Errorf("%s: another object has the name already (a database user's?): rename it, or the table in the folder", millrace.Words(taken, "and")))
-			}
-		}
-		if err := audit.Record(ctx, tx, req.By, audit.ActionApply, fmt.Sprintf("revision %d", rev.Number),
-			map[string]any{"sha256": rev.Hash, "source": rev.Source, "changes": plan.Changes, "retired": req.Retire, "new_tables": plan.NewTables}); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, "SELECT pg_notify($1, $2)", definitionsChannel, fmt.Sprint(rev.Number))
-		return err
+			return audit.Record(ctx, tx, req.By, audit.ActionApply, fmt.Sprintf("revision %d", rev.Number),
+				map[string]any{"sha256": rev.Hash, "source": rev.Source, "changes": plan.Changes, "retired": req.Retire, "new_tables": plan.NewTables})
+		})
 	})
 	if err != nil {
 		return ApplyPlan{}, fmt.Errorf("apply %s: %w", req.Source, err)

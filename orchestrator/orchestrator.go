@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
@@ -246,25 +247,47 @@ func (o *Orchestrator) migrateQueue(ctx context.Context) error {
 		return nil
 	}
 	// The lock is held by a transaction of its own while River's migrator
-	// works on other connections.
-	err := pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
-		if err := warehouse.Lock(ctx, tx, warehouse.LockJobQueueMigrations); err != nil {
-			return err
-		}
-		m, err := rivermigrate.New(riverpgxv5.New(o.w.Pool()), &rivermigrate.Config{Schema: warehouse.Schema, Logger: o.cfg.Logger})
-		if err != nil {
-			return fmt.Errorf("job queue migrations: %w", err)
-		}
-		if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-			return fmt.Errorf("migrate job queue: %w", err)
-		}
-		return nil
+	// works on other connections. A deadlock with another process starting
+	// at the same moment is tried again.
+	err := retryDeadlock(ctx, func() error {
+		return pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
+			if err := warehouse.Lock(ctx, tx, warehouse.LockJobQueueMigrations); err != nil {
+				return err
+			}
+			m, err := rivermigrate.New(riverpgxv5.New(o.w.Pool()), &rivermigrate.Config{Schema: warehouse.Schema, Logger: o.cfg.Logger})
+			if err != nil {
+				return fmt.Errorf("job queue migrations: %w", err)
+			}
+			if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+				return fmt.Errorf("migrate job queue: %w", err)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return err
 	}
 	o.queueReady = true
 	return nil
+}
+
+// retryDeadlock runs fn, again while it fails with a deadlock that
+// PostgreSQL broke (its transaction rolled back; another one went on), at
+// most 5 times: several processes starting at once on one database take
+// locks in orders that may cross, in River's migrations among others.
+func retryDeadlock(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := range 5 {
+		if err = fn(); warehouse.PgCode(err) != pgerrcode.DeadlockDetected {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
+		}
+	}
+	return err
 }
 
 // Start starts the workers and, when configured, the scheduler. It returns
