@@ -4,13 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace/warehouse"
 )
+
+// missingRelation finds the name in PostgreSQL's error for a relation that
+// does not exist.
+var missingRelation = regexp.MustCompile(`relation "([^"]+)" does not exist`)
 
 // CheckDatabase checks the folder's SQL through PostgreSQL, in a
 // transaction of pool (admin) that is rolled back: the tables no run has
@@ -60,7 +67,11 @@ func (f *Folder) CheckDatabase(ctx context.Context, pool *pgxpool.Pool) (Problem
 				if se.Offset >= 0 {
 					pos.Line, pos.Col = position(f.sql[t.SQL], se.Offset)
 				}
-				problems = append(problems, Problem{File: t.SQL, Pos: pos, Msg: se.Error()})
+				msg := se.Error()
+				if m := missingRelation.FindStringSubmatch(msg); m != nil && se.Err.Code == pgerrcode.UndefinedTable {
+					msg += didYouMean(strings.TrimPrefix(m[1], "public."), slices.Sorted(maps.Keys(published)))
+				}
+				problems = append(problems, Problem{File: t.SQL, Pos: pos, Msg: msg})
 				continue
 			case err != nil:
 				return nil, nil, err

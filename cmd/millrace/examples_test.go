@@ -10,6 +10,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/gen"
 	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/localpg"
 )
 
 // TestExampleCompanyPipelines walks through the README's "Adding a
@@ -31,7 +32,10 @@ func TestExampleCompanyPipelines(t *testing.T) {
 	c.ok("pipelines", "init", dir)
 	copyDir(t, example, dir, "bucket")
 	c.env["MILLRACE_PIPELINES"] = dir
-	if out := c.ok("pipelines", "check", dir); !strings.Contains(out, "7 pipelines, no problem") {
+	if _, _, err := c.run("pipelines", "check", dir); err == nil || !strings.Contains(err.Error(), "the database is not set up") {
+		t.Fatalf("check through a database not set up: %v", err)
+	}
+	if out := c.ok("pipelines", "check", dir, "--pg-bin", pgBin(t)); !strings.Contains(out, "7 pipelines, no problem") {
 		t.Fatalf("check: %s", out)
 	}
 	unlock := dbtest.Lock(t)
@@ -203,4 +207,14 @@ func copyDir(t *testing.T, src, dst, skip string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pgBin returns the directory of the installed PostgreSQL server binaries.
+func pgBin(t *testing.T) string {
+	t.Helper()
+	dir, err := localpg.FindBinaries("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -27,8 +28,26 @@ func TestPipelinesCommands(t *testing.T) {
 	if _, _, err := c.run("pipelines", "init", dir); err == nil || !strings.Contains(err.Error(), "exists already") {
 		t.Errorf("init over a folder: %v, want a refusal", err)
 	}
-	if out := c.ok("pipelines", "check", dir); !strings.Contains(out, "4 pipelines, no problem") {
+	// Without a database, the SQL is checked on a scratch cluster.
+	if out := c.ok("pipelines", "check", dir); !strings.Contains(out, "4 pipelines, no problem (SQL checked through a scratch cluster of ") {
 		t.Errorf("check of the folder init wrote: %q", out)
+	}
+	sql := filepath.Join(dir, "sales_statistics", "sales_statistics.sql")
+	good, err := os.ReadFile(sql)
+	if err != nil || !strings.Contains(string(good), "public.stores") {
+		t.Fatalf("sales_statistics.sql: %v, no public.stores", err)
+	}
+	if err := os.WriteFile(sql, []byte(strings.Replace(string(good), "public.stores", "public.stors", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := c.run("pipelines", "check", dir); err == nil || !regexp.MustCompile(`sales_statistics/sales_statistics.sql:\d+:\d+: relation "public.stors" does not exist \(did you mean "stores"\?\)`).MatchString(out) {
+		t.Errorf("check of a misspelt table without a database: %v\n%s", err, out)
+	}
+	if _, _, err := c.run("pipelines", "check", dir, "--pg-bin", t.TempDir()); err == nil || !strings.Contains(err.Error(), "check postgresql binaries in") {
+		t.Errorf("check --pg-bin of a folder without PostgreSQL: %v, want the folder named", err)
+	}
+	if err := os.WriteFile(sql, good, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "labels.yaml")
 	if err := os.WriteFile(file, []byte("apiVersion: millrace/v1\nkind: Load\nname: load_labels\ntables:\n  labels:\n    fil: labels.csv\n    columns: {idx: bigint}\n"), 0o644); err != nil {
