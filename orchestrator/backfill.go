@@ -86,10 +86,12 @@ const MaxBackfillMonths = 600
 // BackfillRequest asks to run a range of months of a monthly pipeline.
 type BackfillRequest struct {
 	Pipeline string `json:"pipeline"`
-	From     string `json:"from"`
-	To       string `json:"to"`
-	Only     Only   `json:"only"`
-	DryRun   bool   `json:"dry_run"`
+	// From and To bound the range, YYYY-MM; empty, the pipeline's first
+	// month and the last closed month.
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Only   Only   `json:"only"`
+	DryRun bool   `json:"dry_run"`
 	// MaxConcurrent caps how many of its months run at once; 0: the
 	// process's MILLRACE_MAX_CONCURRENT_RUNS.
 	MaxConcurrent int `json:"max_concurrent"`
@@ -174,6 +176,12 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (Plan,
 	}
 	if req.Only, err = ParseOnly(string(req.Only)); err != nil {
 		return plan, err
+	}
+	if req.From == "" {
+		req.From = p.Start().String()
+	}
+	if req.To == "" {
+		req.To = millrace.LastClosed(o.cfg.Now()).String()
 	}
 	from, err := millrace.ParseMonth(req.From)
 	if err != nil {

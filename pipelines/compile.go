@@ -464,6 +464,7 @@ func (f *Folder) Compile() []Pipeline {
 			}
 		case KindMonthlyLoad:
 			p.Monthly = true
+			p.declared, _ = millrace.ParseMonth(s.Start)
 			plan := f.monthlyPlan(s)
 			p.exec, p.Files = plan, []string{strings.ReplaceAll(s.File, "{month}", "YYYY-MM")}
 			for _, r := range plan.References {

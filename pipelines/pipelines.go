@@ -71,8 +71,9 @@ type Pipeline struct {
 	// stale, "definition changed".
 	Hash string
 
-	// start is the first month of a monthly pipeline (Config.SalesStart).
-	start millrace.Month
+	// start is the first month of a monthly pipeline: the later of its
+	// own (declared, the file's start:) and Config.SalesStart.
+	start, declared millrace.Month
 	// timeout is the longest a run may take (Config.RunTimeout).
 	timeout time.Duration
 	// exec does the work; env gets cfg, src and writers from the set.
@@ -83,6 +84,9 @@ type Pipeline struct {
 	// revision is the number of the revision the pipeline comes from.
 	revision int64
 }
+
+// Start returns the first month of a monthly pipeline.
+func (p Pipeline) Start() millrace.Month { return p.start }
 
 // Revision returns the number of the applied revision the pipeline comes
 // from, 0 for the embedded built-ins not applied yet.
@@ -205,6 +209,9 @@ func (s *Set) bind(list []Pipeline, r Revision) *revisionList {
 	for i := range list {
 		p := &list[i]
 		p.start, p.timeout, p.cfg, p.src, p.writers, p.revision = s.cfg.SalesStart, s.cfg.RunTimeout, s.cfg, s.src, writers, r.Number
+		if s.cfg.SalesStart.Before(p.declared) {
+			p.start = p.declared
+		}
 	}
 	r.Files = nil
 	return &revisionList{list: list, rev: r}
@@ -328,6 +335,9 @@ func (p Pipeline) CheckPartition(partition string, now time.Time) (millrace.Mont
 		return millrace.Month{}, millrace.Permanent(err)
 	}
 	if m.Before(p.start) {
+		if p.start == p.declared {
+			return millrace.Month{}, millrace.Permanent(fmt.Errorf("month %s is before the first month of %s, %s (its start:)", m, p.Name, p.start))
+		}
 		return millrace.Month{}, millrace.Permanent(fmt.Errorf("month %s is before the start of the sales schedule, %s (MILLRACE_SALES_START)", m, p.start))
 	}
 	if !m.Closed(now) {

@@ -17,6 +17,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/gen"
 	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/internal/testfolder"
 	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/pipelines"
 	"github.com/millrace/millrace/source"
@@ -200,4 +201,42 @@ func contractError(t *testing.T, err error) *millrace.ContractError {
 		t.Errorf("a contract error must be permanent: %v", err)
 	}
 	return ce
+}
+
+// TestMonthlyStart: a MonthlyLoad's start: is its first month when it is
+// later than the installation's (MILLRACE_SALES_START); its months begin
+// there, an earlier one is refused naming start:, and the later of the
+// two holds.
+func TestMonthlyStart(t *testing.T) {
+	t.Parallel()
+	files, err := testfolder.Monthly(1, "2023-05")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2023, 9, 15, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		salesStart, first string
+	}{{"2020-01", "2023-05"}, {"2023-07", "2023-07"}} {
+		start, _ := millrace.ParseMonth(tc.salesStart)
+		set, problems := pipelines.NewFromFolder(files, nil, pipelines.Config{SalesStart: start})
+		if len(problems) > 0 {
+			t.Fatal(problems)
+		}
+		feed, err := set.Get("feed_00")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if parts := feed.Partitions(at); len(parts) == 0 || parts[0] != tc.first || feed.Start().String() != tc.first {
+			t.Errorf("sales start %s: feed_00 starts %s, partitions %v; want %s first", tc.salesStart, feed.Start(), parts, tc.first)
+		}
+		sales, _ := set.Get(millrace.LoadSalesData)
+		if sales.Start().String() != tc.salesStart {
+			t.Errorf("sales start %s: load_sales_data starts %s", tc.salesStart, sales.Start())
+		}
+	}
+	set, _ := pipelines.NewFromFolder(files, nil, pipelines.Config{})
+	feed, _ := set.Get("feed_00")
+	if _, err := feed.CheckPartition("2023-04", at); err == nil || !strings.Contains(err.Error(), "before the first month of feed_00, 2023-05 (its start:)") {
+		t.Errorf("a month before start: %v", err)
+	}
 }

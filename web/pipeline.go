@@ -96,7 +96,7 @@ func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineVi
 		return pipelineView{}, err
 	}
 	v := pipelineView{Name: p.Name, Description: p.Description, Schedule: p.Schedule, Monthly: p.Monthly, NextDue: o.NextDue(p), Counts: countStates(parts),
-		From: o.SalesStart().String(), To: millrace.LastClosed(o.Now()).String(), Selections: orchestrator.Selections(), CSRF: sessionOf(r).CSRF, Operate: sessionOf(r).Role.Can(users.Operator), Failed: len(failedPartitions(parts)),
+		From: p.Start().String(), To: millrace.LastClosed(o.Now()).String(), Selections: orchestrator.Selections(), CSRF: sessionOf(r).CSRF, Operate: sessionOf(r).Role.Can(users.Operator), Failed: len(failedPartitions(parts)),
 		Definition: p.Definition, Revision: s.cfg.Pipelines.Revision()}
 	for _, part := range parts {
 		if part.Late {
@@ -123,7 +123,7 @@ func (s *Server) pipelineView(r *http.Request, p pipelines.Pipeline) (pipelineVi
 		}
 	}
 	if p.Monthly {
-		v.Grid = grid(p.Name, parts, o.SalesStart(), o.Now())
+		v.Grid = grid(p.Name, parts, p.Start(), o.Now())
 		v.Rows, v.Took = monthCharts(parts)
 		return v, nil
 	}

@@ -41,12 +41,6 @@ queued twice.`,
 			if req.Only, err = orchestrator.ParseOnly(only); err != nil {
 				return err
 			}
-			if req.From == "" {
-				req.From = m.config.SalesStart
-			}
-			if req.To == "" {
-				req.To = millrace.LastClosed(m.Now()).String()
-			}
 			req.Pipeline, req.Trigger, req.By, req.Address = args[0], millrace.TriggerBackfill, who(), cliAddress
 			o, w, err := m.orchestrator(ctx, wait && !req.DryRun, req.DryRun)
 			if err != nil {
@@ -107,7 +101,7 @@ queued twice.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&req.From, "from", "", "first month, YYYY-MM (default MILLRACE_SALES_START)")
+	f.StringVar(&req.From, "from", "", "first month, YYYY-MM (default the pipeline's first month)")
 	f.StringVar(&req.To, "to", "", "last month, YYYY-MM (default the last closed month)")
 	f.StringVar(&only, "only", string(orchestrator.OnlyMissingFailed), "which months: "+orchestrator.SelectionWords())
 	f.BoolVar(&req.DryRun, "dry-run", false, "print the plan, change nothing")
