@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/gen"
 	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/internal/testfolder"
 	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
@@ -103,4 +105,51 @@ func BenchmarkCatchUp(b *testing.B) {
 	b.ReportMetric(firstRun/n, "first_run_ms")
 	b.ReportMetric(monthsAfter/n, "months_after_client_ms")
 	b.ReportMetric(ratio/n, "catchup_ratio")
+}
+
+// BenchmarkPass50x120 makes scheduler passes with 50 declared monthly
+// pipelines beside the built-ins, each with 120 succeeded months in the
+// ledger, nothing due: the goal is under 200 ms a pass.
+func BenchmarkPass50x120(b *testing.B) {
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	files, err := testfolder.Monthly(50, "2016-01")
+	if err != nil {
+		b.Fatal(err)
+	}
+	url := dbtest.NewSetUpDatabase(b)
+	w, err := warehouse.Open(ctx, url, logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	start := millrace.Month{Year: 2016, Month: time.January}
+	set, problems := pipelines.NewFromFolder(files, nil, pipelines.Config{SalesStart: start})
+	if len(problems) > 0 {
+		b.Fatal(problems)
+	}
+	names := []string{millrace.LoadSalesData}
+	for i := range 50 {
+		names = append(names, fmt.Sprintf("feed_%02d", i))
+	}
+	if err := testfolder.SeedSucceeded(ctx, w.Pool(), names, "2016-01", "2025-12"); err != nil {
+		b.Fatal(err)
+	}
+	if err := testfolder.SeedSucceeded(ctx, w.Pool(), []string{millrace.LoadClientData, millrace.ProcessData, millrace.SalesStatistics}, "", ""); err != nil {
+		b.Fatal(err)
+	}
+	o, err := orchestrator.New(ctx, w, ledger.New(w, logger), set, orchestrator.Config{
+		Now: func() time.Time { return time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC) }, Logger: logger})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		res, err := o.Pass(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(res.Queued) > 0 {
+			b.Fatalf("a pass queued %v: the seeded ledger has every month", res.Queued)
+		}
+	}
 }

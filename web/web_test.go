@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -27,6 +28,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/gen"
 	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/internal/testfolder"
 	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
@@ -60,6 +62,8 @@ type options struct {
 	// salesStart and now override the orchestrator's schedule start and clock.
 	salesStart millrace.Month
 	now        time.Time
+	// files, when set, are the pipelines' files instead of the built-ins.
+	files fs.FS
 }
 
 // testBundle is a served millrace: a set-up database, a generated bucket, an
@@ -123,6 +127,12 @@ func setup(t testing.TB, opt options) *testBundle {
 		t.Fatal(err)
 	}
 	b.set = pipelines.New(src)
+	if opt.files != nil {
+		var problems pipelines.Problems
+		if b.set, problems = pipelines.NewFromFolder(opt.files, src, pipelines.Config{}); len(problems) > 0 {
+			t.Fatal(problems)
+		}
+	}
 	clock := now
 	if !opt.now.IsZero() {
 		clock = opt.now
@@ -1004,6 +1014,37 @@ func BenchmarkPages(b *testing.B) {
 				size = len(r.body)
 			}
 			b.ReportMetric(float64(size), "bytes/page")
+		})
+	}
+}
+
+// BenchmarkDeclared50x120 measures the home page and a grid with 50
+// declared monthly pipelines beside the built-ins, each with 120 succeeded
+// months in the ledger (6,120 partitions and runs): the goal is under
+// 100 ms each.
+func BenchmarkDeclared50x120(b *testing.B) {
+	files, err := testfolder.Monthly(50, "2016-01")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tb := setup(b, options{files: files, salesStart: month(b, "2016-01"), now: time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC)})
+	names := []string{millrace.LoadSalesData}
+	for i := range 50 {
+		names = append(names, fmt.Sprintf("feed_%02d", i))
+	}
+	if err := testfolder.SeedSucceeded(tb.ctx, tb.conn, names, "2016-01", "2025-12"); err != nil {
+		b.Fatal(err)
+	}
+	br := newClient(b, tb.ts.URL)
+	br.login()
+	for _, page := range []struct{ name, path string }{{"home", "/"}, {"grid", "/pipelines/feed_07"}} {
+		b.Run(page.name, func(b *testing.B) {
+			br.t = b
+			for b.Loop() {
+				if r := br.get(page.path); r.status != http.StatusOK {
+					b.Fatalf("GET %s: %d", page.path, r.status)
+				}
+			}
 		})
 	}
 }

@@ -3,9 +3,12 @@
 package testfolder
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"testing/fstest"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/millrace/millrace/pipelines/builtin"
 )
@@ -41,4 +44,37 @@ aggregates:
 `, i, start, i, i, i)}
 	}
 	return m, nil
+}
+
+// Execer runs SQL: a connection or a pool.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// SeedSucceeded records in the ledger of db, as the ledger would, one
+// succeeded run of each month from..to (YYYY-MM) of each of the pipelines
+// (of the partition "" when from is ""), with a log line, for benchmarks of
+// the pages and the scheduler at scale.
+func SeedSucceeded(ctx context.Context, db Execer, pipelines []string, from, to string) error {
+	steps := []string{
+		`INSERT INTO millrace.partitions (pipeline, partition, state, attempts, rows, started_at, finished_at, succeeded_at)
+		 SELECT p, coalesce(to_char(m, 'YYYY-MM'), ''), 'succeeded', 1, 415, t + interval '1 month', t + interval '1 month 2 seconds', t + interval '1 month 2 seconds'
+		 FROM unnest($1::text[]) p
+		 LEFT JOIN generate_series((nullif($2::text, '') || '-01')::timestamptz, (nullif($3::text, '') || '-01')::timestamptz, interval '1 month') m ON true,
+		 LATERAL coalesce(m, '2016-01-01') t`,
+		`INSERT INTO millrace.runs (pipeline, partition, attempt, state, trigger, started_at, finished_at, rows, log)
+		 SELECT pipeline, partition, 1, 'succeeded', 'schedule', started_at, finished_at, 415, 'time=2026-01-01T00:00:00Z level=INFO msg="run succeeded"'
+		 FROM millrace.partitions WHERE pipeline = ANY($1) AND partition BETWEEN $2 AND $3`,
+		`UPDATE millrace.partitions p SET last_run_id = r.id FROM millrace.runs r
+		 WHERE r.pipeline = p.pipeline AND r.partition = p.partition AND p.pipeline = ANY($1) AND p.partition BETWEEN $2 AND $3`,
+	}
+	for _, q := range steps {
+		if _, err := db.Exec(ctx, q, pipelines, from, to); err != nil {
+			return fmt.Errorf("seed the ledger: %w", err)
+		}
+	}
+	if _, err := db.Exec(ctx, "ANALYZE millrace.partitions, millrace.runs"); err != nil {
+		return fmt.Errorf("seed the ledger: %w", err)
+	}
+	return nil
 }
