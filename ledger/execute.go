@@ -311,13 +311,17 @@ func closeInterrupted(ctx context.Context, tx pgx.Tx, pipeline, partition string
 // still holding the lock, can record the failure.
 func (l *Ledger) work(ctx context.Context, tx pgx.Tx, spec RunSpec, fn RunFunc, log *slog.Logger) (int64, error) {
 	// No trigger or rule that a user put on a table fires in a run: it
-	// would run as the superuser. Only a table's owner (millrace) can make
-	// one fire anyway (ENABLE ALWAYS). A lock that a user holds on a table
+	// would run as millrace's user. No database user may create one on
+	// millrace's tables (none has TRIGGER on them, and rules are their
+	// owner's); a superuser also runs with session_replication_role =
+	// replica, in which only a trigger that the table's owner (millrace)
+	// made ENABLE ALWAYS fires. On managed PostgreSQL millrace is no
+	// superuser and may not set it: the rights alone hold. A lock that a user holds on a table
 	// the run reads or replaces fails the attempt after a while
 	// (transient: retried), rather than holding a worker until the run's
 	// timeout.
 	for _, q := range []string{
-		"SET LOCAL session_replication_role = replica",
+		"SELECT pg_catalog.set_config('session_replication_role', 'replica', true) FROM pg_catalog.pg_roles WHERE rolname = current_user AND rolsuper",
 		fmt.Sprintf("SET LOCAL lock_timeout = %d", l.LockTimeout.Milliseconds()),
 	} {
 		if _, err := tx.Exec(ctx, q); err != nil {

@@ -80,9 +80,28 @@ func setupSandbox(ctx context.Context, tx pgx.Tx) error {
 	} else if err != nil {
 		return fmt.Errorf("read the sandbox role's password: %w", err)
 	}
-	const options = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
+	// A user that is not a superuser (managed PostgreSQL) may neither give
+	// nor take away SUPERUSER, REPLICATION and BYPASSRLS: a role it creates
+	// has none, and one that has any is refused. It becomes a member of
+	// the role, which ALTER TABLE ... OWNER TO needs when a run adopts the
+	// table the sandbox built (never the other way round).
+	super, err := Superuser(ctx, tx)
+	if err != nil {
+		return err
+	}
+	options := "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
+	if !super {
+		options = "LOGIN NOCREATEDB NOCREATEROLE NOINHERIT"
+	}
 	if err := ensureRole(ctx, tx, role, options, password, password, true); err != nil {
 		return err
+	}
+	var mighty bool
+	if err := tx.QueryRow(ctx, "SELECT rolsuper OR rolreplication OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = $1", role).Scan(&mighty); err != nil {
+		return fmt.Errorf("read the attributes of %s: %w", role, err)
+	}
+	if mighty {
+		return fmt.Errorf("the sandbox role %s is a superuser, or has REPLICATION or BYPASSRLS: a superuser must take them away (ALTER ROLE %s NOSUPERUSER NOREPLICATION NOBYPASSRLS) before set-up goes on", role, role)
 	}
 	rows, err := tx.Query(ctx, `SELECT pg_catalog.format('REVOKE %I FROM %I', r.rolname, $1::text)
 		FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles r ON r.oid = m.roleid
@@ -95,6 +114,9 @@ func setupSandbox(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("list the memberships of %s: %w", role, err)
 	}
 	r := ident(role)
+	if !super {
+		stmts = append(stmts, "GRANT "+r+" TO "+ident(me))
+	}
 	stmts = append(stmts,
 		"GRANT CONNECT ON DATABASE "+ident(db)+" TO "+r,
 		"GRANT USAGE, CREATE ON SCHEMA "+SandboxSchema+" TO "+r,

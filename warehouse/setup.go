@@ -158,12 +158,30 @@ func setupRoles(ctx context.Context, tx pgx.Tx, pw Passwords) error {
 		}
 	}
 	ds, mle, an := ident(DSRole), ident(MLERole), ident(AnalyticsRole)
-	stmts := []string{
-		"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
-		"GRANT CONNECT ON DATABASE " + ident(db) + " TO " + ds + ", " + mle + ", " + an,
-		"GRANT USAGE ON SCHEMA public TO " + ds + ", " + an,
-		"GRANT ALL ON SCHEMA public TO " + mle,
+	var stmts []string
+	// On managed PostgreSQL (Amazon RDS, Cloud SQL, Azure) millrace's user
+	// is no superuser but has CREATEDB and CREATEROLE; it may set the
+	// default privileges of a role only as a member of that role, so it
+	// becomes one of the roles whose tables its users read. (On
+	// PostgreSQL 16 and later such a GRANT needs ADMIN OPTION on the role,
+	// which a CREATEROLE user has on the roles it created.)
+	super, err := Superuser(ctx, tx)
+	if err != nil {
+		return err
 	}
+	if !super {
+		for _, creator := range unique(AdminUser, MLEUser, MLERole, AnalyticsUser, AnalyticsRole) {
+			if creator != me {
+				stmts = append(stmts, "GRANT "+ident(creator)+" TO "+ident(me))
+			}
+		}
+	}
+	stmts = append(stmts,
+		"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+		"GRANT CONNECT ON DATABASE "+ident(db)+" TO "+ds+", "+mle+", "+an,
+		"GRANT USAGE ON SCHEMA public TO "+ds+", "+an,
+		"GRANT ALL ON SCHEMA public TO "+mle,
+	)
 	// Default privileges apply to the objects a given role creates, so
 	// they are set for every role that can create tables in public.
 	// mle_user gets all rights on the tables of its peers, and all but
@@ -265,6 +283,21 @@ func nullIfEmpty(s string) any {
 		return nil
 	}
 	return s
+}
+
+// Querier runs a query of one row: a pool, a connection or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Superuser reports whether the session's user is a superuser: on managed
+// PostgreSQL millrace's user is not, and does without what needs one.
+func Superuser(ctx context.Context, q Querier) (bool, error) {
+	var super bool
+	if err := q.QueryRow(ctx, "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user").Scan(&super); err != nil {
+		return false, fmt.Errorf("read whether %s is a superuser: %w", "the session's user", err)
+	}
+	return super, nil
 }
 
 // ident quotes an identifier.

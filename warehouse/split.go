@@ -189,7 +189,9 @@ func sessionSettings(ctx context.Context, tx pgx.Tx) ([][2]string, error) {
 func helperTx(ctx context.Context, conn *pgxpool.Conn, settings [][2]string, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		for _, s := range settings {
-			if _, err := tx.Exec(ctx, "SELECT pg_catalog.set_config($1, $2, true)", s[0], s[1]); err != nil {
+			// Only what differs: a user that is not a superuser may not set
+			// session_replication_role, even to its default.
+			if _, err := tx.Exec(ctx, "SELECT pg_catalog.set_config($1, $2, true) WHERE pg_catalog.current_setting($1) <> $2", s[0], s[1]); err != nil {
 				return fmt.Errorf("set %s on the second connection: %w", s[0], err)
 			}
 		}

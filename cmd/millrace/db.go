@@ -21,7 +21,8 @@ func (m *Main) dbCommand() *cobra.Command {
 			}
 			return fmt.Errorf("unknown command %q for %q: see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())
 		}}
-	db.AddCommand(&cobra.Command{
+	var check bool
+	setupCmd := &cobra.Command{
 		Use:   "setup",
 		Short: "Create the database, users, rights and millrace's schema (idempotent)",
 		Long: `Creates the database if it is missing, the roles ds_user_role, mle_user_role
@@ -29,10 +30,15 @@ and analytics_role with their users, their rights on schema public and the
 default privileges that make every table created later readable by them, and
 millrace's own schema with its migrations, and records the installation's
 source and shared settings that every command then uses (see the README).
-Running it again changes nothing and never loses data. Connects as a
-superuser (MILLRACE_DATABASE_URL).`,
+Running it again changes nothing and never loses data. Connects as
+MILLRACE_DATABASE_URL's user: a superuser, or on managed PostgreSQL (Amazon
+RDS, Cloud SQL, Azure) a user with CREATEDB and CREATEROLE (docs/deploy.md).
+--check says which rights that user lacks, changing nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if check {
+				return m.checkRights(cmd)
+			}
 			if err := m.setup(cmd.Context()); err != nil {
 				return err
 			}
@@ -47,7 +53,9 @@ superuser (MILLRACE_DATABASE_URL).`,
 			m.logger.Info("database ready")
 			return nil
 		},
-	})
+	}
+	setupCmd.Flags().BoolVar(&check, "check", false, "say which rights set-up needs that the user lacks, and change nothing")
+	db.AddCommand(setupCmd)
 	db.AddCommand(m.dbStatusCommand())
 	return db
 }
@@ -128,5 +136,32 @@ func (m *Main) setup(ctx context.Context) error {
 	for _, t := range taken {
 		m.logger.Warn("another user's object holds the name of a table millrace publishes: its pipeline fails until the object is renamed or dropped", "table", t)
 	}
+	return nil
+}
+
+// checkRights prints, a line each, the rights set-up needs of the user of
+// the database URL, and fails when one is missing.
+func (m *Main) checkRights(cmd *cobra.Command) error {
+	raw, from, err := m.databaseURL()
+	if err != nil {
+		return err
+	}
+	rights, err := warehouse.CheckRights(cmd.Context(), raw)
+	if err != nil {
+		return dbError(err, raw, from)
+	}
+	missing := 0
+	for _, r := range rights {
+		if r.OK {
+			fmt.Fprintf(cmd.OutOrStdout(), "ok: %s\n", r.What)
+			continue
+		}
+		missing++
+		fmt.Fprintf(cmd.OutOrStdout(), "missing: %s; as a superuser or the cloud's master user: %s\n", r.What, r.Fix)
+	}
+	if missing > 0 {
+		return fmt.Errorf("%d of the rights set-up needs are missing: nothing was changed", missing)
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), "set-up can run: nothing was changed")
 	return nil
 }
