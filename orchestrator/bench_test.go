@@ -139,7 +139,7 @@ func BenchmarkPass50x120(b *testing.B) {
 		b.Fatal(err)
 	}
 	o, err := orchestrator.New(ctx, w, ledger.New(w, logger), set, orchestrator.Config{
-		Now: func() time.Time { return time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC) }, Logger: logger})
+		Workers: true, Now: func() time.Time { return time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC) }, Logger: logger})
 	if err != nil {
 		b.Fatal(err)
 	}
