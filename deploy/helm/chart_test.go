@@ -231,13 +231,13 @@ func TestChartDefaults(t *testing.T) {
 func TestChartEveryOption(t *testing.T) {
 	t.Parallel()
 	r := mustRender(t, map[string]any{
-		"replicaCount": 3,
-		"image":        map[string]any{"repository": "registry.example.com/millrace", "tag": "v0.4.0"},
-		"database":     map[string]any{"existingSecret": "pg", "existingSecretKey": "url"},
-		"passwords":    map[string]any{"existingSecret": "pw"},
-		"settings":     map[string]any{"MILLRACE_SOURCE": "s3://bucket/prefix", "MILLRACE_MAX_CONCURRENT_RUNS": 4},
-		"publicURL":    "https://millrace.example.com",
-		"allowedHosts": []any{"millrace.internal"},
+		"replicaCount":   3,
+		"image":          map[string]any{"repository": "registry.example.com/millrace", "tag": "v0.4.0"},
+		"database":       map[string]any{"existingSecret": "pg", "existingSecretKey": "url"},
+		"passwords":      map[string]any{"existingSecret": "pw"},
+		"settings":       map[string]any{"MILLRACE_SOURCE": "s3://bucket/prefix", "MILLRACE_MAX_CONCURRENT_RUNS": 4},
+		"publicURL":      "https://millrace.example.com",
+		"allowedHosts":   []any{"millrace.internal"},
 		"serviceMonitor": map[string]any{"enabled": true, "labels": map[string]any{"release": "prometheus"}},
 		"networkPolicy":  map[string]any{"enabled": true, "ingressFrom": []any{map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"name": "ingress"}}}}},
 	})
