@@ -103,3 +103,21 @@ func (p *CutProxy) Kill() {
 		pair[1].Close()
 	}
 }
+
+// CutAll closes every connection open now, as a network cut would, and
+// goes on accepting new ones; it returns how many it cut.
+func (p *CutProxy) CutAll() int {
+	p.mu.Lock()
+	pairs := make([][2]net.Conn, 0, len(p.conns))
+	for _, pair := range p.conns {
+		pairs = append(pairs, pair)
+	}
+	p.mu.Unlock()
+	for _, pair := range pairs {
+		if pair[0] != nil {
+			pair[0].Close()
+			pair[1].Close()
+		}
+	}
+	return len(pairs)
+}

@@ -1,0 +1,373 @@
+// Package soak_test runs millrace for a while under faults that come
+// together and at random (processes killed and stopped, PostgreSQL
+// restarted and its connections cut, S3 failing, source files changing,
+// people working through the API, a hostile database user) and checks,
+// the whole time and at the end, that nothing was lost, duplicated or run
+// when it should not have been. docs/reliability.md describes it.
+//
+//	MILLRACE_SOAK_DURATION=30m go test ./soak -run TestSoak -v -timeout 0
+//
+// The schedule's seed is in the log; MILLRACE_SOAK_SEED replays it.
+package soak_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/gen"
+	"github.com/millrace/millrace/localpg"
+)
+
+// salesStart is the first month the soak loads; every closed month from
+// it on is due.
+const salesStart = "2025-01"
+
+// events collects what happened: faults by kind, violations, the lives of
+// the processes, people's actions and pauses.
+type events struct {
+	mu         sync.Mutex
+	faults     map[string]int
+	violations []string
+	procs      []*proc
+	actions    map[string]int // successful API actions by audit action
+	pauses     [][2]time.Time
+	backfills  int
+}
+
+func (e *events) fault(kind string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faults[kind]++
+}
+
+func (e *events) violation(format string, args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.violations = append(e.violations, fmt.Sprintf(format, args...))
+}
+
+func (e *events) lives(p *proc) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.procs = append(e.procs, p)
+}
+
+func (e *events) action(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.actions[name]++
+}
+
+// TestSoak is the fault soak. Its length is MILLRACE_SOAK_DURATION (60 s
+// by default, what CI runs); it ends with the line
+// "soak: N faults (K kinds), R runs, B backfills, V violations in DURATION".
+func TestSoak(t *testing.T) {
+	if _, err := localpg.FindBinaries(os.Getenv("MILLRACE_PG_BIN")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip("SKIPPED: the soak needs PostgreSQL's server binaries: ", err)
+	}
+	duration := 60 * time.Second
+	if s := os.Getenv("MILLRACE_SOAK_DURATION"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("MILLRACE_SOAK_DURATION=%q: %v", s, err)
+		}
+		duration = d
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("MILLRACE_SOAK_SEED"); s != "" {
+		if _, err := fmt.Sscan(s, &seed); err != nil {
+			t.Fatalf("MILLRACE_SOAK_SEED=%q: %v", s, err)
+		}
+	}
+	t.Logf("soak: seed %d (replay: MILLRACE_SOAK_SEED=%d), %s of faults", seed, seed, duration)
+	ctx := context.Background()
+	lg := &events{faults: map[string]int{}, actions: map[string]int{}}
+
+	start, _ := millrace.ParseMonth(salesStart)
+	last := millrace.LastClosed(time.Now())
+	bucket := filepath.Join(t.TempDir(), "bucket")
+	if _, err := gen.Write(ctx, bucket, gen.Config{Customers: 500, From: start, To: last, SalesPerMonth: 400, Seed: seed % 1000}); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	err := filepath.WalkDir(bucket, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(bucket, path)
+		files[filepath.ToSlash(rel)], err = os.ReadFile(path)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSystem(t, files, lg)
+	for slot := range 3 {
+		s.start(slot, 0)
+	}
+	began := time.Now()
+
+	// The faults, each on a schedule of its own, until the deadline.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	every := func(kind string, min, max time.Duration, fn func(r *rand.Rand)) {
+		r := rand.New(rand.NewPCG(seed, uint64(len(kind))*7919+uint64(kind[0])))
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(min + time.Duration(r.Int64N(int64(max-min)))):
+				}
+				fn(r)
+			}
+		})
+	}
+	var filesMu sync.Mutex
+	months := millrace.Range(start, last)
+	every("SIGKILL a process, start it again", 6*time.Second, 15*time.Second, func(r *rand.Rand) {
+		slot := r.IntN(3)
+		s.proc(slot).stop(syscall.SIGKILL)
+		lg.fault("SIGKILL a process, start it again")
+		s.start(slot, r.IntN(2))
+	})
+	every("SIGTERM a process, start the other build", 8*time.Second, 20*time.Second, func(r *rand.Rand) {
+		slot := r.IntN(3)
+		s.proc(slot).stop(syscall.SIGTERM)
+		lg.fault("SIGTERM a process, start the other build")
+		s.start(slot, r.IntN(2))
+	})
+	every("PostgreSQL restarted", 15*time.Second, 30*time.Second, func(r *rand.Rand) {
+		immediate := r.IntN(2) == 0
+		if err := s.restartPostgres(ctx, immediate); err != nil {
+			lg.violation("restart PostgreSQL: %v", err)
+			return
+		}
+		lg.fault(map[bool]string{true: "PostgreSQL restarted -m immediate", false: "PostgreSQL restarted -m fast"}[immediate])
+	})
+	every("database connections cut", 4*time.Second, 10*time.Second, func(r *rand.Rand) {
+		if s.cut.CutAll() > 0 {
+			lg.fault("database connections cut")
+		}
+	})
+	every("S3 failing", 5*time.Second, 12*time.Second, func(r *rand.Rand) {
+		s.s3.on.Store(true)
+		time.Sleep(time.Duration(2+r.IntN(4)) * time.Second)
+		s.s3.on.Store(false)
+	})
+	every("a source file replaced", 6*time.Second, 14*time.Second, func(r *rand.Rand) {
+		m := months[r.IntN(len(months))]
+		filesMu.Lock()
+		defer filesMu.Unlock()
+		key := m.SalesKey()
+		changed := bumpValue(files[key])
+		files[key] = changed
+		if err := s.s3.put(key, changed); err != nil {
+			lg.violation("%v", err)
+		}
+		lg.fault("a source file replaced")
+	})
+	every("a month corrupted, then fixed", 10*time.Second, 20*time.Second, func(r *rand.Rand) {
+		m := months[r.IntN(len(months))]
+		key := m.SalesKey()
+		filesMu.Lock()
+		good := files[key]
+		if err := s.s3.put(key, append(bytes.Clone(good), []byte("999999999,1.0,not-a-date,1\n")...)); err != nil {
+			lg.violation("%v", err)
+		}
+		filesMu.Unlock()
+		lg.fault("a month corrupted, then fixed")
+		time.Sleep(time.Duration(2+r.IntN(4)) * time.Second)
+		filesMu.Lock()
+		if err := s.s3.put(key, files[key]); err != nil {
+			lg.violation("%v", err)
+		}
+		filesMu.Unlock()
+	})
+	every("a backfill through the API", 5*time.Second, 10*time.Second, func(r *rand.Rand) {
+		a, b := months[r.IntN(len(months))], months[r.IntN(len(months))]
+		if b.Before(a) {
+			a, b = b, a
+		}
+		only := []string{"missing,failed", "failed", "stale", "all"}[r.IntN(4)]
+		if code, _ := s.api("POST", "/api/pipelines/load_sales_data/backfill", map[string]any{"from": a.String(), "to": b.String(), "only": only}); code/100 == 2 {
+			lg.action("backfill")
+			lg.mu.Lock()
+			lg.backfills++
+			lg.mu.Unlock()
+		}
+		lg.fault("a backfill through the API")
+	})
+	every("a running month cancelled through the API", 7*time.Second, 15*time.Second, func(r *rand.Rand) {
+		_, body := s.api("GET", "/api/pipelines/load_sales_data/partitions", nil)
+		var parts []millrace.Partition
+		_ = json.Unmarshal(body, &parts)
+		for _, p := range parts {
+			if p.State == millrace.StateRunning || p.State == millrace.StateQueued {
+				if code, _ := s.api("POST", "/api/pipelines/load_sales_data/partitions/"+p.Partition+"/cancel", nil); code/100 == 2 {
+					lg.action("cancel")
+				}
+				lg.fault("a running month cancelled through the API")
+				return
+			}
+		}
+	})
+	every("a pipeline paused, then resumed", 10*time.Second, 20*time.Second, func(r *rand.Rand) {
+		code, _ := s.api("POST", "/api/pipelines/load_sales_data/pause", map[string]any{"reason": "soak"})
+		if code/100 != 2 {
+			return
+		}
+		lg.action("pause")
+		paused := time.Now()
+		lg.fault("a pipeline paused, then resumed")
+		time.Sleep(time.Duration(2+r.IntN(5)) * time.Second)
+		for range 20 {
+			if code, _ := s.api("POST", "/api/pipelines/load_sales_data/resume", nil); code/100 == 2 {
+				lg.action("resume")
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		lg.mu.Lock()
+		lg.pauses = append(lg.pauses, [2]time.Time{paused, time.Now()})
+		lg.mu.Unlock()
+	})
+	every("a month run again through the API", 4*time.Second, 9*time.Second, func(r *rand.Rand) {
+		m := months[r.IntN(len(months))]
+		if code, _ := s.api("POST", "/api/pipelines/load_sales_data/runs", map[string]any{"partition": m.String()}); code/100 == 2 {
+			lg.action("run")
+		}
+		lg.fault("a month run again through the API")
+	})
+	every("a database user holds a lock on a published table", 8*time.Second, 16*time.Second, func(r *rand.Rand) {
+		conn, err := s.db(ctx, "ds_user")
+		if err != nil {
+			return
+		}
+		defer conn.Close(ctx)
+		table := []string{"monthly_sales", "stores", "feature_store"}[r.IntN(3)]
+		_, err = conn.Exec(ctx, "BEGIN; SELECT count(*) FROM public."+table+"; SELECT pg_sleep(3); COMMIT")
+		if err == nil {
+			lg.fault("a database user holds a lock on a published table")
+		}
+	})
+	every("a database user builds a view on a published table", 15*time.Second, 30*time.Second, func(r *rand.Rand) {
+		conn, err := s.db(ctx, "mle_user")
+		if err != nil {
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE OR REPLACE VIEW public.soak_view_%d AS SELECT store_idx, sum(value) FROM public.monthly_sales GROUP BY 1", r.IntN(3))); err == nil {
+			lg.fault("a database user builds a view on a published table")
+		}
+	})
+
+	// The checker, the whole time: no run of a month that has not ended,
+	// and the resources of each process.
+	wg.Go(func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			s.procMu.Lock()
+			live := slices.Clone(s.procs)
+			s.procMu.Unlock()
+			for _, p := range live {
+				if p != nil && p.running() && time.Since(p.started) > 5*time.Second {
+					p.sample()
+				}
+			}
+			conn, err := s.db(ctx, "admin")
+			if err != nil {
+				continue
+			}
+			var future int
+			if err := conn.QueryRow(ctx, "SELECT count(*) FROM millrace.runs WHERE pipeline = 'load_sales_data' AND partition > $1", last.String()).Scan(&future); err == nil && future > 0 {
+				lg.violation("%d runs of a month after %s, which has not ended", future, last)
+			}
+			conn.Close(ctx)
+		}
+	})
+
+	time.Sleep(duration)
+	close(stop)
+	wg.Wait()
+	s.s3.on.Store(false)
+	faulted := time.Since(began)
+
+	// Settle: every process up, every pipeline resumed, then the months
+	// that failed, went stale or were never loaded run again, as a person
+	// would ask.
+	for slot, p := range s.procs {
+		if !p.running() {
+			s.start(slot, 0)
+		}
+	}
+	settle(t, s, lg, months)
+	runs := checkFinal(t, s, lg, files, months)
+	for _, p := range s.procs {
+		p.sample()
+		p.stop(syscall.SIGTERM)
+	}
+	checkResources(lg)
+
+	lg.mu.Lock()
+	defer lg.mu.Unlock()
+	total := 0
+	var kinds []string
+	for k, n := range lg.faults {
+		total += n
+		kinds = append(kinds, fmt.Sprintf("%s: %d", k, n))
+	}
+	s.s3.mu.Lock()
+	for k, n := range s.s3.counts {
+		total += n
+		kinds = append(kinds, fmt.Sprintf("S3 %s: %d", k, n))
+	}
+	s.s3.mu.Unlock()
+	sort.Strings(kinds)
+	t.Logf("faults by kind:\n  %s", strings.Join(kinds, "\n  "))
+	for _, v := range lg.violations {
+		t.Errorf("violation: %s", v)
+	}
+	t.Logf("soak: %d faults (%d kinds), %d runs, %d backfills, %d violations in %s", total, len(kinds), runs, lg.backfills, len(lg.violations), faulted.Round(time.Second))
+}
+
+// bumpValue returns a sales file with the value of its first row raised
+// by one cent: the same rows, another content.
+func bumpValue(file []byte) []byte {
+	rows, err := csv.NewReader(bytes.NewReader(file)).ReadAll()
+	if err != nil || len(rows) < 2 {
+		return file
+	}
+	col := slices.Index(rows[0], "value")
+	if v, ok := new(big.Rat).SetString(rows[1][col]); ok {
+		rows[1][col] = v.Add(v, big.NewRat(1, 100)).FloatString(2)
+	}
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	_ = w.WriteAll(rows)
+	return b.Bytes()
+}
