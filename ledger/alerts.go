@@ -52,11 +52,15 @@ type Delivery struct {
 	Error       string     `json:"error,omitempty"`
 }
 
-// recordAlert records an alert about a run's partition in tx.
+// recordAlert records an alert about a run's partition in tx. A failure
+// while the partition's failure is already told (its newest outcome alert
+// is failed) records nothing: one failed alert a failure, however many
+// attempts fail until it recovers.
 func recordAlert(ctx context.Context, tx pgx.Tx, event string, run millrace.Run) error {
 	if _, err := tx.Exec(ctx, `INSERT INTO millrace.alerts (event, pipeline, partition, error, attempts, run_id)
-		VALUES ($1, $2, $3, $4, $5, NULLIF($6::bigint, 0))`,
-		event, run.Pipeline, run.Partition, run.Error, run.Attempt, run.ID); err != nil {
+		SELECT $1, $2::text, $3::text, $4, $5, NULLIF($6::bigint, 0)
+		WHERE $1 <> $7 OR `+newestOutcomeAlert("$2", "$3")+` <> $7`,
+		event, run.Pipeline, run.Partition, run.Error, run.Attempt, run.ID, EventFailed); err != nil {
 		return fmt.Errorf("record %s alert of %s %s: %w", event, run.Pipeline, millrace.PartitionLabel(run.Partition), err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -64,5 +65,33 @@ func TestDefinitionChangedWhileRunning(t *testing.T) {
 		if err != nil || strings.Join(got, ",") != strings.Join(tc.want, ",") {
 			t.Errorf("MarkDefinitionStale(%s) = %v, %v; want %v", tc.hash, got, err, tc.want)
 		}
+	}
+}
+
+// TestOneFailedAlertAFailure: attempts that fail one after another while
+// a partition's failure is told raise one failed alert; a success raises
+// recovered, and a failure after it is a new one, told again.
+func TestOneFailedAlertAFailure(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := newLedger(t)
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-03", Trigger: "cli"}
+	fail := func(context.Context, pgx.Tx, *slog.Logger) (int64, error) {
+		return 0, millrace.Permanent(errors.New("source file sales/2020-03-01/sales.csv is missing"))
+	}
+	ok := func(context.Context, pgx.Tx, *slog.Logger) (int64, error) { return 1, nil }
+	for _, fn := range []ledger.RunFunc{fail, fail, fail, ok, fail} {
+		_, _ = b.l.Execute(ctx, spec, fn)
+	}
+	rows, err := b.admin.Query(ctx, "SELECT event FROM millrace.alerts WHERE partition = '2020-03' ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(events, ","); got != "failed,recovered,failed" {
+		t.Errorf("alerts %s, want failed,recovered,failed", got)
 	}
 }

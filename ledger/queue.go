@@ -41,7 +41,8 @@ func (l *Ledger) RecordRefusal(ctx context.Context, pipeline, partition string, 
 			WHERE pipeline = $1 AND partition = $2 AND state = ANY($5)
 			RETURNING pipeline, partition, error, attempts, last_run_id)
 		INSERT INTO millrace.alerts (event, pipeline, partition, error, attempts, run_id)
-		SELECT $6, pipeline, partition, error, attempts, last_run_id FROM refused`,
+		SELECT $6, pipeline, partition, error, attempts, last_run_id FROM refused
+		WHERE `+newestOutcomeAlert("$1", "$2")+` <> $6`,
 		pipeline, partition, refuse.To, refusal.Error(), refuse.from(), refuse.Alert)
 	if err != nil {
 		return fmt.Errorf("record refusal of %s %s: %w", pipeline, millrace.PartitionLabel(partition), err)
@@ -93,7 +94,8 @@ func CloseLost(ctx context.Context, tx pgx.Tx, live []Key) error {
 			FROM lost WHERE r.pipeline = lost.pipeline AND r.partition = lost.partition AND r.state = $7
 		)
 		INSERT INTO millrace.alerts (event, pipeline, partition, error, attempts, run_id)
-		SELECT CASE WHEN state = $6 THEN $8 ELSE $5 END, pipeline, partition, error, attempts, last_run_id FROM lost`,
+		SELECT CASE WHEN state = $6 THEN $8 ELSE $5 END, pipeline, partition, error, attempts, last_run_id FROM lost
+		WHERE state = $6 OR `+newestOutcomeAlert("lost.pipeline", "lost.partition")+` <> $5`,
 		lose.To, lose.from(), pipelines, partitions, lose.Alert, loseCancelled.To, millrace.StateRunning, loseCancelled.Alert)
 	if err != nil {
 		return fmt.Errorf("close lost runs: %w", err)
