@@ -247,16 +247,21 @@ func checkFinal(t *testing.T, s *system, lg *events, files map[string][]byte, mo
 
 // checkResources checks, for each process that lived 30 s or more, that
 // its goroutines, open files and memory did not grow beyond a slack from
-// its first sample to its last.
-func checkResources(lg *events) {
+// its first sample to its last, and returns the figures for the log: for
+// each of those processes, how long it lived and each figure first and
+// last.
+func checkResources(lg *events) []string {
 	lg.mu.Lock()
 	procs := append([]*proc(nil), lg.procs...)
 	lg.mu.Unlock()
+	var figures []string
 	for _, p := range procs {
 		if len(p.samples) < 2 || p.samples[len(p.samples)-1].at.Sub(p.samples[0].at) < 30*time.Second {
 			continue
 		}
 		a, b := p.samples[0], p.samples[len(p.samples)-1]
+		figures = append(figures, fmt.Sprintf("%s, %s sampled: goroutines %.0f -> %.0f, open files %.0f -> %.0f, RSS %.0f MB -> %.0f MB",
+			p.id(), b.at.Sub(a.at).Round(time.Second), a.goroutines, b.goroutines, a.fds, b.fds, a.rssM, b.rssM))
 		switch {
 		case b.goroutines > a.goroutines+100:
 			lg.violation("serve %s: goroutines grew from %.0f to %.0f", p.id(), a.goroutines, b.goroutines)
@@ -266,4 +271,5 @@ func checkResources(lg *events) {
 			lg.violation("serve %s: resident memory grew from %.0f MB to %.0f MB", p.id(), a.rssM, b.rssM)
 		}
 	}
+	return figures
 }

@@ -47,7 +47,13 @@ type events struct {
 	actions    map[string]int // successful API actions by audit action
 	pauses     [][2]time.Time
 	backfills  int
+	maxConns   int
 }
+
+// maxConns bounds the database connections at once: three processes of
+// 2 x 2 + 5 each (orchestrator.New's need), the checker, the hostile users,
+// and a process starting while the one it replaces still holds its own.
+const maxConns = 3*(2*2+5) + 2*(2*2+5) + 5
 
 func (e *events) fault(kind string) {
 	e.mu.Lock()
@@ -303,6 +309,15 @@ func TestSoak(t *testing.T) {
 			if err != nil {
 				continue
 			}
+			var n int
+			if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = 'companydata'").Scan(&n); err == nil {
+				lg.mu.Lock()
+				lg.maxConns = max(lg.maxConns, n)
+				lg.mu.Unlock()
+				if n > maxConns {
+					lg.violation("%d connections to the database at once, more than %d", n, maxConns)
+				}
+			}
 			var future int
 			if err := conn.QueryRow(ctx, "SELECT count(*) FROM millrace.runs WHERE pipeline = 'load_sales_data' AND partition > $1", last.String()).Scan(&future); err == nil && future > 0 {
 				lg.violation("%d runs of a month after %s, which has not ended", future, last)
@@ -331,7 +346,9 @@ func TestSoak(t *testing.T) {
 		p.sample()
 		p.stop(syscall.SIGTERM)
 	}
-	checkResources(lg)
+	figures := checkResources(lg)
+	t.Logf("resources of the processes that lived 30 s or more (first and last sample):\n  %s", strings.Join(figures, "\n  "))
+	t.Logf("database connections to companydata: at most %d at once (the bound: %d)", lg.maxConns, maxConns)
 
 	lg.mu.Lock()
 	defer lg.mu.Unlock()
