@@ -1,7 +1,6 @@
 package orchestrator_test
 
 import (
-	"io/fs"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -10,22 +9,14 @@ import (
 	"github.com/millrace/millrace/audit"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
-	"github.com/millrace/millrace/pipelines/builtin"
+	"github.com/millrace/millrace/internal/testfolder"
 )
 
 // withStoreIDs returns the built-in files and one more transform,
 // store_ids, reading stores.
 func withStoreIDs(t *testing.T) fstest.MapFS {
 	t.Helper()
-	m := fstest.MapFS{}
-	err := fs.WalkDir(builtin.FS, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(builtin.FS, path)
-		m[path] = &fstest.MapFile{Data: data}
-		return err
-	})
+	m, err := testfolder.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,8 @@ import (
 	"github.com/millrace/millrace/pipelines/builtin"
 )
 
-// Monthly returns the built-in files and n MonthlyLoads more, feed_00 to
-// feed_NN, each loading feed_NN/{month}.csv into table feed_NN with a
-// per-month aggregate, from start (YYYY-MM).
-func Monthly(n int, start string) (fstest.MapFS, error) {
+// Builtin returns the built-in files as a folder that a test may change.
+func Builtin() (fstest.MapFS, error) {
 	m := fstest.MapFS{}
 	err := fs.WalkDir(builtin.FS, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -28,6 +26,17 @@ func Monthly(n int, start string) (fstest.MapFS, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read the built-in pipelines: %w", err)
+	}
+	return m, nil
+}
+
+// Monthly returns the built-in files and n MonthlyLoads more, feed_00 to
+// feed_NN, each loading feed_NN/{month}.csv into table feed_NN with a
+// per-month aggregate, from start (YYYY-MM).
+func Monthly(n int, start string) (fstest.MapFS, error) {
+	m, err := Builtin()
+	if err != nil {
+		return nil, err
 	}
 	for i := range n {
 		m[fmt.Sprintf("feed_%02d.yaml", i)] = &fstest.MapFile{Data: fmt.Appendf(nil, `apiVersion: millrace/v1
