@@ -7,9 +7,9 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/audit"
+	"github.com/millrace/millrace/internal/testfolder"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
-	"github.com/millrace/millrace/internal/testfolder"
 )
 
 // withStoreIDs returns the built-in files and one more transform,
