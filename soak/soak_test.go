@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -125,7 +126,11 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSystem(t, files, lg)
+	// The last month's file appears late: it is missing at the start.
+	late := last.SalesKey()
+	present := maps.Clone(files)
+	delete(present, late)
+	s := newSystem(t, present, lg)
 	for slot := range 3 {
 		s.start(slot, 0)
 	}
@@ -207,6 +212,17 @@ func TestSoak(t *testing.T) {
 			lg.violation("%v", err)
 		}
 		filesMu.Unlock()
+	})
+	var appeared sync.Once
+	every("a month's file appearing late", duration/5, duration/2, func(r *rand.Rand) {
+		appeared.Do(func() {
+			filesMu.Lock()
+			defer filesMu.Unlock()
+			if err := s.s3.put(late, files[late]); err != nil {
+				lg.violation("%v", err)
+			}
+			lg.fault("a month's file appearing late")
+		})
 	})
 	every("a backfill through the API", 5*time.Second, 10*time.Second, func(r *rand.Rand) {
 		a, b := months[r.IntN(len(months))], months[r.IntN(len(months))]
@@ -331,6 +347,11 @@ func TestSoak(t *testing.T) {
 	wg.Wait()
 	s.s3.on.Store(false)
 	faulted := time.Since(began)
+	appeared.Do(func() {
+		if err := s.s3.put(late, files[late]); err != nil {
+			lg.violation("%v", err)
+		}
+	})
 
 	// Settle: every process up, every pipeline resumed, then the months
 	// that failed, went stale or were never loaded run again, as a person
