@@ -136,7 +136,7 @@ func checkFinal(t *testing.T, s *system, lg *events, files map[string][]byte, mo
 			JOIN public.labels l ON l.idx = p.idx)
 			SELECT count(*) FROM ((SELECT * FROM fresh EXCEPT SELECT idx, attr_a, attr_b, scd_a, scd_b, label FROM public.feature_store)
 			UNION ALL (SELECT idx, attr_a, attr_b, scd_a, scd_b, label FROM public.feature_store EXCEPT SELECT * FROM fresh)) x`,
-		"runs still running": `SELECT count(*) FROM millrace.runs WHERE state = 'running'`,
+		"runs still running":                      `SELECT count(*) FROM millrace.runs WHERE state = 'running'`,
 		"run jobs still running in the job queue": `SELECT count(*) FROM millrace.river_job WHERE kind = 'millrace_run' AND state = 'running'`,
 		"automatic runs queued while their pipeline was paused": `SELECT count(*) FROM millrace.river_job j JOIN millrace.audit a ON a.action = 'pause'
 			AND a.target = j.args->>'pipeline' AND j.created_at > a.at + interval '1 second'
