@@ -231,7 +231,7 @@ func (plan *ApplyPlan) compare(before, after []pipelines.Pipeline, retire []stri
 			millrace.Words(missing, "and"), missing[0], missing[0]))
 	}
 	for _, r := range retire {
-		if _, ok := old[r]; !ok || now[r] || slices.ContainsFunc(after, func(p pipelines.Pipeline) bool { return p.Name == r }) {
+		if _, ok := old[r]; !ok || slices.ContainsFunc(after, func(p pipelines.Pipeline) bool { return p.Name == r }) {
 			return millrace.Permanent(fmt.Errorf("--retire %s: the newest revision has no pipeline %s that the folder leaves out", r, r))
 		}
 	}
