@@ -202,13 +202,13 @@ func checkFinal(t *testing.T, s *system, lg *events, files map[string][]byte, mo
 		t.Fatal(err)
 	}
 
-	// Every failed alert is followed by a recovered one: the partitions
-	// are all loaded now.
-	alerts, err := conn.Query(ctx, `SELECT pipeline, partition, event FROM millrace.alerts WHERE event IN ('failed', 'recovered') ORDER BY id`)
+	// Every failure (a failed or late alert) is followed by one recovered
+	// alert, the partitions being all loaded now, and is told once.
+	alerts, err := conn.Query(ctx, `SELECT pipeline, partition, event FROM millrace.alerts WHERE event IN ('failed', 'late', 'recovered') ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := map[string]bool{}
+	open := map[string]string{}
 	for alerts.Next() {
 		var pipeline, partition, event string
 		if err := alerts.Scan(&pipeline, &partition, &event); err != nil {
@@ -216,16 +216,19 @@ func checkFinal(t *testing.T, s *system, lg *events, files map[string][]byte, mo
 		}
 		k := pipeline + " " + partition
 		switch {
-		case event == "recovered" && !open[k]:
+		case event == "recovered" && open[k] == "":
 			lg.violation("%s: a recovered alert without a failure before it", k)
-		case event == "failed" && open[k]:
+		case event == "failed" && open[k] == "failed":
 			lg.violation("%s: a second failed alert in one failure", k)
 		}
-		open[k] = event == "failed"
+		open[k] = event
+		if event == "recovered" {
+			open[k] = ""
+		}
 	}
 	for k, o := range open {
-		if o {
-			lg.violation("%s: failed, and no recovered alert though it is loaded", k)
+		if o != "" {
+			lg.violation("%s: %s, and no recovered alert though it is loaded", k, o)
 		}
 	}
 
