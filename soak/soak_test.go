@@ -114,6 +114,7 @@ func TestSoak(t *testing.T) {
 	if _, err := gen.Write(ctx, bucket, gen.Config{Customers: 500, From: start, To: last, SalesPerMonth: 400, Seed: seed % 1000}); err != nil {
 		t.Fatal(err)
 	}
+	months := millrace.Range(start, last)
 	files := map[string][]byte{}
 	err := filepath.WalkDir(bucket, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -126,6 +127,10 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One month has ten times the sales of the others: its volume check
+	// fails when it has history enough, until a person accepts it.
+	spike := months[len(months)/2]
+	files[spike.SalesKey()] = tenfold(files[spike.SalesKey()])
 	// The last month's file appears late: it is missing at the start.
 	late := last.SalesKey()
 	present := maps.Clone(files)
@@ -153,7 +158,6 @@ func TestSoak(t *testing.T) {
 		})
 	}
 	var filesMu sync.Mutex
-	months := millrace.Range(start, last)
 	every("SIGKILL a process, start it again", 6*time.Second, 15*time.Second, func(r *rand.Rand) {
 		slot := r.IntN(3)
 		s.proc(slot).stop(syscall.SIGKILL)
@@ -272,6 +276,12 @@ func TestSoak(t *testing.T) {
 		lg.pauses = append(lg.pauses, [2]time.Time{paused, time.Now()})
 		lg.mu.Unlock()
 	})
+	every("a failed volume check accepted through the API", 8*time.Second, 16*time.Second, func(r *rand.Rand) {
+		if code, _ := s.api("POST", "/api/pipelines/load_sales_data/runs", map[string]any{"partition": spike.String(), "accept_check": true}); code/100 == 2 {
+			lg.action("run")
+		}
+		lg.fault("a failed volume check accepted through the API")
+	})
 	every("a month run again through the API", 4*time.Second, 9*time.Second, func(r *rand.Rand) {
 		m := months[r.IntN(len(months))]
 		if code, _ := s.api("POST", "/api/pipelines/load_sales_data/runs", map[string]any{"partition": m.String()}); code/100 == 2 {
@@ -361,7 +371,7 @@ func TestSoak(t *testing.T) {
 			s.start(slot, 0)
 		}
 	}
-	settle(t, s, lg, months)
+	settle(t, s, lg, months, spike)
 	runs := checkFinal(t, s, lg, files, months)
 	for _, p := range s.procs {
 		p.sample()
@@ -391,6 +401,30 @@ func TestSoak(t *testing.T) {
 		t.Errorf("violation: %s", v)
 	}
 	t.Logf("soak: %d faults (%d kinds), %d runs, %d backfills, %d violations in %s", total, len(kinds), runs, lg.backfills, len(lg.violations), faulted.Round(time.Second))
+}
+
+// tenfold returns a sales file with its rows ten times, each copy with ids
+// of its own.
+func tenfold(file []byte) []byte {
+	rows, err := csv.NewReader(bytes.NewReader(file)).ReadAll()
+	if err != nil || len(rows) < 2 {
+		return file
+	}
+	col := slices.Index(rows[0], "idx")
+	out := [][]string{rows[0]}
+	for copyN := range 10 {
+		for _, r := range rows[1:] {
+			r = slices.Clone(r)
+			if id, ok := new(big.Int).SetString(r[col], 10); ok {
+				r[col] = id.Add(id, big.NewInt(int64(copyN)*10_000_000)).String()
+			}
+			out = append(out, r)
+		}
+	}
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	_ = w.WriteAll(out)
+	return b.Bytes()
 }
 
 // bumpValue returns a sales file with the value of its first row raised

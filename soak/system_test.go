@@ -82,22 +82,28 @@ func newSystem(t *testing.T, files map[string][]byte, lg *events) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.pgCfg = localpg.Config{BinDir: binDir, DataDir: filepath.Join(s.dir, "pg"), Port: port, Superuser: "admin", Password: "admin", Fast: true}
-	if err := os.MkdirAll(s.pgCfg.DataDir, 0o755); err != nil {
+	// A data directory of the soak's own, which a restart keeps (one that
+	// localpg made itself would be removed by the Stop of a restart), where
+	// PostgreSQL's OS user can reach it (a test's TempDir is root's alone).
+	pgDir, err := os.MkdirTemp("", "millrace-soak-pg-")
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Chmod(pgDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.pgCfg = localpg.Config{BinDir: binDir, DataDir: filepath.Join(pgDir, "data"), Port: port, Superuser: "admin", Password: "admin", Fast: true}
 	if err := localpg.Reachable(s.pgCfg.DataDir); err != nil {
-		s.pgCfg.DataDir = "" // a temporary directory of localpg's own
+		t.Fatalf("PostgreSQL cannot reach %s: %v", s.pgCfg.DataDir, err)
 	}
 	if s.pg, err = localpg.Start(ctx, s.pgCfg); err != nil {
 		t.Fatal(err)
 	}
-	s.pgCfg.DataDir = s.pg.DataDir()
 	t.Cleanup(func() {
 		s.pgMu.Lock()
 		defer s.pgMu.Unlock()
 		_ = s.pg.Stop(context.Background())
-		_ = os.RemoveAll(s.pgCfg.DataDir)
+		_ = os.RemoveAll(pgDir)
 	})
 	s.dbURL = s.pg.URL("admin", "admin", "companydata")
 	s.cut, s.proxyURL = dbtest.NewCutProxy(t, s.dbURL)
@@ -132,8 +138,8 @@ func newSystem(t *testing.T, files map[string][]byte, lg *events) *system {
 		"MILLRACE_MAX_ATTEMPTS=3",
 		"MILLRACE_SOURCE_IDLE_TIMEOUT=2s",
 		"MILLRACE_SOURCE_CHECK_INTERVAL=5s",
-		"MILLRACE_CHECK_MIN_RATIO=0.01",
-		"MILLRACE_CHECK_MAX_RATIO=100",
+		"MILLRACE_CHECK_MIN_RATIO=0.2",
+		"MILLRACE_CHECK_MAX_RATIO=5",
 		"MILLRACE_LOG_LEVEL=info",
 	)
 	s.cli(t, "db", "setup")
