@@ -142,6 +142,16 @@ func newSystem(t *testing.T, files map[string][]byte, lg *events) *system {
 		"MILLRACE_CHECK_MAX_RATIO=5",
 		"MILLRACE_LOG_LEVEL=info",
 	)
+	// Processes still running when the test ends (a failure) are killed.
+	t.Cleanup(func() {
+		s.procMu.Lock()
+		defer s.procMu.Unlock()
+		for _, p := range s.procs {
+			if p != nil {
+				p.stop(syscall.SIGKILL)
+			}
+		}
+	})
 	s.cli(t, "db", "setup")
 	s.token = strings.TrimSpace(s.cli(t, "token", "create", "soak", "--role", "operator"))
 	return s
