@@ -71,7 +71,11 @@ func lockAllForPublish(ctx context.Context, tx pgx.Tx, tables []pgx.Identifier, 
 					return err
 				}
 			}
-			return nil
+			// A SET LOCAL outlives the savepoint that is released: the
+			// rest of the run gets its own lock timeout back (the short
+			// one failed the recording of outcomes under load).
+			_, err := sp.Exec(ctx, "SELECT pg_catalog.set_config('lock_timeout', $1, true)", budget)
+			return err
 		})
 		var pgErr *pgconn.PgError
 		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55P03" {

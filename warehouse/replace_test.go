@@ -438,3 +438,31 @@ func TestLockForPublishTakesAllOrNone(t *testing.T) {
 		t.Fatalf("locks after the user's transaction ended: %v", err)
 	}
 }
+
+// TestLockForPublishKeepsTheRunsLockTimeout: the short lock timeout of the
+// tries does not outlive them: the rest of the run's transaction (the
+// record of its outcome) waits for locks as long as the run may.
+func TestLockForPublishKeepsTheRunsLockTimeout(t *testing.T) {
+	t.Parallel()
+	b := setupDatabase(t)
+	dbtest.Exec(t, b.admin, "CREATE TABLE public.kept (x int)")
+	err := pgx.BeginFunc(t.Context(), b.admin, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(t.Context(), "SET LOCAL lock_timeout = '60s'"); err != nil {
+			return err
+		}
+		if err := warehouse.LockForPublish(t.Context(), tx, "kept"); err != nil {
+			return err
+		}
+		var got string
+		if err := tx.QueryRow(t.Context(), "SELECT current_setting('lock_timeout')").Scan(&got); err != nil {
+			return err
+		}
+		if got != "1min" {
+			t.Errorf("lock_timeout after the publication's lock: %s, want the run's 1min", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
