@@ -36,7 +36,7 @@ func stayAlive(ctx context.Context, pool *pgxpool.Pool, id string) (*alive, erro
 	tx, err := warehouse.HoldRow(ctx, conn, "processes", []string{"id"}, id)
 	if err != nil {
 		conn.Release()
-		return nil, err
+		return nil, fmt.Errorf("hold the row of process %s: %w", id, err)
 	}
 	return &alive{conn: conn, tx: tx}, nil
 }

@@ -1,13 +1,22 @@
 package soak_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
 	"fmt"
 	"math/big"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/millrace/millrace"
 )
@@ -51,7 +60,7 @@ func settle(t *testing.T, s *system, lg *events, months []millrace.Month, spike 
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not settled 3 minutes after the faults stopped: %s", what)
+			t.Fatalf("not settled 3 minutes after the faults stopped: %s\n%s", what, unsettled(ctx, conn))
 		}
 		if time.Since(asked) < 10*time.Second {
 			continue
@@ -84,6 +93,33 @@ func settle(t *testing.T, s *system, lg *events, months []millrace.Month, spike 
 			}
 		}
 	}
+}
+
+// unsettled describes, for a settle that failed, the runs the ledger has
+// running and the run jobs the queue has not finished.
+func unsettled(ctx context.Context, conn *pgx.Conn) string {
+	var b strings.Builder
+	for _, q := range []string{
+		`SELECT 'run ' || id || ' ' || pipeline || ' ' || partition || ' running since ' || started_at || ', job ' || coalesce(job_id::text, '-') FROM millrace.runs WHERE state = 'running' ORDER BY id`,
+		`SELECT 'job ' || id || ' ' || state || ' ' || (args->>'pipeline') || ' ' || coalesce(args->>'partition', '') || ' attempt ' || attempt || '/' || max_attempts ||
+		        ' by ' || coalesce(array_to_string(attempted_by, ','), '-') || ', attempted at ' || coalesce(attempted_at::text, '-') || ', scheduled at ' || scheduled_at ||
+		        coalesce(', last error: ' || (errors[array_upper(errors, 1)]->>'error'), '')
+		 FROM millrace.river_job WHERE kind = 'millrace_run' AND state NOT IN ('completed', 'cancelled', 'discarded') ORDER BY id`,
+	} {
+		rows, err := conn.Query(ctx, q)
+		if err != nil {
+			fmt.Fprintf(&b, "%v\n", err)
+			continue
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			fmt.Fprintf(&b, "%v\n", err)
+		}
+		for _, l := range lines {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
+	}
+	return b.String()
 }
 
 // fileSums returns a sales file's rows and sum of values.
@@ -211,6 +247,46 @@ func checkFinal(t *testing.T, s *system, lg *events, files map[string][]byte, mo
 		t.Fatal(err)
 	}
 
+	// No two attempts of a partition at once in what the workers logged:
+	// an attempt is open from its "run started" to its end (or its
+	// process's death). An attempt that lost its database session (a cut
+	// connection, PostgreSQL restarted) lost its run lock with it and may
+	// log on for a moment while another takes the partition; it can commit
+	// nothing, so it must not have succeeded.
+	lg.mu.Lock()
+	procs := slices.Clone(lg.procs)
+	lg.mu.Unlock()
+	logged := map[string][]loggedAttempt{}
+	for _, p := range procs {
+		if !p.running() && !p.stopped.Load() {
+			b, _ := os.ReadFile(p.log)
+			lg.violation("serve %s (slot %d) exited by itself at %s: %s", p.id(), p.slot, p.ended.Format(time.StampMilli), b[max(0, len(b)-2000):])
+		}
+		for _, a := range attemptsLogged(p) {
+			logged[a.partition] = append(logged[a.partition], a)
+		}
+	}
+	lost := 0
+	for part, as := range logged {
+		sort.Slice(as, func(i, j int) bool { return as[i].start.Before(as[j].start) })
+		for i, a := range as {
+			for _, b := range as[i+1:] {
+				if !b.start.Before(a.end) {
+					break
+				}
+				var state string
+				_ = conn.QueryRow(ctx, "SELECT state FROM millrace.runs WHERE id = $1", a.run).Scan(&state)
+				if state == string(millrace.StateSucceeded) {
+					lg.violation("%s: the workers logged run %d (%s to %s, %s) and run %d (from %s) at once", part, a.run,
+						a.start.Format(time.StampMilli), a.end.Format(time.StampMilli), state, b.run, b.start.Format(time.StampMilli))
+				} else {
+					lost++
+				}
+			}
+		}
+	}
+	t.Logf("attempts logged at once: %d, each by an attempt that had lost its session and did not succeed", lost)
+
 	// Every failure (a failed or late alert) is followed by one recovered
 	// alert, the partitions being all loaded now, and is told once.
 	alerts, err := conn.Query(ctx, `SELECT pipeline, partition, event FROM millrace.alerts WHERE event IN ('failed', 'late', 'recovered') ORDER BY id`)
@@ -241,6 +317,47 @@ func checkFinal(t *testing.T, s *system, lg *events, files map[string][]byte, mo
 		}
 	}
 
+	// Every cancel ended as asked: no attempt started after it by a job
+	// queued before it, of the partition cancelled; no attempt of a
+	// cancelled backfill after it, but the retries of a month it let run
+	// on.
+	for name, q := range map[string]string{
+		"attempts started after a cancel of their partition, by a job queued before it": `SELECT count(*) FROM millrace.audit a
+			JOIN millrace.runs r ON r.pipeline || ' ' || r.partition = a.target AND r.started_at > a.at + interval '1 second'
+			JOIN millrace.river_job j ON j.id = r.job_id AND j.created_at < a.at
+			WHERE a.action = 'cancel'`,
+		"attempts of a cancelled backfill started after its cancel, of a month it cancelled, stopped or had not started": `SELECT count(*) FROM millrace.backfills b
+			JOIN millrace.audit a ON a.action = 'cancel_backfill' AND a.target = 'backfill ' || b.id
+			JOIN millrace.runs r ON r.backfill_id = b.id AND r.started_at > b.cancelled_at + interval '1 second'
+			WHERE r.partition IN (SELECT v #>> '{}' FROM jsonb_path_query(a.detail, '$.cancelled[*]') v
+			                      UNION ALL SELECT v #>> '{}' FROM jsonb_path_query(a.detail, '$.stopping[*]') v)
+			   OR NOT EXISTS (SELECT 1 FROM millrace.runs r0 WHERE r0.backfill_id = b.id AND r0.partition = r.partition AND r0.started_at < b.cancelled_at)`,
+	} {
+		var n int
+		if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if n > 0 {
+			lg.violation("%d %s", n, name)
+		}
+	}
+
+	// The tables a database user squatted are its own still, as it left
+	// them.
+	lg.mu.Lock()
+	squatted := slices.Clone(lg.squatted)
+	lg.mu.Unlock()
+	for _, name := range squatted {
+		var owner, mine string
+		err := conn.QueryRow(ctx, "SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = $1", name).Scan(&owner)
+		if err == nil {
+			err = conn.QueryRow(ctx, "SELECT string_agg(mine, ',') FROM public."+pgx.Identifier{name}.Sanitize()).Scan(&mine)
+		}
+		if err != nil || owner != "mle_user" || mine != "mine" {
+			lg.violation("mle_user's table public.%s: owner %q, rows %q, %v", name, owner, mine, err)
+		}
+	}
+
 	// Every action the soak's person made is in the audit log.
 	lg.mu.Lock()
 	actions := lg.actions
@@ -255,6 +372,58 @@ func checkFinal(t *testing.T, s *system, lg *events, files map[string][]byte, mo
 		}
 	}
 	return runs
+}
+
+// loggedAttempt is an attempt as a worker logged it.
+type loggedAttempt struct {
+	partition  string // pipeline and partition
+	run        int64
+	start, end time.Time
+}
+
+// attemptLine matches a worker's log line of an attempt's start or end.
+var attemptLine = regexp.MustCompile(`^time=(\S+) level=\w+ msg="run (started|succeeded|failed|cancelled)" pipeline=(\S+) partition=(\S+) run_id=(\d+)`)
+
+// attemptsLogged returns the attempts a process logged; one it did not
+// log the end of ends with the process (or now, if it still runs).
+func attemptsLogged(p *proc) []loggedAttempt {
+	f, err := os.Open(p.log)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	end := time.Now()
+	if !p.running() {
+		end = p.ended
+	}
+	open := map[int64]*loggedAttempt{}
+	var out []loggedAttempt
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		m := attemptLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, m[1])
+		if err != nil {
+			continue
+		}
+		id, _ := strconv.ParseInt(m[5], 10, 64)
+		if m[2] == "started" {
+			open[id] = &loggedAttempt{partition: m[3] + " " + strings.Trim(m[4], `"`), run: id, start: at, end: end}
+			continue
+		}
+		if a, ok := open[id]; ok {
+			a.end = at
+			out = append(out, *a)
+			delete(open, id)
+		}
+	}
+	for _, a := range open {
+		out = append(out, *a)
+	}
+	return out
 }
 
 // checkResources checks, for each process that lived 30 s or more, that

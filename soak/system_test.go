@@ -58,8 +58,10 @@ type system struct {
 // bucketName is the fake S3's bucket.
 const bucketName = "soak"
 
-// newSystem builds and starts everything but the serve processes.
-func newSystem(t *testing.T, files map[string][]byte, lg *events) *system {
+// newSystem builds and starts everything but the serve processes. When
+// the test fails, the processes' logs and a dump of the database are kept
+// in a directory named after the seed, which the test's log names.
+func newSystem(t *testing.T, seed uint64, files map[string][]byte, lg *events) *system {
 	ctx := context.Background()
 	s := &system{t: t, dir: t.TempDir(), log: lg}
 	bin := filepath.Join(s.dir, "millrace")
@@ -106,6 +108,11 @@ func newSystem(t *testing.T, files map[string][]byte, lg *events) *system {
 		_ = os.RemoveAll(pgDir)
 	})
 	s.dbURL = s.pg.URL("admin", "admin", "companydata")
+	t.Cleanup(func() {
+		if t.Failed() {
+			s.keep(seed)
+		}
+	})
 	s.cut, s.proxyURL = dbtest.NewCutProxy(t, s.dbURL)
 
 	backend := s3mem.New()
@@ -157,6 +164,29 @@ func newSystem(t *testing.T, files map[string][]byte, lg *events) *system {
 	return s
 }
 
+// keep copies the processes' logs, and a dump of the database as it is, to
+// a directory of their own that outlives the test, and logs its path.
+func (s *system) keep(seed uint64) {
+	dir, err := os.MkdirTemp("", fmt.Sprintf("millrace-soak-%d-", seed))
+	if err != nil {
+		s.t.Logf("the logs of the failed soak are not kept: %v", err)
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(s.dir, "serve-*.log"))
+	for _, l := range logs {
+		if b, err := os.ReadFile(l); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, filepath.Base(l)), b, 0o644)
+		}
+	}
+	s.pgMu.Lock()
+	defer s.pgMu.Unlock()
+	dump := exec.Command(filepath.Join(s.pgCfg.BinDir, "pg_dump"), "--dbname", s.dbURL, "--file", filepath.Join(dir, "companydata.sql"))
+	if out, err := dump.CombinedOutput(); err != nil {
+		s.t.Logf("pg_dump: %v\n%s", err, out)
+	}
+	s.t.Logf("the failed soak's logs (%d processes) and a dump of its database are kept in %s", len(logs), dir)
+}
+
 // cli runs a command of the binary against the database directly.
 func (s *system) cli(t *testing.T, args ...string) string {
 	t.Helper()
@@ -191,6 +221,7 @@ type proc struct {
 	done     chan struct{}
 	clientID atomic.Value
 	samples  []sample
+	stopped  atomic.Bool // the soak stopped it (else, it exited of itself)
 }
 
 // sample is what a process's /metrics said at a moment.
@@ -274,6 +305,7 @@ func (p *proc) stop(sig syscall.Signal) {
 		return
 	}
 	p.id()
+	p.stopped.Store(true)
 	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:

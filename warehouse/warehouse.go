@@ -10,7 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -71,6 +73,26 @@ func (w *Warehouse) Pool() *pgxpool.Pool { return w.pool }
 
 // Close closes every connection.
 func (w *Warehouse) Close() { w.pool.Close() }
+
+// Disconnected reports whether err is the loss of the database: a
+// connection cut or closed, PostgreSQL shutting down or not yet accepting
+// connections, or a failure to connect. What failed on it may succeed on a
+// new connection.
+func Disconnected(err error) bool {
+	if err == nil {
+		return false
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	switch code := PgCode(err); {
+	case strings.HasPrefix(code, "08"), code == "57P01", code == "57P02", code == "57P03": // connection exception, admin/crash shutdown, cannot connect now
+		return true
+	case code != "":
+		return false
+	}
+	return errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, pgconn.ErrConnClosed)
+}
 
 // PgCode returns the SQLSTATE of the PostgreSQL error that err wraps, ""
 // for none.

@@ -139,7 +139,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Start(ctx context.Context) error {
 	created, err := s.users.EnsureFirstAdmin(ctx, s.cfg.Username, s.cfg.Password)
 	if err != nil {
-		return err
+		return fmt.Errorf("the first admin: %w", err)
 	}
 	if created {
 		s.cfg.Logger.Info("created the first admin: add users with `millrace user add` or on the Users page", "user", s.cfg.Username)

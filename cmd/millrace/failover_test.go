@@ -3,13 +3,16 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/dbtest"
 )
 
 // clientID returns the job queue's id of the process, from its "serving"
@@ -176,4 +179,56 @@ func copyBinary(t *testing.T, bin string) string {
 		t.Fatal(err)
 	}
 	return to
+}
+
+// TestServeStartsAgainWhenTheDatabaseGoesAway is the soak's first finding:
+// a serve whose database connection was cut while it started (here: its
+// session terminated while it waits for millrace.users) exited with "conn
+// closed". It starts again, comes up and loads.
+func TestServeStartsAgainWhenTheDatabaseGoesAway(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bucket := filepath.Join(t.TempDir(), "bucket")
+	url := dbtest.NewDatabase(t)
+	c := &cli{t: t, now: time.Date(2020, 2, 15, 12, 0, 0, 0, time.UTC), env: map[string]string{
+		"MILLRACE_DATABASE_URL":      url,
+		"MILLRACE_SOURCE":            bucket,
+		"MILLRACE_LOG_LEVEL":         "warn",
+		"MILLRACE_HTTP_ADDR":         fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"MILLRACE_SCHEDULE_INTERVAL": "1s",
+	}}
+	c.ok("gen", "--out", bucket, "--customers", "100", "--from", "2020-01", "--to", "2020-01", "--sales-per-month", "50")
+	unlock := dbtest.Lock(t)
+	c.ok("db", "setup")
+	unlock()
+	holder := dbtest.Connect(t, url)
+	admin := dbtest.Connect(t, url)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE millrace.users IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	stop := startServe(t, c)
+	defer stop()
+	// serve waits for the lock as it starts: its session ends, as in a
+	// restart of PostgreSQL.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not wait for millrace.users in 30 s")
+		}
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitLedger(t, admin, map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 1})
 }

@@ -113,6 +113,12 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 // that `millrace db setup` never set up is refused either way: migrating
 // it would leave it without its users and rights.
 func (m *Main) openWarehouse(ctx context.Context, readOnly bool) (*warehouse.Warehouse, error) {
+	return m.openWarehouseReached(ctx, readOnly, new(bool))
+}
+
+// openWarehouseReached is openWarehouse, which sets reached once the
+// database has answered (before the migrations).
+func (m *Main) openWarehouseReached(ctx context.Context, readOnly bool, reached *bool) (*warehouse.Warehouse, error) {
 	raw, from, err := m.databaseURL()
 	if err != nil {
 		return nil, err
@@ -121,6 +127,7 @@ func (m *Main) openWarehouse(ctx context.Context, readOnly bool) (*warehouse.War
 	if err != nil {
 		return nil, dbError(err, raw, from)
 	}
+	*reached = true
 	migrate := func(ctx context.Context) error {
 		if err := w.CheckMigrated(ctx); readOnly || err == nil || errors.Is(err, warehouse.ErrNotSetUp) {
 			return err

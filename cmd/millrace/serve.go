@@ -15,6 +15,7 @@ import (
 
 	"github.com/millrace/millrace/notify"
 	"github.com/millrace/millrace/orchestrator"
+	"github.com/millrace/millrace/warehouse"
 	"github.com/millrace/millrace/web"
 )
 
@@ -48,10 +49,44 @@ running runs get 30s to finish, then roll back and go back to the queue.`,
 	return cmd
 }
 
+// startTries is how many times serve starts when the database goes away
+// while it starts (PostgreSQL restarting, a connection cut), startPause
+// apart, before it gives up.
+const (
+	startTries = 10
+	startPause = 2 * time.Second
+)
+
 // serve runs until ctx ends; ready, when set, is called with the HTTP
 // address and the orchestrator once the server and the workers are up.
-// It records the installation's settings as by (serve, demo).
+// It records the installation's settings as by (serve, demo). When the
+// database, once reached, goes away before serve is up, it starts again
+// (startTries times; a database never reached is an error at once); once
+// up, the workers and the scheduler ride out the database's absences.
 func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *orchestrator.Orchestrator)) error {
+	for try := 1; ; try++ {
+		var reached, up bool
+		err := m.serveOnce(ctx, by, &reached, func(addr string, o *orchestrator.Orchestrator) {
+			up = true
+			if ready != nil {
+				ready(addr, o)
+			}
+		})
+		if !reached || up || try == startTries || !warehouse.Disconnected(err) || ctx.Err() != nil {
+			return err
+		}
+		m.logger.Warn("the database went away while serve started: starting again", "err", err, "try", try, "of", startTries)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(startPause):
+		}
+	}
+}
+
+// serveOnce is one start of serve, which returns when ctx ends or when the
+// start fails; it sets reached once the database has answered.
+func (m *Main) serveOnce(ctx context.Context, by string, reached *bool, ready func(addr string, o *orchestrator.Orchestrator)) error {
 	if _, err := m.config.orchestratorConfig(); err != nil {
 		return err
 	}
@@ -75,7 +110,7 @@ func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *
 	if err != nil {
 		return err
 	}
-	w, err := m.openWarehouse(ctx, false)
+	w, err := m.openWarehouseReached(ctx, false, reached)
 	if err != nil {
 		return err
 	}
@@ -100,6 +135,9 @@ func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.config.HTTPAddr, err)
 	}
+	// Closed here if the start fails before the server takes it (and again,
+	// harmlessly, after the server closed it).
+	defer ln.Close()
 	m.warnDefaultCredentials(ctx, w)
 	olTarget := ""
 	if deliverer != nil {
@@ -116,7 +154,11 @@ func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *
 	if err != nil {
 		return err
 	}
-	if err := ui.Start(ctx); err != nil {
+	// River's UI runs until this start of serve ends, whether it failed
+	// or stopped.
+	uiCtx, stopUI := context.WithCancel(ctx)
+	defer stopUI()
+	if err := ui.Start(uiCtx); err != nil {
 		return err
 	}
 	// The UI's http.Server cuts slow clients off: 10s for the headers,
