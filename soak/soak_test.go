@@ -50,6 +50,7 @@ type events struct {
 	backfills  int
 	maxConns   int
 	squatted   []string // tables of mle_user's in public, named as millrace names its own
+	revived    int      // processes started again after they exited by themselves as they started
 }
 
 // maxConns bounds the database connections at once: three processes of
@@ -167,15 +168,13 @@ func TestSoak(t *testing.T) {
 	// stopped and started again.
 	every("SIGKILL a process, start it again", 6*time.Second, 15*time.Second, func(r *rand.Rand) {
 		slot := 1 + r.IntN(2)
-		s.proc(slot).stop(syscall.SIGKILL)
+		s.restart(slot, syscall.SIGKILL, r.IntN(2))
 		lg.fault("SIGKILL a process, start it again")
-		s.start(slot, r.IntN(2))
 	})
 	every("SIGTERM a process, start the other build", 8*time.Second, 20*time.Second, func(r *rand.Rand) {
 		slot := 1 + r.IntN(2)
-		s.proc(slot).stop(syscall.SIGTERM)
+		s.restart(slot, syscall.SIGTERM, r.IntN(2))
 		lg.fault("SIGTERM a process, start the other build")
-		s.start(slot, r.IntN(2))
 	})
 	every("PostgreSQL restarted", 15*time.Second, 30*time.Second, func(r *rand.Rand) {
 		immediate := r.IntN(2) == 0
@@ -241,13 +240,28 @@ func TestSoak(t *testing.T) {
 			a, b = b, a
 		}
 		only := []string{"missing,failed", "failed", "stale", "all"}[r.IntN(4)]
-		if code, _ := s.api("POST", "/api/pipelines/load_sales_data/backfill", map[string]any{"from": a.String(), "to": b.String(), "only": only}); code/100 == 2 {
-			lg.action("backfill")
-			lg.mu.Lock()
-			lg.backfills++
-			lg.mu.Unlock()
+		code, body := s.api("POST", "/api/pipelines/load_sales_data/backfill", map[string]any{"from": a.String(), "to": b.String(), "only": only})
+		if code/100 != 2 {
+			return
 		}
+		lg.action("backfill")
+		lg.mu.Lock()
+		lg.backfills++
+		lg.mu.Unlock()
 		lg.fault("a backfill through the API")
+		// One in three is cancelled while it runs, with its running
+		// months or without.
+		var plan struct {
+			ID int64 `json:"id"`
+		}
+		if json.Unmarshal(body, &plan) != nil || plan.ID == 0 || r.IntN(3) != 0 {
+			return
+		}
+		time.Sleep(time.Duration(r.IntN(1000)) * time.Millisecond)
+		if code, _ := s.api("POST", fmt.Sprintf("/api/backfills/%d/cancel", plan.ID), map[string]any{"running": r.IntN(2) == 0}); code/100 == 2 {
+			lg.action("cancel_backfill")
+			lg.fault("a backfill cancelled through the API")
+		}
 	})
 	every("a running month cancelled through the API", 7*time.Second, 15*time.Second, func(r *rand.Rand) {
 		_, body := s.api("GET", "/api/pipelines/load_sales_data/partitions", nil)
@@ -261,25 +275,6 @@ func TestSoak(t *testing.T) {
 				lg.fault("a running month cancelled through the API")
 				return
 			}
-		}
-	})
-	every("a backfill cancelled through the API", 8*time.Second, 16*time.Second, func(r *rand.Rand) {
-		_, body := s.api("GET", "/api/backfills?pipeline=load_sales_data", nil)
-		var bs []struct {
-			ID    int64  `json:"id"`
-			State string `json:"state"`
-		}
-		_ = json.Unmarshal(body, &bs)
-		for _, b := range bs {
-			if b.State != "running" {
-				continue
-			}
-			running := r.IntN(2) == 0
-			if code, _ := s.api("POST", fmt.Sprintf("/api/backfills/%d/cancel", b.ID), map[string]any{"running": running}); code/100 == 2 {
-				lg.action("cancel_backfill")
-			}
-			lg.fault("a backfill cancelled through the API")
-			return
 		}
 	})
 	every("a pipeline paused, then resumed", 10*time.Second, 20*time.Second, func(r *rand.Rand) {
@@ -363,6 +358,16 @@ func TestSoak(t *testing.T) {
 				return
 			case <-tick.C:
 			}
+			// A process that exited by itself before it was up (the
+			// database unreachable as it started) is started again, as
+			// compose's restart policy or Kubernetes would.
+			for slot := range 3 {
+				if s.revive(slot) {
+					lg.mu.Lock()
+					lg.revived++
+					lg.mu.Unlock()
+				}
+			}
 			s.procMu.Lock()
 			live := slices.Clone(s.procs)
 			s.procMu.Unlock()
@@ -406,10 +411,8 @@ func TestSoak(t *testing.T) {
 	// Settle: every process up, every pipeline resumed, then the months
 	// that failed, went stale or were never loaded run again, as a person
 	// would ask.
-	for slot, p := range s.procs {
-		if !p.running() {
-			s.start(slot, 0)
-		}
+	for slot := range 3 {
+		s.revive(slot)
 	}
 	settle(t, s, lg, months, spike)
 	runs := checkFinal(t, s, lg, files, months)
@@ -421,6 +424,7 @@ func TestSoak(t *testing.T) {
 	figures := checkResources(lg)
 	t.Logf("resources of the processes that lived 30 s or more (first and last sample):\n  %s", strings.Join(figures, "\n  "))
 	t.Logf("database connections to companydata: at most %d at once (the bound: %d)", lg.maxConns, maxConns)
+	t.Logf("processes that exited by themselves as they started (the database unreachable), started again: %d", lg.revived)
 
 	lg.mu.Lock()
 	defer lg.mu.Unlock()

@@ -50,6 +50,7 @@ type system struct {
 	s3       *faultyS3
 	procs    []*proc
 	procMu   sync.Mutex
+	slotMu   sync.Mutex // held while a slot's process is replaced
 	token    string
 	env      []string
 	log      *events
@@ -264,6 +265,30 @@ func (s *system) start(slot, build int) *proc {
 	s.log.lives(p)
 	return p
 }
+
+// restart stops slot's process with sig and starts bins[build] in its
+// place.
+func (s *system) restart(slot int, sig syscall.Signal, build int) {
+	s.slotMu.Lock()
+	defer s.slotMu.Unlock()
+	s.proc(slot).stop(sig)
+	s.start(slot, build)
+}
+
+// revive starts slot's process again if it exited by itself (or was
+// stopped and not started again), and reports whether it did.
+func (s *system) revive(slot int) bool {
+	s.slotMu.Lock()
+	defer s.slotMu.Unlock()
+	if s.proc(slot).running() {
+		return false
+	}
+	s.start(slot, 0)
+	return true
+}
+
+// up reports whether the process logged that it serves.
+func (p *proc) up() bool { return p.id() != "" }
 
 // proc returns the process of slot.
 func (s *system) proc(slot int) *proc {
