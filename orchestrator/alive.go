@@ -3,6 +3,8 @@ package orchestrator
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,37 +16,109 @@ import (
 // alive is a process's proof of life: its row of millrace.processes, locked
 // by a transaction of its own for as long as the process runs jobs.
 // PostgreSQL ends the transaction, and frees the row, when the process
-// dies; rescueDead then hands its running jobs back.
+// dies; rescueDead then hands its running jobs back. The connection may
+// die while the process lives (a cut, PostgreSQL restarted): keep notices
+// it within aliveCheck and holds the row again, or else the process would
+// look dead from then on.
 type alive struct {
-	conn *pgxpool.Conn
-	tx   pgx.Tx
+	pool   *pgxpool.Pool
+	id     string
+	logger *slog.Logger
+	mu     sync.Mutex
+	conn   *pgxpool.Conn // nil while the row is not held
+	tx     pgx.Tx
+	stop   context.CancelFunc
+	done   chan struct{}
 }
 
+// aliveCheck is how often a process checks that it still holds its row.
+const aliveCheck = time.Second
+
 // stayAlive records the process id and locks its row on a connection of
-// its own, after removing the rows of processes that are gone.
-func stayAlive(ctx context.Context, pool *pgxpool.Pool, id string) (*alive, error) {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("acquire connection: %w", err)
-	}
-	// The rows of processes that are gone: theirs is free.
-	if _, err := conn.Exec(ctx, `DELETE FROM millrace.processes WHERE id IN (
+// its own, after removing the rows of processes that are gone, and keeps
+// it locked until end.
+func stayAlive(ctx context.Context, pool *pgxpool.Pool, id string, logger *slog.Logger) (*alive, error) {
+	if _, err := pool.Exec(ctx, `DELETE FROM millrace.processes WHERE id IN (
 		SELECT id FROM millrace.processes WHERE started_at < clock_timestamp() - interval '1 day' FOR UPDATE SKIP LOCKED)`); err != nil {
-		conn.Release()
 		return nil, fmt.Errorf("remove the rows of processes that are gone: %w", err)
 	}
-	tx, err := warehouse.HoldRow(ctx, conn, "processes", []string{"id"}, id)
+	a := &alive{pool: pool, id: id, logger: logger, done: make(chan struct{})}
+	if err := a.hold(ctx); err != nil {
+		return nil, err
+	}
+	keepCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stop = stop
+	go a.keep(keepCtx)
+	return a, nil
+}
+
+// hold locks the process's row on a new connection; a.mu is held or a is
+// not shared yet.
+func (a *alive) hold(ctx context.Context) error {
+	conn, err := a.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection: %w", err)
+	}
+	tx, err := warehouse.HoldRow(ctx, conn, "processes", []string{"id"}, a.id)
 	if err != nil {
 		conn.Release()
-		return nil, fmt.Errorf("hold the row of process %s: %w", id, err)
+		return fmt.Errorf("hold the row of process %s: %w", a.id, err)
 	}
-	return &alive{conn: conn, tx: tx}, nil
+	a.conn, a.tx = conn, tx
+	return nil
+}
+
+// keep checks every aliveCheck that the row is held, and holds it again
+// when its connection has gone, until ctx ends.
+func (a *alive) keep(ctx context.Context) {
+	defer close(a.done)
+	tick := time.NewTicker(aliveCheck)
+	defer tick.Stop()
+	lost := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		a.mu.Lock()
+		if a.conn != nil {
+			check, cancel := context.WithTimeout(ctx, aliveCheck)
+			_, err := a.tx.Exec(check, "SELECT")
+			cancel()
+			if err != nil {
+				// Gone, or not answering: a new connection and a new hold
+				// (the old session's lock ends with it).
+				_ = a.tx.Rollback(context.WithoutCancel(ctx))
+				a.conn.Release()
+				a.conn, a.tx = nil, nil
+				if !lost && ctx.Err() == nil {
+					a.logger.Warn("this process's proof of life went with its database connection: holding it again", "process", a.id, "err", err)
+				}
+				lost = true
+			}
+		}
+		if a.conn == nil && ctx.Err() == nil {
+			if err := a.hold(ctx); err == nil && lost {
+				a.logger.Info("this process's proof of life is held again", "process", a.id)
+				lost = false
+			}
+		}
+		a.mu.Unlock()
+	}
 }
 
 // end frees the process's row: it runs no more jobs.
 func (a *alive) end(ctx context.Context) {
-	_ = a.tx.Rollback(ctx)
-	a.conn.Release()
+	a.stop()
+	<-a.done
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.conn != nil {
+		_ = a.tx.Rollback(ctx)
+		a.conn.Release()
+		a.conn, a.tx = nil, nil
+	}
 }
 
 // deathPoll is how often a scheduler process looks for runs of a process

@@ -296,7 +296,7 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 	if !o.cfg.Workers {
 		return nil
 	}
-	a, err := stayAlive(ctx, o.w.Pool(), o.client.ID())
+	a, err := stayAlive(ctx, o.w.Pool(), o.client.ID(), o.cfg.Logger)
 	if err != nil {
 		return err
 	}
