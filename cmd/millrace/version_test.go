@@ -63,7 +63,9 @@ func git(t *testing.T, dir string, args ...string) string {
 func buildIn(t *testing.T, dir string, ldflags ...string) []string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "millrace")
-	args := append([]string{"build", "-buildvcs=true", "-o", bin}, ldflags...)
+	// -trimpath leaves the directory out of the packages' build keys, so
+	// that each clone after the first takes them from the build cache.
+	args := append([]string{"build", "-trimpath", "-buildvcs=true", "-o", bin}, ldflags...)
 	cmd := exec.Command("go", append(args, "./cmd/millrace")...)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
