@@ -133,3 +133,56 @@ func TestSecondKillRescued(t *testing.T) {
 		t.Errorf("second kill: rescued %d, want 1; the job stays %s until River's rescuer (after RunTimeout + 1m)", n, state)
 	}
 }
+
+// TestDeadWorkersRecordedFailureRescued is the soak's third finding: a
+// worker recorded its attempt's failure in the ledger, then died (PostgreSQL
+// restarted, then the process killed) before River recorded the job's; the
+// job stayed running in River, where rescueDead left it because its attempt
+// had an outcome, until River's rescuer an hour later. It is handed back.
+func TestDeadWorkersRecordedFailureRescued(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.NewSetUpDatabase(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := warehouse.Open(ctx, url, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	o, err := New(ctx, w, ledger.New(w, logger), pipelines.New(nil), Config{Workers: true, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := o.Enqueue(ctx, "process_data", []string{""}, Ask{Trigger: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := q[0].JobID
+	// A process that is gone: its row of millrace.processes, which nothing
+	// holds, and the job it was running.
+	if _, err := w.Pool().Exec(ctx, "INSERT INTO millrace.processes (id) VALUES ('gone')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Pool().Exec(ctx, "UPDATE millrace.river_job SET state = 'running', attempt = 1, attempted_at = now(), attempted_by = '{gone}' WHERE id = $1", job); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ledger.New(w, logger).Execute(ctx, ledger.RunSpec{Pipeline: "process_data", Trigger: "test", JobID: job, Retried: func(error) bool { return true }},
+		func(context.Context, pgx.Tx, *slog.Logger) (int64, error) { return 0, errors.New("the source went away") })
+	if err == nil {
+		t.Fatal("the attempt did not fail")
+	}
+	var n int64
+	if err := pgx.BeginFunc(ctx, w.Pool(), func(tx pgx.Tx) error {
+		n, _, err = rescueDead(ctx, tx)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var state string
+	if err := w.Pool().QueryRow(ctx, "SELECT state::text FROM millrace.river_job WHERE id = $1", job).Scan(&state); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || state != "available" {
+		t.Errorf("rescued %d, the job %s; want it handed back (available)", n, state)
+	}
+}

@@ -95,9 +95,13 @@ const rescueGrace = 5 * time.Second
 // is free (see alive) — or, for a worker that has no row (a process of an
 // older millrace), the job has been running for longer than rescueGrace —
 // while no process holds the partition's run lock (millrace.run_locks, which
-// a run holds until its outcome commits) and the attempt recorded no
-// outcome. A live process's job is never handed back, however long it
-// stalls. A job with no attempt left is discarded, and the ledger then
+// a run holds until its outcome commits) and, for a worker without a row,
+// the attempt recorded no outcome. A dead worker's attempt may have
+// recorded its failure and died before River recorded the job's (a
+// restart of PostgreSQL, then a kill): handed back too, the job runs again
+// if the ledger queued a retry, else its worker finds the partition not
+// queued and cancels it. A live process's job is never handed back,
+// however long it stalls. A job with no attempt left is discarded, and the ledger then
 // closes its partition as lost (ledger.CloseLost). River's own rescuer would
 // wait far longer. It locks nothing of a job it does not hand back (a worker
 // about to take its run lock would find it taken), and returns how long
@@ -108,10 +112,10 @@ func rescueDead(ctx context.Context, tx pgx.Tx) (rescued int64, lookAgain time.D
 	err = tx.QueryRow(ctx, `
 		WITH running AS (
 			SELECT j.id, j.attempted_at, j.attempted_by[array_upper(j.attempted_by, 1)] AS worker,
-			       j.args->>'pipeline' AS pipeline, j.args->>'partition' AS partition
+			       j.args->>'pipeline' AS pipeline, j.args->>'partition' AS partition,
+			       EXISTS (SELECT 1 FROM millrace.runs r WHERE r.job_id = j.id AND r.started_at >= j.attempted_at AND r.finished_at IS NOT NULL) AS closed
 			FROM millrace.river_job j
 			WHERE j.kind = $1 AND j.state = $2::text::millrace.river_job_state
-			  AND NOT EXISTS (SELECT 1 FROM millrace.runs r WHERE r.job_id = j.id AND r.started_at >= j.attempted_at AND r.finished_at IS NOT NULL)
 		), gone AS (
 			SELECT p.id FROM millrace.processes p WHERE p.id IN (SELECT worker FROM running)
 			FOR UPDATE SKIP LOCKED
@@ -119,7 +123,7 @@ func rescueDead(ctx context.Context, tx pgx.Tx) (rescued int64, lookAgain time.D
 			SELECT j.id, r.pipeline, r.partition
 			FROM millrace.river_job j JOIN running r ON r.id = j.id
 			WHERE r.worker IN (SELECT id FROM gone)
-			   OR (NOT EXISTS (SELECT 1 FROM millrace.processes p WHERE p.id = r.worker)
+			   OR (NOT r.closed AND NOT EXISTS (SELECT 1 FROM millrace.processes p WHERE p.id = r.worker)
 			       AND r.attempted_at < clock_timestamp() - make_interval(secs => $3))
 			FOR UPDATE OF j SKIP LOCKED
 		), free AS (
@@ -141,7 +145,7 @@ func rescueDead(ctx context.Context, tx pgx.Tx) (rescued int64, lookAgain time.D
 		SELECT (SELECT count(*) FROM rescued),
 		       (SELECT extract(epoch FROM min(r.attempted_at) + make_interval(secs => $3) - clock_timestamp())
 		        FROM running r
-		        WHERE NOT EXISTS (SELECT 1 FROM millrace.processes p WHERE p.id = r.worker)
+		        WHERE NOT r.closed AND NOT EXISTS (SELECT 1 FROM millrace.processes p WHERE p.id = r.worker)
 		          AND r.attempted_at >= clock_timestamp() - make_interval(secs => $3))::float8`,
 		runArgs{}.Kind(), rivertype.JobStateRunning, rescueGrace.Seconds(), rivertype.JobStateDiscarded, rivertype.JobStateAvailable).Scan(&rescued, &again)
 	if err != nil {
