@@ -106,7 +106,8 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 		if done.State != rivertype.JobStateCompleted || done.Attempt != job.Attempt {
 			// River writes nothing for a job that is no longer this
 			// attempt's: committing would leave it to run again.
-			return fmt.Errorf("complete job %d: it is %s at attempt %d, not this attempt's (%d)", job.ID, done.State, done.Attempt, job.Attempt)
+			return fmt.Errorf("the job queue gave this run's job (%d) back while it ran, as it does for a process it takes for dead: rolled back, to run once, elsewhere (the job is %s at attempt %d, this was attempt %d)",
+				job.ID, done.State, done.Attempt, job.Attempt)
 		}
 		return nil
 	})
