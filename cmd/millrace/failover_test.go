@@ -232,3 +232,47 @@ func TestServeStartsAgainWhenTheDatabaseGoesAway(t *testing.T) {
 	}
 	waitLedger(t, admin, map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 1})
 }
+
+// TestServeStoppedWhileItStarts: a SIGTERM (here its context's end) that
+// comes while serve starts (waiting for millrace.users, as under load) is
+// a clean stop, not an error ("the first admin: context canceled", exit
+// status 1, as TestServeRollingRestart once saw).
+func TestServeStoppedWhileItStarts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.NewDatabase(t)
+	c := &cli{t: t, now: time.Date(2020, 2, 15, 12, 0, 0, 0, time.UTC), env: map[string]string{
+		"MILLRACE_DATABASE_URL": url,
+		"MILLRACE_SOURCE":       t.TempDir(),
+		"MILLRACE_LOG_LEVEL":    "warn",
+		"MILLRACE_HTTP_ADDR":    fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+	}}
+	unlock := dbtest.Lock(t)
+	c.ok("db", "setup")
+	unlock()
+	holder := dbtest.Connect(t, url)
+	admin := dbtest.Connect(t, url)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // ends with the test
+	if _, err := tx.Exec(ctx, "LOCK TABLE millrace.users IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	stop := startServe(t, c)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not wait for millrace.users in 30 s")
+		}
+	}
+	stop() // fails the test if serve returns an error
+}

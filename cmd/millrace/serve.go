@@ -72,6 +72,11 @@ func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *
 				ready(addr, o)
 			}
 		})
+		if ctx.Err() != nil && !up && errors.Is(err, context.Canceled) {
+			// Stopped (SIGTERM, Ctrl-C) while it started: a clean stop.
+			m.logger.Info("stopped before it was up")
+			return nil
+		}
 		if !reached || up || try == startTries || !warehouse.Disconnected(err) || ctx.Err() != nil {
 			return err
 		}
