@@ -83,16 +83,16 @@ func (a *alive) keep(ctx context.Context) {
 		}
 		a.mu.Lock()
 		if a.conn != nil {
-			check, cancel := context.WithTimeout(ctx, aliveCheck)
-			_, err := a.tx.Exec(check, "SELECT")
-			cancel()
-			if err != nil {
-				// Gone, or not answering: a new connection and a new hold
-				// (the old session's lock ends with it).
+			// No time limit: a slow answer under load is no death, and
+			// letting the row go for it would look like one.
+			_, err := a.tx.Exec(ctx, "SELECT")
+			if err != nil && ctx.Err() == nil {
+				// Gone: a new connection and a new hold (the old session's
+				// lock went with it).
 				_ = a.tx.Rollback(context.WithoutCancel(ctx))
 				a.conn.Release()
 				a.conn, a.tx = nil, nil
-				if !lost && ctx.Err() == nil {
+				if !lost {
 					a.logger.Warn("this process's proof of life went with its database connection: holding it again", "process", a.id, "err", err)
 				}
 				lost = true
