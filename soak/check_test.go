@@ -57,6 +57,7 @@ func settle(t *testing.T, s *system, lg *events, months []millrace.Month, spike 
 			t.Fatal(err)
 		}
 		if left == 0 {
+			t.Logf("settled %s after the faults stopped", time.Since(deadline.Add(-3*time.Minute)).Round(time.Second))
 			return
 		}
 		if time.Now().After(deadline) {
