@@ -167,7 +167,9 @@ func TestDeadWorkersRecordedFailureRescued(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = ledger.New(w, logger).Execute(ctx, ledger.RunSpec{Pipeline: "process_data", Trigger: "test", JobID: job, Retried: func(error) bool { return true }},
-		func(context.Context, pgx.Tx, *slog.Logger) (int64, error) { return 0, errors.New("the source went away") })
+		func(context.Context, pgx.Tx, *slog.Logger) (int64, error) {
+			return 0, errors.New("the source went away")
+		})
 	if err == nil {
 		t.Fatal("the attempt did not fail")
 	}
