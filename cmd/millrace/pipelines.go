@@ -141,6 +141,7 @@ is one.`,
 	checkCmd.Flags().StringVar(&database, "database", "", "check the SQL through this database (an admin URL), in a transaction that is rolled back")
 	checkCmd.Flags().StringVar(&pgBin, "pg-bin", "", "check on a scratch cluster of the PostgreSQL server binaries in this directory (without it, a scratch cluster is used when no database is given: MILLRACE_PG_BIN, then the installed server)")
 	checkCmd.Flags().BoolVar(&update, "update", false, "write DIR/inputs.lock from what PostgreSQL says the transforms read")
+	checkCmd.MarkFlagsMutuallyExclusive("database", "pg-bin")
 	schemaCmd := &cobra.Command{
 		Use:   "schema",
 		Short: "Print the JSON Schema of a pipeline file, for editors",

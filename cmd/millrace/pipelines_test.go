@@ -46,6 +46,9 @@ func TestPipelinesCommands(t *testing.T) {
 	if _, _, err := c.run("pipelines", "check", dir, "--pg-bin", t.TempDir()); err == nil || !strings.Contains(err.Error(), "check postgresql binaries in") {
 		t.Errorf("check --pg-bin of a folder without PostgreSQL: %v, want the folder named", err)
 	}
+	if _, _, err := c.run("pipelines", "check", dir, "--pg-bin", t.TempDir(), "--database", "postgres://admin:admin@127.0.0.1:1/companydata"); err == nil || !strings.Contains(err.Error(), "[database pg-bin] were all set") {
+		t.Errorf("check with both --pg-bin and --database: %v, want them refused together", err)
+	}
 	if err := os.WriteFile(sql, good, 0o644); err != nil {
 		t.Fatal(err)
 	}
