@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -178,13 +179,17 @@ func (m *Main) checkThroughPostgres(ctx context.Context, f *pipelines.Folder, da
 			return nil, nil, "", err
 		}
 		quiet := slog.New(slog.DiscardHandler)
-		cluster, err := localpg.Start(ctx, localpg.Config{BinDir: binDir, Fast: true, Logger: quiet})
+		// Passwords of its own: while it runs, whoever can reach
+		// 127.0.0.1 could log in with the default ones, as a superuser
+		// (who may run programs as the server's OS user).
+		pw := warehouse.Passwords{Admin: rand.Text(), DSUser: rand.Text(), MLEUser: rand.Text(), Analytics: rand.Text()}
+		cluster, err := localpg.Start(ctx, localpg.Config{BinDir: binDir, Fast: true, Logger: quiet, Superuser: warehouse.AdminUser, Password: pw.Admin})
 		if err != nil {
 			return nil, nil, "", fmt.Errorf("start a scratch PostgreSQL cluster: %w", err)
 		}
 		defer func() { _ = cluster.Stop(context.WithoutCancel(ctx)) }()
-		database, where = cluster.URL(warehouse.AdminUser, warehouse.AdminUser, "companydata"), "a scratch cluster of "+binDir
-		if err := warehouse.Setup(ctx, database, warehouse.Passwords{}, quiet); err != nil {
+		database, where = cluster.URL(warehouse.AdminUser, pw.Admin, "companydata"), "a scratch cluster of "+binDir
+		if err := warehouse.Setup(ctx, database, pw, quiet); err != nil {
 			return nil, nil, "", fmt.Errorf("set the scratch cluster up: %w", err)
 		}
 	}
