@@ -66,6 +66,9 @@ func settle(t *testing.T, s *system, lg *events, months []millrace.Month, spike 
 		if time.Since(asked) < 10*time.Second {
 			continue
 		}
+		if !asked.IsZero() {
+			t.Logf("settle: %d left: %s", left, what)
+		}
 		asked = time.Now()
 		// The month whose volume check fails first, accepted, so that a
 		// backfill does not queue it without the acceptance.
