@@ -146,9 +146,11 @@ func fileSums(file []byte) (int64, *big.Rat, error) {
 // checkFinal checks the settled system and returns how many runs it made:
 // every month holds exactly its file's rows and sum, monthly_sales is the
 // sums of sales, the feature store equals a fresh build, nothing is left
-// running, no two attempts of a partition overlapped, no automatic run
-// was queued while its pipeline was paused, every failure was followed by
-// a recovery, and every person's action is in the audit log.
+// running, no two attempts of a partition overlapped (in the ledger or in
+// the workers' logs), no automatic run was queued while its pipeline was
+// paused, nothing ran after a cancel, squatted tables are intact, no
+// process exited by itself but as it started, every failure was followed
+// by a recovery, and every person's action is in the audit log.
 func checkFinal(t *testing.T, s *system, lg *events, files map[string][]byte, months []millrace.Month) int {
 	t.Helper()
 	ctx := context.Background()
