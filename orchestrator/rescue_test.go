@@ -62,23 +62,32 @@ func TestPassLeavesStartingRunsAlone(t *testing.T) {
 	}
 }
 
+// newRescueBundle returns a set-up database's URL, a warehouse on it, an
+// orchestrator with workers (not started) of the built-in pipelines, and a
+// logger that discards.
+func newRescueBundle(t *testing.T) (string, *warehouse.Warehouse, *Orchestrator, *slog.Logger) {
+	t.Helper()
+	url := dbtest.NewSetUpDatabase(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := warehouse.Open(t.Context(), url, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	o, err := New(t.Context(), w, ledger.New(w, logger), pipelines.New(nil), Config{Workers: true, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url, w, o, logger
+}
+
 // TestSecondKillRescued: a job whose process is killed twice in a row is
 // rescued the second time too, although attempt 2's start closed attempt
 // 1's runs row (same job id) after attempt 2's attempted_at.
 func TestSecondKillRescued(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := dbtest.NewSetUpDatabase(t)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	w, err := warehouse.Open(ctx, url, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	o, err := New(ctx, w, ledger.New(w, logger), pipelines.New(nil), Config{Workers: true, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, w, o, logger := newRescueBundle(t)
 	q, err := o.Enqueue(ctx, "process_data", []string{""}, Ask{Trigger: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -142,17 +151,7 @@ func TestSecondKillRescued(t *testing.T) {
 func TestDeadWorkersRecordedFailureRescued(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := dbtest.NewSetUpDatabase(t)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	w, err := warehouse.Open(ctx, url, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	o, err := New(ctx, w, ledger.New(w, logger), pipelines.New(nil), Config{Workers: true, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, w, o, logger := newRescueBundle(t)
 	q, err := o.Enqueue(ctx, "process_data", []string{""}, Ask{Trigger: "test"})
 	if err != nil {
 		t.Fatal(err)

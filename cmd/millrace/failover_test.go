@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/internal/dbtest"
@@ -187,47 +190,19 @@ func copyBinary(t *testing.T, bin string) string {
 // closed". It starts again, comes up and loads.
 func TestServeStartsAgainWhenTheDatabaseGoesAway(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	bucket := filepath.Join(t.TempDir(), "bucket")
-	url := dbtest.NewDatabase(t)
 	c := &cli{t: t, now: time.Date(2020, 2, 15, 12, 0, 0, 0, time.UTC), env: map[string]string{
-		"MILLRACE_DATABASE_URL":      url,
 		"MILLRACE_SOURCE":            bucket,
-		"MILLRACE_LOG_LEVEL":         "warn",
-		"MILLRACE_HTTP_ADDR":         fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"MILLRACE_SCHEDULE_INTERVAL": "1s",
 	}}
 	c.ok("gen", "--out", bucket, "--customers", "100", "--from", "2020-01", "--to", "2020-01", "--sales-per-month", "50")
-	unlock := dbtest.Lock(t)
-	c.ok("db", "setup")
-	unlock()
-	holder := dbtest.Connect(t, url)
-	admin := dbtest.Connect(t, url)
-	tx, err := holder.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE millrace.users IN EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	stop := startServe(t, c)
+	admin, hold, waiting, stop := serveWaitingForUsers(t, c)
 	defer stop()
-	// serve waits for the lock as it starts: its session ends, as in a
-	// restart of PostgreSQL.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var n int
-		if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-			WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("serve did not wait for millrace.users in 30 s")
-		}
+	// Its session ends, as in a restart of PostgreSQL.
+	if _, err := admin.Exec(t.Context(), "SELECT pg_terminate_backend($1)", waiting); err != nil {
+		t.Fatal(err)
 	}
-	if err := tx.Rollback(ctx); err != nil {
+	if err := hold.Rollback(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	waitLedger(t, admin, map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 1})
@@ -239,40 +214,44 @@ func TestServeStartsAgainWhenTheDatabaseGoesAway(t *testing.T) {
 // status 1, as TestServeRollingRestart once saw).
 func TestServeStoppedWhileItStarts(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	c := &cli{t: t, now: time.Date(2020, 2, 15, 12, 0, 0, 0, time.UTC), env: map[string]string{"MILLRACE_SOURCE": t.TempDir()}}
+	_, _, _, stop := serveWaitingForUsers(t, c)
+	stop() // fails the test if serve returns an error
+}
+
+// serveWaitingForUsers sets up a new database for c (its URL and an HTTP
+// address go into c.env), locks millrace.users in a transaction, starts
+// serve in-process and returns once serve's start waits for that lock: a
+// connection as admin, the transaction, the pid of serve's waiting session
+// and the stop of serve.
+func serveWaitingForUsers(t *testing.T, c *cli) (admin *pgx.Conn, hold pgx.Tx, waiting int, stop func()) {
+	t.Helper()
+	ctx := t.Context()
 	url := dbtest.NewDatabase(t)
-	c := &cli{t: t, now: time.Date(2020, 2, 15, 12, 0, 0, 0, time.UTC), env: map[string]string{
-		"MILLRACE_DATABASE_URL": url,
-		"MILLRACE_SOURCE":       t.TempDir(),
-		"MILLRACE_LOG_LEVEL":    "warn",
-		"MILLRACE_HTTP_ADDR":    fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-	}}
+	c.env["MILLRACE_DATABASE_URL"], c.env["MILLRACE_HTTP_ADDR"], c.env["MILLRACE_LOG_LEVEL"] = url, fmt.Sprintf("127.0.0.1:%d", freePort(t)), "warn"
 	unlock := dbtest.Lock(t)
 	c.ok("db", "setup")
 	unlock()
-	holder := dbtest.Connect(t, url)
-	admin := dbtest.Connect(t, url)
-	tx, err := holder.Begin(ctx)
+	admin = dbtest.Connect(t, url)
+	hold, err := dbtest.Connect(t, url).Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // ends with the test
-	if _, err := tx.Exec(ctx, "LOCK TABLE millrace.users IN EXCLUSIVE MODE"); err != nil {
+	if _, err := hold.Exec(ctx, "LOCK TABLE millrace.users IN EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
-	stop := startServe(t, c)
+	stop = startServe(t, c)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var n int
-		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
-			t.Fatal(err)
+		err := admin.QueryRow(ctx, `SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' LIMIT 1`).Scan(&waiting)
+		if err == nil {
+			return admin, hold, waiting, stop
 		}
-		if n > 0 {
-			break
+		if !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("serve did not wait for millrace.users in 30 s")
 		}
 	}
-	stop() // fails the test if serve returns an error
 }
