@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,11 +23,11 @@ type alive struct {
 	pool   *pgxpool.Pool
 	id     string
 	logger *slog.Logger
-	mu     sync.Mutex
-	conn   *pgxpool.Conn // nil while the row is not held
-	tx     pgx.Tx
-	stop   context.CancelFunc
-	done   chan struct{}
+	// conn and tx are keep's alone while it runs, and end's after it.
+	conn *pgxpool.Conn // nil while the row is not held
+	tx   pgx.Tx
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // aliveCheck is how often a process checks that it still holds its row.
@@ -52,8 +51,7 @@ func stayAlive(ctx context.Context, pool *pgxpool.Pool, id string, logger *slog.
 	return a, nil
 }
 
-// hold locks the process's row on a new connection; a.mu is held or a is
-// not shared yet.
+// hold locks the process's row on a new connection.
 func (a *alive) hold(ctx context.Context) error {
 	conn, err := a.pool.Acquire(ctx)
 	if err != nil {
@@ -81,7 +79,6 @@ func (a *alive) keep(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		a.mu.Lock()
 		if a.conn != nil {
 			// No time limit: a slow answer under load is no death, and
 			// letting the row go for it would look like one.
@@ -104,7 +101,6 @@ func (a *alive) keep(ctx context.Context) {
 				lost = false
 			}
 		}
-		a.mu.Unlock()
 	}
 }
 
@@ -112,8 +108,6 @@ func (a *alive) keep(ctx context.Context) {
 func (a *alive) end(ctx context.Context) {
 	a.stop()
 	<-a.done
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.conn != nil {
 		_ = a.tx.Rollback(ctx)
 		a.conn.Release()

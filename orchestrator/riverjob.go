@@ -101,8 +101,8 @@ const rescueGrace = 5 * time.Second
 // restart of PostgreSQL, then a kill): handed back too, the job runs again
 // if the ledger queued a retry, else its worker finds the partition not
 // queued and cancels it. A live process's job is never handed back,
-// however long it stalls. A job with no attempt left is discarded, and the ledger then
-// closes its partition as lost (ledger.CloseLost). River's own rescuer would
+// however long it stalls. A job with no attempt left is discarded, and the
+// ledger then closes its partition as lost (ledger.CloseLost). River's own rescuer would
 // wait far longer. It locks nothing of a job it does not hand back (a worker
 // about to take its run lock would find it taken), and returns how long
 // until the youngest job of a worker without a row leaves its grace, to look

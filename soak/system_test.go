@@ -109,14 +109,6 @@ func newSystem(t *testing.T, seed uint64, files map[string][]byte, lg *events) *
 		_ = os.RemoveAll(pgDir)
 	})
 	s.dbURL = s.pg.URL("admin", "admin", "companydata")
-	// Fast leaves fsync off, which no crash of a process can hurt (what was
-	// written is in the kernel's cache), and turns synchronous_commit off,
-	// with which an immediate stop loses the commits of its last moment,
-	// answered already: the first 30-minute soak lost a pause that way.
-	// Commits are synchronous here, as on a production server.
-	if err := s.adminExec(ctx, "ALTER SYSTEM SET synchronous_commit = on", "SELECT pg_reload_conf()"); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			s.keep(seed)
@@ -169,24 +161,35 @@ func newSystem(t *testing.T, seed uint64, files map[string][]byte, lg *events) *
 		}
 	})
 	s.cli(t, "db", "setup")
-	s.token = strings.TrimSpace(s.cli(t, "token", "create", "soak", "--role", "operator"))
-	return s
-}
-
-// adminExec runs statements as the cluster's superuser, in the database
-// postgres.
-func (s *system) adminExec(ctx context.Context, sqls ...string) error {
-	conn, err := pgx.Connect(ctx, s.pg.URL("admin", "admin", "postgres"))
+	// Fast leaves fsync off, which no crash of a process can hurt (what was
+	// written is in the kernel's cache), and turns synchronous_commit off,
+	// with which an immediate stop loses the commits of its last moment,
+	// answered already: the first 30-minute soak lost a pause that way.
+	// Commits are synchronous here, as on a production server.
+	admin, err := s.db(ctx, "admin")
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	for _, q := range sqls {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
+	defer admin.Close(ctx)
+	for _, q := range []string{"ALTER SYSTEM SET synchronous_commit = on", "SELECT pg_reload_conf()"} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	return nil
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var setting string
+		if err := admin.QueryRow(ctx, "SELECT setting FROM pg_settings WHERE name = 'synchronous_commit'").Scan(&setting); err != nil {
+			t.Fatal(err)
+		}
+		if setting == "on" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("synchronous_commit is %s 10 s after the reload", setting)
+		}
+	}
+	s.token = strings.TrimSpace(s.cli(t, "token", "create", "soak", "--role", "operator"))
+	return s
 }
 
 // keep copies the processes' logs, and a dump of the database as it is, to
