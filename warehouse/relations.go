@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/millrace/millrace"
@@ -47,32 +50,34 @@ func (e *ForeignObjectError) Error() string {
 // permanent error wrapping a *ForeignObjectError when another object does: a
 // table or view of a user, or a type whose name the table's row type needs.
 func Ours(ctx context.Context, tx pgx.Tx, name string) (bool, error) {
-	var kind, owner *string
+	// One statement, so one snapshot: a table another session commits
+	// between two would look like a stand-alone type.
+	var kind, owner string
 	var ours bool
 	err := tx.QueryRow(ctx, `
-		SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view'
-		           WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence'
-		           WHEN 'i' THEN 'index' WHEN 'I' THEN 'index' ELSE 'relation' END,
-		       pg_catalog.pg_get_userbyid(c.relowner),
-		       EXISTS (SELECT 1 FROM millrace.relations r WHERE r.name = c.relname AND r.relid = c.oid)
-		FROM pg_catalog.pg_class c
-		WHERE c.relnamespace = 'public'::regnamespace AND c.relname = $1`, name).Scan(&kind, &owner, &ours)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// A stand-alone type holds the name a new table's row type needs.
-		err = tx.QueryRow(ctx, `
-			SELECT 'type', pg_catalog.pg_get_userbyid(t.typowner) FROM pg_catalog.pg_type t
-			WHERE t.typnamespace = 'public'::regnamespace AND t.typname = $1`, name).Scan(&kind, &owner)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return false, nil
-		}
-	}
-	if err != nil {
+		SELECT kind, owner, ours FROM (
+			SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view'
+			           WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence'
+			           WHEN 'i' THEN 'index' WHEN 'I' THEN 'index' WHEN 'c' THEN 'type' ELSE 'relation' END AS kind,
+			       pg_catalog.pg_get_userbyid(c.relowner) AS owner,
+			       EXISTS (SELECT 1 FROM millrace.relations r WHERE r.name = c.relname AND r.relid = c.oid) AS ours,
+			       0 AS rank
+			FROM pg_catalog.pg_class c
+			WHERE c.relnamespace = 'public'::regnamespace AND c.relname = $1
+			UNION ALL
+			-- A stand-alone type holds the name a new table's row type needs.
+			SELECT 'type', pg_catalog.pg_get_userbyid(t.typowner), false, 1 FROM pg_catalog.pg_type t
+			WHERE t.typnamespace = 'public'::regnamespace AND t.typname = $1
+		) AS holder ORDER BY rank LIMIT 1`, name).Scan(&kind, &owner, &ours)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return false, nil
+	case err != nil:
 		return false, fmt.Errorf("look up public.%s: %w", name, err)
-	}
-	if ours {
+	case ours:
 		return true, nil
 	}
-	return false, millrace.Permanent(&ForeignObjectError{Name: name, Kind: *kind, Owner: *owner})
+	return false, millrace.Permanent(&ForeignObjectError{Name: name, Kind: kind, Owner: owner})
 }
 
 // record notes in tx that the table public.name, as it is now, is millrace's.
@@ -144,39 +149,75 @@ func Reserve(ctx context.Context, pool *pgxpool.Pool, tables []Table) (taken []s
 // rolls back, to analyse the SQL that reads them (ProbeTx).
 func ReserveTx(ctx context.Context, tx pgx.Tx, tables []Table) (taken []string, err error) {
 	for _, t := range tables {
-		ours, err := Ours(ctx, tx, t.Name)
-		var foreign *ForeignObjectError
-		switch {
-		case errors.As(err, &foreign):
-			taken = append(taken, t.Name)
-			continue
-		case err != nil:
-			return taken, err
-		case ours:
-			continue
+		foreign, err := reserve(ctx, tx, t)
+		if isNameClash(err) {
+			// Another session created the name and committed while this
+			// one waited: look again, now that it is there to see.
+			foreign, err = reserve(ctx, tx, t)
 		}
+		if err != nil {
+			return taken, err
+		}
+		if foreign {
+			taken = append(taken, t.Name)
+		}
+	}
+	return taken, nil
+}
+
+// reserve creates t in tx unless it is there (see ReserveTx), under a
+// savepoint, so that a clash with another session's CREATE leaves tx
+// usable. It reports whether another object holds the name.
+func reserve(ctx context.Context, tx pgx.Tx, t Table) (foreign bool, err error) {
+	ours, err := Ours(ctx, tx, t.Name)
+	var fe *ForeignObjectError
+	switch {
+	case errors.As(err, &fe):
+		return true, nil
+	case err != nil || ours:
+		return false, err
+	}
+	return false, pgx.BeginFunc(ctx, tx, func(tx pgx.Tx) error {
 		// Only a table whose rows are replaced in place keeps a key; its
 		// index takes a name that is free in public.
 		pkey := ""
 		if t.InPlace {
 			if pkey, err = freeName(ctx, tx, t.Name+"_pkey"); err != nil {
-				return taken, err
+				return err
 			}
 		}
 		if _, err := tx.Exec(ctx, t.reserveSQL(pgx.Identifier{"public", t.Name}, pkey)); err != nil {
-			return taken, fmt.Errorf("reserve public.%s: %w", t.Name, err)
+			return fmt.Errorf("reserve public.%s: %w", t.Name, err)
 		}
 		if err := grantDefaults(ctx, tx, t.Name); err != nil {
-			return taken, err
+			return err
 		}
 		if err := record(ctx, tx, t.Name); err != nil {
-			return taken, err
+			return err
 		}
 		if _, err := tx.Exec(ctx, "UPDATE millrace.relations SET reserved = true WHERE name = $1", t.Name); err != nil {
-			return taken, fmt.Errorf("reserve public.%s: %w", t.Name, err)
+			return fmt.Errorf("reserve public.%s: %w", t.Name, err)
 		}
+		return nil
+	})
+}
+
+// isNameClash reports whether err is PostgreSQL's for a CREATE of a name
+// that another session took first: "already exists" when it had committed
+// already, a unique violation in the catalog when this session waited for
+// it.
+func isNameClash(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
 	}
-	return taken, nil
+	switch pe.Code {
+	case pgerrcode.DuplicateTable, pgerrcode.DuplicateObject:
+		return true
+	case pgerrcode.UniqueViolation:
+		return strings.HasPrefix(pe.ConstraintName, "pg_")
+	}
+	return false
 }
 
 // MarkBuilt records in tx that a run published into the reserved tables
