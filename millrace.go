@@ -74,3 +74,21 @@ const (
 
 // TriggerAfter is the trigger of a run that follows a success of pipeline.
 func TriggerAfter(pipeline string) Trigger { return Trigger("after:" + pipeline) }
+
+// Request says how a run or a backfill was asked for, and by whom: one
+// type from a person's command, click or API call, or the scheduler,
+// through the job queue to the ledger's record of the run (Run embeds it).
+type Request struct {
+	Trigger Trigger `json:"trigger"`
+	// RequestedBy names the person who asked; "" for the schedule.
+	RequestedBy string `json:"requested_by,omitempty"`
+	// Address is where the person asked from, for the audit log; it is not
+	// kept with the run.
+	Address string `json:"-"`
+	// BackfillID is the backfill that asked, 0 for none.
+	BackfillID int64 `json:"backfill_id,omitempty"`
+	// AcceptedBy names the person who accepted in advance that the run's
+	// checks may fail (`--accept-check`): a failed check is then recorded
+	// as accepted instead of failing the run.
+	AcceptedBy string `json:"accepted_by,omitempty"`
+}

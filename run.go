@@ -57,18 +57,13 @@ type Partition struct {
 
 // Run is one attempt of a pipeline partition, kept as history.
 type Run struct {
-	ID        int64   `json:"id"`
-	Pipeline  string  `json:"pipeline"`
-	Partition string  `json:"partition"`
-	Attempt   int     `json:"attempt"`
-	State     State   `json:"state"`
-	Trigger   Trigger `json:"trigger"`
-	// RequestedBy names the person who asked for the run ("" for the schedule).
-	RequestedBy string `json:"requested_by,omitempty"`
-	// BackfillID is the backfill that queued the run, 0 for none.
-	BackfillID int64 `json:"backfill_id,omitempty"`
-	// AcceptedBy names the person who accepted the run's failed checks.
-	AcceptedBy string `json:"accepted_by,omitempty"`
+	ID        int64  `json:"id"`
+	Pipeline  string `json:"pipeline"`
+	Partition string `json:"partition"`
+	Attempt   int    `json:"attempt"`
+	State     State  `json:"state"`
+	// Request says how the run was asked for and by whom.
+	Request
 	// Progress is how far the attempt got, written while it runs.
 	Progress *Progress `json:"progress,omitempty"`
 	// Checks are the checks the run made before publishing.

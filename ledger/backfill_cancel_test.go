@@ -44,7 +44,7 @@ func TestBackfillCapCountsOnlyLiveAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.queue(t, millrace.LoadSalesData, "2020-03")
-	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-03", Trigger: "backfill", BackfillID: id, JobID: 77}
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-03", Request: millrace.Request{Trigger: "backfill", BackfillID: id}, JobID: 77}
 	deadAttempt(t, b, spec)
 	// The job, rescued, runs again (same job id, same backfill).
 	_, err := b.l.Execute(ctx, spec, insertItems("rescued", nil, 1))
@@ -65,7 +65,7 @@ func TestCancelOfDeadRunningHolds(t *testing.T) {
 	b := newLedger(t)
 	ctx := t.Context()
 	b.queue(t, millrace.LoadSalesData, "2020-03")
-	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-03", Trigger: "schedule", JobID: 78}
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-03", Request: millrace.Request{Trigger: "schedule"}, JobID: 78}
 	deadAttempt(t, b, spec)
 	was, err := b.cancel(t, spec.Pipeline, spec.Partition)
 	if err != nil || was != millrace.StateRunning {

@@ -31,7 +31,7 @@ func TestExecuteCommitInDoubt(t *testing.T) {
 	// The connection breaks while COMMIT is in flight (a network cut, a
 	// proxy restart; or a cancelled context under synchronous replication,
 	// where the cancel leaves the commit standing locally).
-	run, err := b.l.Execute(t.Context(), ledger.RunSpec{Pipeline: "p", Trigger: "test"}, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
+	run, err := b.l.Execute(t.Context(), ledger.RunSpec{Pipeline: "p", Request: millrace.Request{Trigger: "test"}}, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
 		addr := tx.Conn().PgConn().Conn().LocalAddr().String()
 		time.AfterFunc(time.Second, func() { proxy.Cut(addr) })
 		return insertItems("x", nil, 1)(ctx, tx, log)
@@ -60,7 +60,7 @@ func TestExecuteFallbackKeepsNextAttempt(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
 	var run2 millrace.Run
 	var err2 error
-	spec1 := ledger.RunSpec{Pipeline: "p", Trigger: "test", Retried: func(error) bool {
+	spec1 := ledger.RunSpec{Pipeline: "p", Request: millrace.Request{Trigger: "test"}, Retried: func(error) bool {
 		// Stands for any delay before the fallback commits (its pool
 		// acquire, a slow network): the locked connection is gone, so a
 		// second attempt (millrace run, or the rescued job) starts now.
@@ -68,7 +68,7 @@ func TestExecuteFallbackKeepsNextAttempt(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				run2, err2 = b.l.Execute(ctx, ledger.RunSpec{Pipeline: "p", Trigger: "cli"}, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
+				run2, err2 = b.l.Execute(ctx, ledger.RunSpec{Pipeline: "p", Request: millrace.Request{Trigger: "cli"}}, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
 					close(started)
 					<-release
 					return insertItems("second", nil, 2)(ctx, tx, log)
@@ -112,7 +112,7 @@ func TestExecuteKilledRunFreesLock(t *testing.T) {
 	dying := openLedger(t, purl)
 	ctx := t.Context()
 	start := time.Now()
-	_, err := dying.Execute(ctx, ledger.RunSpec{Pipeline: "p", Trigger: "test", Retried: func(error) bool { return true }},
+	_, err := dying.Execute(ctx, ledger.RunSpec{Pipeline: "p", Request: millrace.Request{Trigger: "test"}, Retried: func(error) bool { return true }},
 		func(ctx context.Context, tx pgx.Tx, _ *slog.Logger) (int64, error) {
 			// The process dies (kill -9, OOM): its sockets close, no cancel request goes out.
 			addr := tx.Conn().PgConn().Conn().LocalAddr().String()
@@ -122,7 +122,7 @@ func TestExecuteKilledRunFreesLock(t *testing.T) {
 		})
 	t.Logf("cancelled attempt returned after %s: %v; partition %s", time.Since(start).Round(time.Millisecond), err, partition(t, b.l, "p", "").State)
 	for {
-		_, err := b.l.Execute(t.Context(), ledger.RunSpec{Pipeline: "p", Trigger: "test"}, insertItems("again", nil, 1))
+		_, err := b.l.Execute(t.Context(), ledger.RunSpec{Pipeline: "p", Request: millrace.Request{Trigger: "test"}}, insertItems("again", nil, 1))
 		if !errors.Is(err, millrace.ErrAlreadyRunning) {
 			break
 		}
@@ -143,7 +143,7 @@ func TestExecuteOneConnectionPool(t *testing.T) {
 	l := openLedger(t, b.url+"&pool_max_conns=1")
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
-	_, err := l.Execute(ctx, ledger.RunSpec{Pipeline: "p", Trigger: "cli"}, insertItems("x", nil, 1))
+	_, err := l.Execute(ctx, ledger.RunSpec{Pipeline: "p", Request: millrace.Request{Trigger: "cli"}}, insertItems("x", nil, 1))
 	if !millrace.IsPermanent(err) || !strings.Contains(err.Error(), "pool_max_conns") {
 		t.Errorf("Execute with a one-connection pool = %v, want a permanent refusal naming pool_max_conns", err)
 	}

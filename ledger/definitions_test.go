@@ -30,7 +30,7 @@ func TestDefinitionChangedWhileRunning(t *testing.T) {
 		}
 	}
 	revise("old")
-	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "cli", Revision: 1, Definition: "old"}
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Request: millrace.Request{Trigger: "cli"}, Revision: 1, Definition: "old"}
 	if _, err := b.l.Execute(ctx, spec, func(ctx context.Context, tx pgx.Tx, log *slog.Logger) (int64, error) {
 		revise("new") // applied while the run runs
 		return 1, nil
@@ -75,7 +75,7 @@ func TestOneFailedAlertAFailure(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	b := newLedger(t)
-	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-03", Trigger: "cli"}
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-03", Request: millrace.Request{Trigger: "cli"}}
 	fail := func(context.Context, pgx.Tx, *slog.Logger) (int64, error) {
 		return 0, millrace.Permanent(errors.New("source file sales/2020-03-01/sales.csv is missing"))
 	}

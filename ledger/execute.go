@@ -20,18 +20,10 @@ type RunSpec struct {
 	Pipeline string
 	// Partition is the month, YYYY-MM, or "" for a pipeline without partitions.
 	Partition string
-	// Trigger says how it was asked for: "cli", "schedule", "backfill", "ui".
-	Trigger millrace.Trigger
-	// RequestedBy names the person who asked, "" for the schedule.
-	RequestedBy string
-	// AcceptedBy, when set, names the person who accepted in advance that
-	// the run's checks may fail (`--accept-check`): a failed check is then
-	// recorded as accepted instead of failing the run.
-	AcceptedBy string
-	// BackfillID is the backfill that queued the run, 0 for none. Its
-	// runs start only while fewer than its max_concurrent are running
-	// (else ErrBackfillBusy).
-	BackfillID int64
+	// Request says how the run was asked for and by whom. Its BackfillID's
+	// runs start only while fewer than the backfill's max_concurrent are
+	// running (else ErrBackfillBusy).
+	millrace.Request
 	// JobID is the job queue's id of the run, 0 outside the queue.
 	JobID int64
 	// Audit, when set, records the run's start in the audit log under this
@@ -97,7 +89,8 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 	// Ends the transaction, and so the lock, unless it committed.
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // rolled back or already ended
 
-	run := millrace.Run{Pipeline: spec.Pipeline, Partition: spec.Partition, Trigger: spec.Trigger, State: millrace.StateRunning}
+	run := millrace.Run{Pipeline: spec.Pipeline, Partition: spec.Partition, State: millrace.StateRunning}
+	run.Trigger = spec.Trigger
 	// The start is recorded on another connection and committed at once,
 	// so that everyone sees the partition running.
 	if err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {

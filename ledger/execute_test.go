@@ -100,7 +100,7 @@ func TestExecute(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	b := newLedger(t)
-	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "cli"}
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Request: millrace.Request{Trigger: "cli"}}
 
 	// A success.
 	run, err := b.l.Execute(ctx, spec, insertItems("copied sales", nil, 1, 2, 3))
@@ -197,7 +197,7 @@ func TestExecuteAlreadyRunning(t *testing.T) {
 	ctx := t.Context()
 	b := newLedger(t)
 	other := openLedger(t, b.url) // another process
-	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "schedule"}
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Request: millrace.Request{Trigger: "schedule"}}
 
 	entered, release := make(chan struct{}), make(chan struct{})
 	var releaseOnce sync.Once
@@ -475,7 +475,7 @@ func TestQuietRuns(t *testing.T) {
 	l := ledger.New(w, slog.New(slog.NewTextHandler(&process, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	l.QuietRuns = true
 
-	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "cli"}
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Request: millrace.Request{Trigger: "cli"}}
 	if _, err := l.Execute(ctx, spec, insertItems("monthly total", nil, 1)); err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func TestCancelRunning(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	b := newLedger(t)
-	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "cli"}
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Request: millrace.Request{Trigger: "cli"}}
 	if _, err := b.l.Execute(ctx, spec, insertItems("first", nil, 1, 2)); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestAlertsOnePerStateChange(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	b := newLedger(t)
-	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "cli"}
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Request: millrace.Request{Trigger: "cli"}}
 	boom := errors.New("boom")
 	retried := spec
 	retried.Retried = func(error) bool { return true }
@@ -207,7 +207,7 @@ func TestRecoveredAfterCancel(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	b := newLedger(t)
-	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Trigger: "cli"}
+	spec := ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-01", Request: millrace.Request{Trigger: "cli"}}
 	boom := errors.New("boom")
 	if _, err := b.l.Execute(ctx, spec, insertItems("x", boom)); !errors.Is(err, boom) {
 		t.Fatal(err)

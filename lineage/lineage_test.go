@@ -93,7 +93,7 @@ func (b *testBundle) deliverer() *lineage.Deliverer {
 func (b *testBundle) run(t *testing.T, pipeline, partition string) (millrace.Run, error) {
 	t.Helper()
 	r := orchestrator.Runner{Ledger: b.l, Pipelines: b.set, Now: func() time.Time { return time.Date(2020, 7, 15, 12, 0, 0, 0, time.UTC) }}
-	run, _, err := r.Run(b.ctx, ledger.RunSpec{Pipeline: pipeline, Partition: partition, Trigger: "cli", RequestedBy: "engineer"}, nil)
+	run, _, err := r.Run(b.ctx, ledger.RunSpec{Pipeline: pipeline, Partition: partition, Request: millrace.Request{Trigger: "cli", RequestedBy: "engineer"}}, nil)
 	if run.ID == 0 {
 		t.Fatalf("%s %s did not start: %v", pipeline, partition, err)
 	}
@@ -368,7 +368,7 @@ func (b *testBundle) cancelledRun(t *testing.T) millrace.Run {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		run, runErr = b.l.Execute(b.ctx, ledger.RunSpec{Pipeline: millrace.ProcessData, Trigger: "cli", RequestedBy: "engineer"},
+		run, runErr = b.l.Execute(b.ctx, ledger.RunSpec{Pipeline: millrace.ProcessData, Request: millrace.Request{Trigger: "cli", RequestedBy: "engineer"}},
 			func(ctx context.Context, _ pgx.Tx, _ *slog.Logger) (int64, error) {
 				close(started)
 				<-ctx.Done()

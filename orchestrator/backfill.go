@@ -97,11 +97,10 @@ type BackfillRequest struct {
 	MaxConcurrent int `json:"max_concurrent"`
 	// Expect, when set, is the Fingerprint of a previewed plan: the
 	// backfill is refused if the plan is no longer the same.
-	Expect  string           `json:"plan"`
-	Trigger millrace.Trigger `json:"-"`
-	By      string           `json:"-"`
-	// Address is where the person asked from, for the audit log.
-	Address string `json:"-"`
+	Expect string `json:"plan"`
+	// Request says who asks, and how (TriggerBackfill when empty). It is
+	// never read from a JSON body: the caller sets it from the session.
+	millrace.Request `json:"-"`
 }
 
 // Plan is a backfill's plan: every month of the range, and once queued
@@ -229,7 +228,7 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (Plan,
 			trigger = millrace.TriggerBackfill
 		}
 		record := ledger.Backfill{Pipeline: p.Name, From: from.String(), To: to.String(), Only: string(req.Only),
-			RequestedBy: req.By, Trigger: trigger, MaxConcurrent: req.MaxConcurrent}
+			RequestedBy: req.RequestedBy, Trigger: trigger, MaxConcurrent: req.MaxConcurrent}
 		months := make([]ledger.BackfillMonth, len(plan.Months))
 		for i, m := range plan.Months {
 			months[i] = ledger.BackfillMonth{Partition: m.Partition, StateAtPlan: m.State, Run: m.Run, Reason: m.Reason}
@@ -240,7 +239,7 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (Plan,
 		// The plan was read in this transaction, and MarkQueued's row
 		// locks keep two backfills from queueing a month twice: a month
 		// another one queued meanwhile is reported, not queued.
-		queued, err := o.enqueueTx(ctx, tx, p.Name, plan.Selected(), Ask{Trigger: trigger, By: req.By, Backfill: plan.ID})
+		queued, err := o.enqueueTx(ctx, tx, p.Name, plan.Selected(), millrace.Request{Trigger: trigger, RequestedBy: req.RequestedBy, BackfillID: plan.ID})
 		if err != nil {
 			return err
 		}
@@ -259,7 +258,7 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (Plan,
 		if err := ledger.UnplanBackfillMonths(ctx, tx, plan.ID, already, "already queued"); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, audit.Actor{Name: req.By, Address: req.Address}, audit.ActionBackfill, p.Name,
+		return audit.Record(ctx, tx, audit.Actor{Name: req.RequestedBy, Address: req.Address}, audit.ActionBackfill, p.Name,
 			map[string]any{"backfill_id": plan.ID, "from": from.String(), "to": to.String(), "only": req.Only, "trigger": trigger,
 				"max_concurrent": req.MaxConcurrent, "plan": plan.Fingerprint, "queued": plan.Selected(), "already_queued": already})
 	})

@@ -19,7 +19,7 @@ func TestMonthCloseStartsItsRun(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	client, _ := pipelines.New(b.src).Get(millrace.LoadClientData)
-	if _, _, err := b.runner(pipelines.New(b.src)).Run(b.ctx, ledger.RunSpec{Pipeline: client.Name, Trigger: "test"}, nil); err != nil {
+	if _, _, err := b.runner(pipelines.New(b.src)).Run(b.ctx, ledger.RunSpec{Pipeline: client.Name, Request: millrace.Request{Trigger: "test"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	boundary := time.Date(2020, 7, 1, 0, 0, 0, 0, time.UTC)

@@ -31,6 +31,18 @@ type runArgs struct {
 	Accept string `json:"accept,omitempty"`
 }
 
+// newRunArgs is the job of a run of the pipeline's partition asked for by req.
+// The job's JSON keeps its own names: jobs queued by an older version run
+// after an upgrade.
+func newRunArgs(pipeline, partition string, req millrace.Request) runArgs {
+	return runArgs{Pipeline: pipeline, Partition: partition, Trigger: req.Trigger, By: req.RequestedBy, Backfill: req.BackfillID, Accept: req.AcceptedBy}
+}
+
+// request says how the job's run was asked for.
+func (a runArgs) request() millrace.Request {
+	return millrace.Request{Trigger: a.Trigger, RequestedBy: a.By, BackfillID: a.Backfill, AcceptedBy: a.Accept}
+}
+
 // Kind names the job kind in River's tables.
 func (runArgs) Kind() string { return "millrace_run" }
 
@@ -70,13 +82,10 @@ func (wk *runWorker) Timeout(*river.Job[runArgs]) time.Duration {
 func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	o := wk.o
 	spec := ledger.RunSpec{
-		Pipeline:    job.Args.Pipeline,
-		Partition:   job.Args.Partition,
-		Trigger:     job.Args.Trigger,
-		RequestedBy: job.Args.By,
-		BackfillID:  job.Args.Backfill,
-		AcceptedBy:  job.Args.Accept,
-		JobID:       job.ID,
+		Pipeline:  job.Args.Pipeline,
+		Partition: job.Args.Partition,
+		Request:   job.Args.request(),
+		JobID:     job.ID,
 		// A run cut short by a stop goes back to the queue (JobSnooze
 		// below); a transient failure, a timeout included, is retried
 		// while attempts remain.
@@ -95,7 +104,7 @@ func (wk *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 			if _, ok := paused[p]; ok {
 				continue
 			}
-			if _, err := o.enqueueTx(ctx, tx, p, []string{""}, Ask{Trigger: millrace.TriggerAfter(spec.Pipeline)}); err != nil {
+			if _, err := o.enqueueTx(ctx, tx, p, []string{""}, millrace.Request{Trigger: millrace.TriggerAfter(spec.Pipeline)}); err != nil {
 				return err
 			}
 		}

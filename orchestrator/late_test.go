@@ -24,7 +24,7 @@ func TestLateAlerts(t *testing.T) {
 	})
 	// Queues the client load, which nobody runs here: the sales months
 	// wait for it, and stay missing.
-	if _, err := o.Enqueue(b.ctx, millrace.LoadClientData, []string{""}, orchestrator.Ask{Trigger: "test"}); err != nil {
+	if _, err := o.Enqueue(b.ctx, millrace.LoadClientData, []string{""}, millrace.Request{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	lateAlerts := func() int {

@@ -27,9 +27,9 @@ func TestMonthRange(t *testing.T) {
 			t.Errorf("%s: %v, want a permanent refusal containing %q", what, err, want)
 		}
 	}
-	_, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-02"}, orchestrator.Ask{Trigger: "test"})
+	_, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-02"}, millrace.Request{Trigger: "test"})
 	refused("enqueue 2020-02", before, err)
-	_, err = o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-03", "0000-01"}, orchestrator.Ask{Trigger: "test"})
+	_, err = o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-03", "0000-01"}, millrace.Request{Trigger: "test"})
 	refused("enqueue 0000-01", `month "0000-01"`, err)
 	for _, dry := range []bool{true, false} {
 		_, err = o.Backfill(b.ctx, orchestrator.BackfillRequest{Pipeline: millrace.LoadSalesData, From: "2020-02", To: "2020-04", Only: orchestrator.OnlyAll, DryRun: dry})
@@ -57,13 +57,13 @@ func TestRunTimeoutRetried(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	client, _ := pipelines.New(b.src).Get(millrace.LoadClientData)
-	if _, _, err := b.runner(pipelines.New(b.src)).Run(b.ctx, ledger.RunSpec{Pipeline: client.Name, Trigger: "test"}, nil); err != nil {
+	if _, _, err := b.runner(pipelines.New(b.src)).Run(b.ctx, ledger.RunSpec{Pipeline: client.Name, Request: millrace.Request{Trigger: "test"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	mar := millrace.Month{Year: 2020, Month: time.March}
 	set := pipelines.NewWithConfig(stalling{Source: b.src, key: mar.SalesKey()}, pipelines.Config{RunTimeout: 200 * time.Millisecond})
 	o := b.orchestratorOf(t, set, true, func(c *orchestrator.Config) { c.Scheduler = false; c.MaxAttempts = 2 })
-	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{mar.String()}, orchestrator.Ask{Trigger: "test"}); err != nil {
+	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{mar.String()}, millrace.Request{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	done, err := o.Wait(b.ctx, millrace.LoadSalesData, []string{mar.String()}, nil)

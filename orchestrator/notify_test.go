@@ -43,7 +43,7 @@ func TestNotifyCannotCancel(t *testing.T) {
 	defer ds.Close(context.Background())
 	src := gated{Source: b.src, open: make(chan struct{})}
 	o := b.orchestrator(t, src, true, func(c *orchestrator.Config) { c.Scheduler = false })
-	if _, err := o.Enqueue(b.ctx, millrace.LoadClientData, []string{""}, orchestrator.Ask{Trigger: "test"}); err != nil {
+	if _, err := o.Enqueue(b.ctx, millrace.LoadClientData, []string{""}, millrace.Request{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the client load to start", func() bool {

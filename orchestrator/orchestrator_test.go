@@ -183,7 +183,7 @@ func TestCatchUp(t *testing.T) {
 	if len(res.Queued) != 0 {
 		t.Errorf("a pass after catch-up queued %v", res.Queued)
 	}
-	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-07"}, orchestrator.Ask{Trigger: "test"}); err == nil || !strings.Contains(err.Error(), "has not ended") || !millrace.IsPermanent(err) {
+	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-07"}, millrace.Request{Trigger: "test"}); err == nil || !strings.Contains(err.Error(), "has not ended") || !millrace.IsPermanent(err) {
 		t.Errorf("enqueue of the open month: %v, want a refusal", err)
 	}
 }
@@ -330,12 +330,12 @@ func TestRetries(t *testing.T) {
 	b := setup(t)
 	// Load the client data first so the sales months are the only work.
 	client, _ := pipelines.New(b.src).Get(millrace.LoadClientData)
-	if _, _, err := b.runner(pipelines.New(b.src)).Run(b.ctx, ledger.RunSpec{Pipeline: client.Name, Trigger: "test"}, nil); err != nil {
+	if _, _, err := b.runner(pipelines.New(b.src)).Run(b.ctx, ledger.RunSpec{Pipeline: client.Name, Request: millrace.Request{Trigger: "test"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	src := &flaky{Source: b.src, n: 2}
 	o := b.orchestrator(t, src, true, func(c *orchestrator.Config) { c.Scheduler = false; c.MaxConcurrentRuns = 1 })
-	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-01"}, orchestrator.Ask{Trigger: "test"}); err != nil {
+	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-01"}, millrace.Request{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	done, err := o.Wait(b.ctx, millrace.LoadSalesData, []string{"2020-01"}, nil)
@@ -347,7 +347,7 @@ func TestRetries(t *testing.T) {
 	}
 
 	src.n, src.calls = 1000, atomic.Int32{}
-	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-02"}, orchestrator.Ask{Trigger: "test"}); err != nil {
+	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-02"}, millrace.Request{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	done, err = o.Wait(b.ctx, millrace.LoadSalesData, []string{"2020-02"}, nil)

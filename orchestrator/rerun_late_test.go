@@ -28,12 +28,12 @@ func TestRerunIsNotLate(t *testing.T) {
 		c.LateAfter = 6 * time.Hour
 	})
 	// 2020-03 succeeded.
-	if _, err := b.l.Execute(b.ctx, ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-03", Trigger: "test"},
+	if _, err := b.l.Execute(b.ctx, ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-03", Request: millrace.Request{Trigger: "test"}},
 		func(context.Context, pgx.Tx, *slog.Logger) (int64, error) { return 10, nil }); err != nil {
 		t.Fatal(err)
 	}
 	// River's tables (the client load queued, never run here).
-	if _, err := o.Enqueue(b.ctx, millrace.LoadClientData, []string{""}, orchestrator.Ask{Trigger: "test"}); err != nil {
+	if _, err := o.Enqueue(b.ctx, millrace.LoadClientData, []string{""}, millrace.Request{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	later := start.Add(7 * time.Hour)
@@ -46,7 +46,7 @@ func TestRerunIsNotLate(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A person re-runs it.
-	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-03"}, orchestrator.Ask{Trigger: "ui", By: "ops"}); err != nil {
+	if _, err := o.Enqueue(b.ctx, millrace.LoadSalesData, []string{"2020-03"}, millrace.Request{Trigger: "ui", RequestedBy: "ops"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := o.Pass(b.ctx); err != nil {

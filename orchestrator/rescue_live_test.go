@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/millrace/millrace"
-	"github.com/millrace/millrace/orchestrator"
 )
 
 // TestRescueOfLiveWorkerRunsOnce: a live worker that takes more than
@@ -42,7 +41,7 @@ func TestRescueOfLiveWorkerRunsOnce(t *testing.T) {
 	if _, err := reader.Exec(b.ctx, "LOCK TABLE public.customer_profiles IN ACCESS EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
-	q, err := o.Enqueue(b.ctx, millrace.ProcessData, []string{""}, orchestrator.Ask{Trigger: "test"})
+	q, err := o.Enqueue(b.ctx, millrace.ProcessData, []string{""}, millrace.Request{Trigger: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

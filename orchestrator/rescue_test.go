@@ -36,7 +36,7 @@ func TestPassLeavesStartingRunsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := o.Enqueue(ctx, "process_data", []string{""}, Ask{Trigger: "test"}); err != nil {
+	if _, err := o.Enqueue(ctx, "process_data", []string{""}, millrace.Request{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	// River has just handed the job to a worker (attempted a moment ago);
@@ -51,7 +51,7 @@ func TestPassLeavesStartingRunsAlone(t *testing.T) {
 		n, again, err := rescueDead(ctx, tx)
 		t.Logf("rescueDead: %d rescued, look again at %v, %v", n, again, err)
 		// The worker reaches its run lock while the pass is still open.
-		_, err = l.Execute(ctx, ledger.RunSpec{Pipeline: "process_data", Trigger: "test"}, func(context.Context, pgx.Tx, *slog.Logger) (int64, error) { return 0, nil })
+		_, err = l.Execute(ctx, ledger.RunSpec{Pipeline: "process_data", Request: millrace.Request{Trigger: "test"}}, func(context.Context, pgx.Tx, *slog.Logger) (int64, error) { return 0, nil })
 		if errors.Is(err, millrace.ErrAlreadyRunning) {
 			t.Errorf("a live job within its grace could not take its run lock during a pass: %v", err)
 		}
@@ -88,7 +88,7 @@ func TestSecondKillRescued(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	url, w, o, logger := newRescueBundle(t)
-	q, err := o.Enqueue(ctx, "process_data", []string{""}, Ask{Trigger: "test"})
+	q, err := o.Enqueue(ctx, "process_data", []string{""}, millrace.Request{Trigger: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestSecondKillRescued(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer pw.Close()
-		_, err = ledger.New(pw, logger).Execute(ctx, ledger.RunSpec{Pipeline: "process_data", Trigger: "schedule", JobID: job},
+		_, err = ledger.New(pw, logger).Execute(ctx, ledger.RunSpec{Pipeline: "process_data", Request: millrace.Request{Trigger: "schedule"}, JobID: job},
 			func(ctx context.Context, tx pgx.Tx, _ *slog.Logger) (int64, error) {
 				proxy.Kill()
 				_, err := tx.Exec(ctx, "SELECT 1")
@@ -152,7 +152,7 @@ func TestDeadWorkersRecordedFailureRescued(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	_, w, o, logger := newRescueBundle(t)
-	q, err := o.Enqueue(ctx, "process_data", []string{""}, Ask{Trigger: "test"})
+	q, err := o.Enqueue(ctx, "process_data", []string{""}, millrace.Request{Trigger: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestDeadWorkersRecordedFailureRescued(t *testing.T) {
 	if _, err := w.Pool().Exec(ctx, "UPDATE millrace.river_job SET state = 'running', attempt = 1, attempted_at = now(), attempted_by = '{gone}' WHERE id = $1", job); err != nil {
 		t.Fatal(err)
 	}
-	_, err = ledger.New(w, logger).Execute(ctx, ledger.RunSpec{Pipeline: "process_data", Trigger: "test", JobID: job, Retried: func(error) bool { return true }},
+	_, err = ledger.New(w, logger).Execute(ctx, ledger.RunSpec{Pipeline: "process_data", Request: millrace.Request{Trigger: "test"}, JobID: job, Retried: func(error) bool { return true }},
 		func(context.Context, pgx.Tx, *slog.Logger) (int64, error) {
 			return 0, errors.New("the source went away")
 		})

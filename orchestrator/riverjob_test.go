@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/internal/dbtest"
 	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/pipelines"
@@ -67,7 +68,7 @@ func TestRiverJobSchema(t *testing.T) {
 
 	// A run job that a dead process left running: it is live, and the
 	// rescue hands it back to the queue.
-	if _, err := o.Enqueue(ctx, "process_data", []string{""}, Ask{Trigger: "test"}); err != nil {
+	if _, err := o.Enqueue(ctx, "process_data", []string{""}, millrace.Request{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.Pool().Exec(ctx, "UPDATE millrace.river_job SET state = 'running', attempt = 1, attempted_at = now() - interval '1 hour'"); err != nil {

@@ -24,27 +24,12 @@ type Enqueued struct {
 	JobID  int64 `json:"job_id,omitempty"`
 }
 
-// Ask says how a run was asked for, and by whom.
-type Ask struct {
-	// Trigger: schedule, backfill, cli, ui, api, after:PIPELINE.
-	Trigger millrace.Trigger
-	// By names the person who asked; "" for the schedule.
-	By string
-	// Backfill is the backfill that asks, 0 for none.
-	Backfill int64
-	// AcceptedBy, when set, names the person who accepts that the run's
-	// checks fail (see ledger.RunSpec.AcceptedBy).
-	AcceptedBy string
-	// Address is where the person asked from, for the audit log.
-	Address string
-}
-
 // Enqueue queues runs of the pipeline's partitions for the workers. A
 // partition that may not run now (an open month) refuses the whole request
 // with a permanent error saying why; one already queued or running is
 // reported as not queued. A paused pipeline's runs are queued too: a
 // person asked for them.
-func (o *Orchestrator) Enqueue(ctx context.Context, pipeline string, partitions []string, ask Ask) ([]Enqueued, error) {
+func (o *Orchestrator) Enqueue(ctx context.Context, pipeline string, partitions []string, req millrace.Request) ([]Enqueued, error) {
 	p, err := o.set.Get(pipeline)
 	if err != nil {
 		return nil, err
@@ -59,21 +44,21 @@ func (o *Orchestrator) Enqueue(ctx context.Context, pipeline string, partitions 
 	}
 	var out []Enqueued
 	err = pgx.BeginFunc(ctx, o.w.Pool(), func(tx pgx.Tx) error {
-		if out, err = o.enqueueTx(ctx, tx, pipeline, partitions, ask); err != nil {
+		if out, err = o.enqueueTx(ctx, tx, pipeline, partitions, req); err != nil {
 			return err
 		}
-		return auditEnqueue(ctx, tx, pipeline, out, ask)
+		return auditEnqueue(ctx, tx, pipeline, out, req)
 	})
 	return out, err
 }
 
 // auditEnqueue records, in tx, the runs a person asked for, and the
 // acceptance of their checks; the schedule's are not recorded.
-func auditEnqueue(ctx context.Context, tx pgx.Tx, pipeline string, res []Enqueued, ask Ask) error {
-	if ask.By == "" {
+func auditEnqueue(ctx context.Context, tx pgx.Tx, pipeline string, res []Enqueued, req millrace.Request) error {
+	if req.RequestedBy == "" {
 		return nil
 	}
-	by := audit.Actor{Name: ask.By, Address: ask.Address}
+	by := audit.Actor{Name: req.RequestedBy, Address: req.Address}
 	target := pipeline
 	if len(res) == 1 {
 		target += " " + millrace.PartitionLabel(res[0].Partition)
@@ -87,10 +72,10 @@ func auditEnqueue(ctx context.Context, tx pgx.Tx, pipeline string, res []Enqueue
 		}
 	}
 	if err := audit.Record(ctx, tx, by, audit.ActionRun, target,
-		map[string]any{"trigger": ask.Trigger, "queued": queued, "already_queued": already}); err != nil {
+		map[string]any{"trigger": req.Trigger, "queued": queued, "already_queued": already}); err != nil {
 		return err
 	}
-	if ask.AcceptedBy == "" || len(queued) == 0 {
+	if req.AcceptedBy == "" || len(queued) == 0 {
 		return nil
 	}
 	return audit.Record(ctx, tx, by, audit.ActionAcceptCheck, target, map[string]any{"partitions": queued})
@@ -101,7 +86,7 @@ func auditEnqueue(ctx context.Context, tx pgx.Tx, pipeline string, res []Enqueue
 // River's unique jobs, keeps a partition from being queued twice: a job
 // that has just finished may linger in River's running state for a moment,
 // and must not block a re-run.
-func (o *Orchestrator) enqueueTx(ctx context.Context, tx pgx.Tx, pipeline string, partitions []string, ask Ask) ([]Enqueued, error) {
+func (o *Orchestrator) enqueueTx(ctx context.Context, tx pgx.Tx, pipeline string, partitions []string, req millrace.Request) ([]Enqueued, error) {
 	out := make([]Enqueued, len(partitions))
 	var params []river.InsertManyParams
 	var index []int
@@ -112,7 +97,7 @@ func (o *Orchestrator) enqueueTx(ctx context.Context, tx pgx.Tx, pipeline string
 			return nil, err
 		}
 		if ok {
-			params = append(params, river.InsertManyParams{Args: runArgs{Pipeline: pipeline, Partition: part, Trigger: ask.Trigger, By: ask.By, Backfill: ask.Backfill, Accept: ask.AcceptedBy}})
+			params = append(params, river.InsertManyParams{Args: newRunArgs(pipeline, part, req)})
 			index = append(index, i)
 		}
 	}
@@ -199,7 +184,7 @@ func (o *Orchestrator) Pass(ctx context.Context) (PassResult, error) {
 			if err != nil {
 				return err
 			}
-			q, err := o.enqueueTx(ctx, tx, p.Name, parts, Ask{Trigger: millrace.TriggerSchedule})
+			q, err := o.enqueueTx(ctx, tx, p.Name, parts, millrace.Request{Trigger: millrace.TriggerSchedule})
 			if err != nil {
 				return err
 			}

@@ -107,7 +107,7 @@ func (o *Orchestrator) CheckSources(ctx context.Context) (SourceCheck, error) {
 			return nil
 		}
 		for pipeline, parts := range stale {
-			q, err := o.enqueueTx(ctx, tx, pipeline, parts, Ask{Trigger: millrace.TriggerStale})
+			q, err := o.enqueueTx(ctx, tx, pipeline, parts, millrace.Request{Trigger: millrace.TriggerStale})
 			if err != nil {
 				return err
 			}

@@ -61,7 +61,7 @@ func BenchmarkSalesMonth(b *testing.B) {
 	set := pipelines.New(src)
 	l := ledger.New(w, logger)
 	client, _ := set.Get(millrace.LoadClientData)
-	if _, err := pipelines.RunOnce(ctx, l, client, ledger.RunSpec{Trigger: "bench"}, now); err != nil {
+	if _, err := pipelines.RunOnce(ctx, l, client, ledger.RunSpec{Request: millrace.Request{Trigger: "bench"}}, now); err != nil {
 		b.Fatal(err)
 	}
 
@@ -77,7 +77,7 @@ func BenchmarkSalesMonth(b *testing.B) {
 			b.SetBytes(info.Size())
 			var n int64
 			for b.Loop() {
-				run, err := pipelines.RunOnce(ctx, l, sales, ledger.RunSpec{Partition: "2020-01", Trigger: "bench"}, now)
+				run, err := pipelines.RunOnce(ctx, l, sales, ledger.RunSpec{Partition: "2020-01", Request: millrace.Request{Trigger: "bench"}}, now)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -112,7 +112,7 @@ func BenchmarkSalesMonth(b *testing.B) {
 			}
 			for _, r := range loads {
 				start := time.Now()
-				if _, err := pipelines.RunOnce(ctx, l, r.p, ledger.RunSpec{Partition: "2020-01", Trigger: "bench"}, now); err != nil {
+				if _, err := pipelines.RunOnce(ctx, l, r.p, ledger.RunSpec{Partition: "2020-01", Request: millrace.Request{Trigger: "bench"}}, now); err != nil {
 					b.Fatal(err)
 				}
 				*r.times = append(*r.times, time.Since(start).Seconds())
@@ -156,7 +156,7 @@ func BenchmarkSalesMonth(b *testing.B) {
 	b.Run("sales_statistics", func(b *testing.B) {
 		stats, _ := set.Get(millrace.SalesStatistics)
 		for b.Loop() {
-			if _, err := pipelines.RunOnce(ctx, l, stats, ledger.RunSpec{Trigger: "bench"}, now); err != nil {
+			if _, err := pipelines.RunOnce(ctx, l, stats, ledger.RunSpec{Request: millrace.Request{Trigger: "bench"}}, now); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -185,7 +185,7 @@ func BenchmarkSalesMonth(b *testing.B) {
 		var runs, hands []float64
 		for b.Loop() {
 			start := time.Now()
-			if _, err := pipelines.RunOnce(ctx, l, stats, ledger.RunSpec{Trigger: "bench"}, now); err != nil {
+			if _, err := pipelines.RunOnce(ctx, l, stats, ledger.RunSpec{Request: millrace.Request{Trigger: "bench"}}, now); err != nil {
 				b.Fatal(err)
 			}
 			runs = append(runs, time.Since(start).Seconds())
@@ -291,14 +291,14 @@ func BenchmarkProcessData(b *testing.B) {
 
 	b.Run("load_client_data", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := pipelines.RunOnce(ctx, l, client, ledger.RunSpec{Trigger: "bench"}, now); err != nil {
+			if _, err := pipelines.RunOnce(ctx, l, client, ledger.RunSpec{Request: millrace.Request{Trigger: "bench"}}, now); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("process_data", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := pipelines.RunOnce(ctx, l, process, ledger.RunSpec{Trigger: "bench"}, now); err != nil {
+			if _, err := pipelines.RunOnce(ctx, l, process, ledger.RunSpec{Request: millrace.Request{Trigger: "bench"}}, now); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -101,7 +101,7 @@ func (b *testBundle) tryRun(t *testing.T, pipeline, partition string) (millrace.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pipelines.RunOnce(b.ctx, b.l, p, ledger.RunSpec{Partition: partition, Trigger: "test"}, now)
+	return pipelines.RunOnce(b.ctx, b.l, p, ledger.RunSpec{Partition: partition, Request: millrace.Request{Trigger: "test"}}, now)
 }
 
 // query returns the rows of q as text, one string per row, columns joined by "|".

@@ -43,7 +43,7 @@ func TestRunTimeoutCancelsQuery(t *testing.T) {
 		return 1, err
 	})}
 	l := ledger.New(w, slog.New(slog.DiscardHandler))
-	run, err := RunOnce(ctx, l, slow, ledger.RunSpec{Trigger: "test"}, time.Now())
+	run, err := RunOnce(ctx, l, slow, ledger.RunSpec{Request: millrace.Request{Trigger: "test"}}, time.Now())
 	if !errors.Is(err, ErrRunTimeout) {
 		t.Fatalf("Run = %v, want ErrRunTimeout", err)
 	}
@@ -81,7 +81,7 @@ func TestRunTimeoutCancelsQuery(t *testing.T) {
 		_, err := e.tx.Exec(ctx, "CREATE TABLE public.timeout_probe AS SELECT 1 AS x")
 		return 1, err
 	})
-	if run, err := RunOnce(ctx, l, fast, ledger.RunSpec{Trigger: "test"}, time.Now()); err != nil || run.State != millrace.StateSucceeded {
+	if run, err := RunOnce(ctx, l, fast, ledger.RunSpec{Request: millrace.Request{Trigger: "test"}}, time.Now()); err != nil || run.State != millrace.StateSucceeded {
 		t.Errorf("the next run: %s, %v; want it to succeed", run.State, err)
 	}
 }
@@ -140,13 +140,13 @@ func TestRunTimeoutStopsSourceRead(t *testing.T) {
 	now := jan.End().AddDate(0, 1, 0)
 	client, _ := New(src).Get(millrace.LoadClientData)
 	l := ledger.New(w, slog.New(slog.DiscardHandler))
-	if _, err := RunOnce(ctx, l, client, ledger.RunSpec{Trigger: "test"}, now); err != nil {
+	if _, err := RunOnce(ctx, l, client, ledger.RunSpec{Request: millrace.Request{Trigger: "test"}}, now); err != nil {
 		t.Fatal(err)
 	}
 
 	set := NewWithConfig(stallingSource{Source: src, key: jan.SalesKey()}, Config{RunTimeout: 100 * time.Millisecond})
 	p, _ := set.Get(millrace.LoadSalesData)
-	run, err := RunOnce(ctx, l, p, ledger.RunSpec{Partition: jan.String(), Trigger: "test"}, now)
+	run, err := RunOnce(ctx, l, p, ledger.RunSpec{Partition: jan.String(), Request: millrace.Request{Trigger: "test"}}, now)
 	want := "timed out after 100ms (MILLRACE_RUN_TIMEOUT)"
 	if !errors.Is(err, ErrRunTimeout) || run.State != millrace.StateFailed || !strings.Contains(run.Error, want) {
 		t.Errorf("Run = %s %q, %v; want failed with %q", run.State, run.Error, err, want)

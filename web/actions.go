@@ -24,9 +24,9 @@ func back(r *http.Request) string {
 // form's partition ("" for an unpartitioned pipeline), or say why not.
 func (s *Server) handleRunNow(w http.ResponseWriter, r *http.Request) {
 	name, part := r.PathValue("name"), r.PostFormValue("partition")
-	ask := orchestrator.Ask{Trigger: millrace.TriggerUI, By: sessionOf(r).Username, Address: s.address(r)}
+	ask := s.ask(r, millrace.TriggerUI)
 	if r.PostFormValue("accept_check") != "" {
-		ask.AcceptedBy = ask.By
+		ask.AcceptedBy = ask.RequestedBy
 	}
 	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, []string{part}, ask)
 	switch {
@@ -57,7 +57,7 @@ func (s *Server) handleRetryFailed(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	failed := failedPartitions(parts)
-	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, failed, orchestrator.Ask{Trigger: millrace.TriggerUI, By: sessionOf(r).Username, Address: s.address(r)})
+	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), name, failed, s.ask(r, millrace.TriggerUI))
 	if err != nil && !millrace.IsPermanent(err) {
 		s.serverError(w, r, err)
 		return
@@ -102,7 +102,7 @@ func countPlan(plan []orchestrator.BackfillMonth) (runs, queued int) {
 // number is passed on as -1, which the orchestrator refuses.
 func (s *Server) backfillForm(r *http.Request, dry bool) orchestrator.BackfillRequest {
 	req := orchestrator.BackfillRequest{Pipeline: r.PathValue("name"), From: r.PostFormValue("from"), To: r.PostFormValue("to"),
-		Only: orchestrator.Only(r.PostFormValue("only")), DryRun: dry, Trigger: millrace.TriggerUI, By: sessionOf(r).Username, Address: s.address(r),
+		Only: orchestrator.Only(r.PostFormValue("only")), DryRun: dry, Request: s.ask(r, millrace.TriggerUI),
 		Expect: r.PostFormValue("plan")}
 	if v := strings.TrimSpace(r.PostFormValue("max_concurrent")); v != "" {
 		n, err := strconv.Atoi(v)

@@ -26,10 +26,10 @@ func TestAlerts(t *testing.T) {
 	}
 
 	runner := orchestrator.Runner{Ledger: b.l, Pipelines: b.set, Now: func() time.Time { return now }}
-	if _, _, err := runner.Run(b.ctx, ledger.RunSpec{Pipeline: millrace.LoadClientData, Trigger: "test"}, nil); err != nil {
+	if _, _, err := runner.Run(b.ctx, ledger.RunSpec{Pipeline: millrace.LoadClientData, Request: millrace.Request{Trigger: "test"}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := runner.Run(b.ctx, ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-02", Trigger: "test"}, nil); err == nil {
+	if _, _, err := runner.Run(b.ctx, ledger.RunSpec{Pipeline: millrace.LoadSalesData, Partition: "2020-02", Request: millrace.Request{Trigger: "test"}}, nil); err == nil {
 		t.Fatal("the month without its file succeeded")
 	}
 	decode(t, api.get("/api/alerts").expect(t, "GET /api/alerts", http.StatusOK), &got)

@@ -81,9 +81,9 @@ func (s *Server) handleAPIRunCreate(w http.ResponseWriter, r *http.Request) {
 		badBody(w, err)
 		return
 	}
-	ask := orchestrator.Ask{Trigger: millrace.TriggerAPI, By: sessionOf(r).Username, Address: s.address(r)}
+	ask := s.ask(r, millrace.TriggerAPI)
 	if req.AcceptCheck {
-		ask.AcceptedBy = ask.By
+		ask.AcceptedBy = ask.RequestedBy
 	}
 	res, err := s.cfg.Orchestrator.Enqueue(r.Context(), r.PathValue("name"), []string{req.Partition}, ask)
 	if err != nil {
@@ -105,7 +105,7 @@ func (s *Server) handleAPIBackfill(w http.ResponseWriter, r *http.Request) {
 		badBody(w, err)
 		return
 	}
-	req.Pipeline, req.Trigger, req.By, req.Address = r.PathValue("name"), "api", sessionOf(r).Username, s.address(r)
+	req.Pipeline, req.Request = r.PathValue("name"), s.ask(r, millrace.TriggerAPI)
 	if req.Only == "" {
 		req.Only = orchestrator.OnlyMissingFailed
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/audit"
 	"github.com/millrace/millrace/users"
 )
@@ -356,6 +357,13 @@ func (s *Server) address(r *http.Request) string {
 // actor is who makes the request, and from where.
 func (s *Server) actor(r *http.Request) audit.Actor {
 	return audit.Actor{Name: sessionOf(r).Username, Address: s.address(r)}
+}
+
+// ask is the request of runs or a backfill that r makes through trigger
+// (the UI's or the API's).
+func (s *Server) ask(r *http.Request, trigger millrace.Trigger) millrace.Request {
+	a := s.actor(r)
+	return millrace.Request{Trigger: trigger, RequestedBy: a.Name, Address: a.Address}
 }
 
 // clientKey is the key of the request's client for the login limiter.

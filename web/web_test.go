@@ -590,7 +590,7 @@ func TestAPI(t *testing.T) {
 		{millrace.LoadClientData, ""}, {millrace.LoadSalesData, "2020-01"}, {millrace.LoadSalesData, "2020-02"},
 	} {
 		runner := orchestrator.Runner{Ledger: b.l, Pipelines: b.set, Now: func() time.Time { return now }}
-		_, _, err := runner.Run(b.ctx, ledger.RunSpec{Pipeline: r.pipeline, Partition: r.partition, Trigger: "test"}, nil)
+		_, _, err := runner.Run(b.ctx, ledger.RunSpec{Pipeline: r.pipeline, Partition: r.partition, Request: millrace.Request{Trigger: "test"}}, nil)
 		if (err != nil) != (r.partition == "2020-02") {
 			t.Fatalf("run %s %s: %v", r.pipeline, r.partition, err)
 		}
@@ -719,6 +719,10 @@ func TestAPI(t *testing.T) {
 		}
 		if got := b.ledger(t, millrace.LoadSalesData)["2020-02"]; got != "failed" {
 			t.Errorf("the dry run changed 2020-02 to %s", got)
+		}
+		// Who asks is the session's user, never the body's.
+		for _, field := range []string{`"requested_by":"eve"`, `"trigger":"schedule"`, `"address":"10.0.0.1"`} {
+			api.postJSON("/api/pipelines/load_sales_data/backfill", `{"from":"2020-01","to":"2020-06","dry_run":true,`+field+`}`).expect(t, "a backfill body with "+field, http.StatusBadRequest)
 		}
 		r = api.postJSON("/api/pipelines/load_sales_data/backfill", `{"from":"2020-01","to":"2020-07","dry_run":true}`)
 		if r.expect(t, "backfill into the open month", http.StatusUnprocessableEntity); !strings.Contains(r.body, "has not ended") {

@@ -41,7 +41,7 @@ queued twice.`,
 			if req.Only, err = orchestrator.ParseOnly(only); err != nil {
 				return err
 			}
-			req.Pipeline, req.Trigger, req.By, req.Address = args[0], millrace.TriggerBackfill, who(), cliAddress
+			req.Pipeline, req.Request = args[0], millrace.Request{Trigger: millrace.TriggerBackfill, RequestedBy: who(), Address: cliAddress}
 			o, w, err := m.orchestrator(ctx, wait && !req.DryRun, req.DryRun)
 			if err != nil {
 				return err

@@ -58,7 +58,7 @@ As under serve, a success is followed by the pipelines that run after it
 			}
 			r := orchestrator.Runner{Ledger: m.ledger(w), Pipelines: set, Now: m.Now}
 			by := me()
-			spec := ledger.RunSpec{Pipeline: p.Name, Partition: partition, Trigger: millrace.TriggerCLI, RequestedBy: by.Name, Audit: &by}
+			spec := ledger.RunSpec{Pipeline: p.Name, Partition: partition, Request: millrace.Request{Trigger: millrace.TriggerCLI, RequestedBy: by.Name}, Audit: &by}
 			if accept {
 				spec.AcceptedBy = spec.RequestedBy
 			}
@@ -92,7 +92,7 @@ func (m *Main) runWithFollowUps(cmd *cobra.Command, r orchestrator.Runner, spec 
 	fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s, %d rows (run %d, attempt %d)\n",
 		pipeline, millrace.PartitionLabel(partition), run.State, run.Rows, run.ID, run.Attempt)
 	for _, name := range next.Then {
-		if err := m.runWithFollowUps(cmd, r, ledger.RunSpec{Pipeline: name, Trigger: millrace.TriggerAfter(pipeline), RequestedBy: spec.RequestedBy}, bar); err != nil {
+		if err := m.runWithFollowUps(cmd, r, ledger.RunSpec{Pipeline: name, Request: millrace.Request{Trigger: millrace.TriggerAfter(pipeline), RequestedBy: spec.RequestedBy}}, bar); err != nil {
 			return err
 		}
 	}
