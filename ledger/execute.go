@@ -76,23 +76,33 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 		return millrace.Run{}, fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
+	tx, run, err := l.begin(ctx, conn, spec)
+	if err != nil {
+		return run, err
+	}
+	// Ends the transaction, and so the lock, unless it committed.
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // rolled back or already ended
+	a := l.attempt(ctx, tx, spec, fn, run)
+	return l.record(ctx, tx, spec, run, a)
+}
+
+// begin takes the partition's run lock in a transaction on conn and
+// records the attempt's start on another connection, committed at once so
+// that everyone sees the partition running. It returns the locked
+// transaction and the attempt as recorded.
+func (l *Ledger) begin(ctx context.Context, conn *pgxpool.Conn, spec RunSpec) (pgx.Tx, millrace.Run, error) {
 	// During a rolling upgrade, a process of the older version leaves the
 	// runs to the newer one as soon as that has migrated the database.
 	if err := l.w.CheckNotNewer(ctx, conn); err != nil {
-		return millrace.Run{}, err
+		return nil, millrace.Run{}, err
 	}
 	label := spec.Pipeline + " " + millrace.PartitionLabel(spec.Partition)
 	tx, err := lockRun(ctx, conn, spec.Pipeline, spec.Partition)
 	if err != nil {
-		return millrace.Run{}, fmt.Errorf("%s: %w", label, err)
+		return nil, millrace.Run{}, fmt.Errorf("%s: %w", label, err)
 	}
-	// Ends the transaction, and so the lock, unless it committed.
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // rolled back or already ended
-
 	run := millrace.Run{Pipeline: spec.Pipeline, Partition: spec.Partition, State: millrace.StateRunning}
 	run.Trigger = spec.Trigger
-	// The start is recorded on another connection and committed at once,
-	// so that everyone sees the partition running.
 	if err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
 		if err := recordStart(ctx, tx, spec, &run); err != nil {
 			return err
@@ -102,73 +112,99 @@ func (l *Ledger) Execute(ctx context.Context, spec RunSpec, fn RunFunc) (millrac
 		}
 		return l.recordLineage(ctx, tx, run.ID, lineageStart)
 	}); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
 		if errors.Is(err, millrace.ErrNotQueued) {
 			if cerr := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error { return cancelAtStartTx(ctx, tx, spec.Pipeline, spec.Partition) }); cerr != nil {
 				err = errors.Join(err, cerr)
 			}
 		}
-		return run, fmt.Errorf("start %s: %w", label, err)
+		return nil, run, fmt.Errorf("start %s: %w", label, err)
 	}
+	return tx, run, nil
+}
 
-	var rl runLog
+// outcome is what an attempt's work did: its rows or its error, its log
+// and its report.
+type outcome struct {
+	rows    int64
+	err     error
+	started time.Time
+	text    *runLog
+	log     *slog.Logger
+	report  *millrace.Report
+}
+
+// attempt runs fn in the locked transaction tx (work), with the run's log,
+// report and progress, and ends it early when a person cancels it.
+func (l *Ledger) attempt(ctx context.Context, tx pgx.Tx, spec RunSpec, fn RunFunc, run millrace.Run) outcome {
+	a := outcome{started: time.Now(), text: &runLog{}}
 	parent := l.logger
 	if l.QuietRuns {
 		parent = slog.New(atLeast{parent.Handler(), slog.LevelWarn})
 	}
-	log := rl.logger(parent).With("pipeline", spec.Pipeline, "partition", spec.Partition, "run_id", run.ID, "attempt", run.Attempt)
-	log.Info("run started", "trigger", spec.Trigger)
-	started := time.Now()
+	a.log = a.text.logger(parent).With("pipeline", spec.Pipeline, "partition", spec.Partition, "run_id", run.ID, "attempt", run.Attempt)
+	a.log.Info("run started", "trigger", spec.Trigger)
 	// A person may cancel the attempt: its work's context ends, which
 	// cancels the query in progress, and the work rolls back.
 	workCtx, stopWork := context.WithCancelCause(ctx)
 	defer stopWork(nil)
-	report := &millrace.Report{AcceptedBy: spec.AcceptedBy}
+	a.report = &millrace.Report{AcceptedBy: spec.AcceptedBy}
 	if err := l.pool.QueryRow(ctx, `SELECT
 			coalesce((SELECT rows FROM millrace.partitions WHERE pipeline = $1 AND partition = $2 AND succeeded_at IS NOT NULL), 0),
 			array(SELECT rows FROM millrace.partitions WHERE pipeline = $1 AND partition < $2 AND succeeded_at IS NOT NULL ORDER BY partition DESC LIMIT 6)`,
-		spec.Pipeline, spec.Partition).Scan(&report.Served, &report.Previous); err != nil {
-		log.Warn("read the rows of earlier successes: the volume checks are skipped", "err", err)
+		spec.Pipeline, spec.Partition).Scan(&a.report.Served, &a.report.Previous); err != nil {
+		a.log.Warn("read the rows of earlier successes: the volume checks are skipped", "err", err)
 	}
-	workCtx = millrace.WithReport(workCtx, report)
-	l.recordProgress(workCtx, run.ID, report, spec.OnProgress)
-	report.Begin(run.StartedAt)
+	workCtx = millrace.WithReport(workCtx, a.report)
+	l.recordProgress(workCtx, run.ID, a.report, spec.OnProgress)
+	a.report.Begin(run.StartedAt)
 	go l.watchCancel(workCtx, stopWork, run)
-	rows, runErr := l.work(workCtx, tx, spec, fn, log)
-	if cause := context.Cause(workCtx); runErr != nil && errors.Is(cause, millrace.ErrCancelled) {
-		runErr = cause
+	a.rows, a.err = l.work(workCtx, tx, spec, fn, a.log)
+	if cause := context.Cause(workCtx); a.err != nil && errors.Is(cause, millrace.ErrCancelled) {
+		a.err = cause
 	}
+	return a
+}
+
+// record records the attempt's outcome a in tx and commits it: a success
+// with its data, a failure or a cancel after the work rolled back, still
+// under the lock; when tx's connection is gone, on another.
+func (l *Ledger) record(ctx context.Context, tx pgx.Tx, spec RunSpec, run millrace.Run, a outcome) (millrace.Run, error) {
+	runErr := a.err
 	if runErr == nil {
-		run.Rows = rows
-		log.Info("run succeeded", "rows", rows, "seconds", time.Since(started).Seconds())
-		if runErr = l.finish(ctx, tx, &run, nil, false, rl.String(), report); runErr == nil {
+		run.Rows = a.rows
+		a.log.Info("run succeeded", "rows", a.rows, "seconds", time.Since(a.started).Seconds())
+		if runErr = l.finish(ctx, tx, &run, nil, false, a.text.String(), a.report); runErr == nil {
 			if runErr = tx.Commit(ctx); runErr == nil {
 				return run, nil
 			}
 		}
 	}
 	if errors.Is(runErr, millrace.ErrCancelled) {
-		log.Warn("run cancelled", "err", runErr, "seconds", time.Since(started).Seconds())
+		a.log.Warn("run cancelled", "err", runErr, "seconds", time.Since(a.started).Seconds())
 	} else {
-		log.Error("run failed", "err", runErr, "seconds", time.Since(started).Seconds())
+		a.log.Error("run failed", "err", runErr, "seconds", time.Since(a.started).Seconds())
 	}
 	run.Rows = 0
 	retry := spec.Retried != nil && spec.Retried(runErr) && !errors.Is(runErr, millrace.ErrCancelled)
 	wctx := context.WithoutCancel(ctx)
 	// Under the lock when the transaction lives on (the work rolled back
 	// to its savepoint); else, its connection gone, on another.
-	ferr := l.finish(wctx, tx, &run, runErr, retry, rl.String(), report)
+	ferr := l.finish(wctx, tx, &run, runErr, retry, a.text.String(), a.report)
 	if ferr == nil {
 		ferr = tx.Commit(wctx)
 	}
 	if ferr != nil {
 		_ = tx.Rollback(wctx)
-		ferr = pgx.BeginFunc(wctx, l.pool, func(tx pgx.Tx) error { return l.finish(wctx, tx, &run, runErr, retry, rl.String(), report) })
+		ferr = pgx.BeginFunc(wctx, l.pool, func(tx pgx.Tx) error {
+			return l.finish(wctx, tx, &run, runErr, retry, a.text.String(), a.report)
+		})
 		if errors.Is(ferr, errFinished) {
 			// The outcome is recorded already: the commit went through
 			// (its reply was lost), or a later attempt closed this one.
 			var state millrace.State
 			if err := l.pool.QueryRow(wctx, "SELECT state FROM millrace.runs WHERE id = $1", run.ID).Scan(&state); err == nil && state == millrace.StateSucceeded {
-				run.State, run.Error, run.Rows = state, "", rows
+				run.State, run.Error, run.Rows = state, "", a.rows
 				return run, nil
 			}
 		}
@@ -358,21 +394,10 @@ func (l *Ledger) finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runEr
 			return fmt.Errorf("read the cancel of run %d: %w", run.ID, err)
 		}
 	}
-	t := succeed
-	switch {
-	case errors.Is(runErr, millrace.ErrCancelled):
-		t = cancelRunning
-	case runErr != nil && willRetry:
-		t = retry
-	case runErr != nil:
-		t = fail
-	}
-	run.State, run.Error = millrace.StateSucceeded, ""
+	t := ending(runErr, willRetry)
+	run.State, run.Error = t.Attempt, ""
 	if runErr != nil {
-		run.State, run.Error = millrace.StateFailed, runErr.Error()
-	}
-	if t.Name == cancelRunning.Name {
-		run.State = millrace.StateCancelled
+		run.Error = runErr.Error()
 	}
 	run.Log = log
 	var finished time.Time
@@ -386,7 +411,7 @@ func (l *Ledger) finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runEr
 	}
 	run.FinishedAt = &finished
 	stale := ""
-	if t.Name == succeed.Name {
+	if t.To == millrace.StateSucceeded {
 		var err error
 		if stale, err = definitionChanged(ctx, tx, run.ID); err != nil {
 			return err
@@ -419,6 +444,20 @@ func (l *Ledger) finish(ctx context.Context, tx pgx.Tx, run *millrace.Run, runEr
 		return recordRecovered(ctx, tx, *run)
 	}
 	return recordAlert(ctx, tx, t.Alert, *run)
+}
+
+// ending returns the transition that ends an attempt whose work returned
+// runErr; willRetry says that the job queue will try it again.
+func ending(runErr error, willRetry bool) Transition {
+	switch {
+	case errors.Is(runErr, millrace.ErrCancelled):
+		return cancelRunning
+	case runErr != nil && willRetry:
+		return retry
+	case runErr != nil:
+		return fail
+	}
+	return succeed
 }
 
 // cancelPoll is how often a running attempt looks whether a person asked

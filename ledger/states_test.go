@@ -26,8 +26,13 @@ func TestTransitions(t *testing.T) {
 			t.Errorf("transition %s to %s alerts %q, want %q", tr.Name, tr.To, tr.Alert, want)
 		}
 		// An attempt that ends (leaves running) tells lineage how.
-		if slices.Equal(tr.From, []millrace.State{millrace.StateRunning}) && tr.Lineage == "" {
+		ends := slices.Equal(tr.From, []millrace.State{millrace.StateRunning})
+		if ends && tr.Lineage == "" {
 			t.Errorf("transition %s ends an attempt without a lineage event", tr.Name)
+		}
+		// ... and records the attempt in a finished state; no other does.
+		if ends != (tr.Attempt != none) || (ends && !tr.Attempt.Finished()) {
+			t.Errorf("transition %s from %v leaves its attempt %q", tr.Name, tr.From, tr.Attempt)
 		}
 		reached[tr.To] = true
 		for _, f := range tr.From {
