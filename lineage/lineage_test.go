@@ -27,7 +27,6 @@ import (
 	"github.com/millrace/millrace/lineage"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
-	"github.com/millrace/millrace/source"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -56,28 +55,14 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	ctx := context.Background()
-	dbURL := dbtest.NewSetUpDatabase(t)
 	// The clock runs a minute ahead of the database's, which stamps the
 	// events: those recorded during the test are due.
-	b := &testBundle{ctx: ctx, dir: t.TempDir(), receiver: newReceiver(t), clock: &clock{t: time.Now().Add(time.Minute)}, logs: &lockedBuffer{}}
-	if _, err := gen.Write(ctx, b.dir, gen.Config{Customers: 50, SalesPerMonth: 20,
-		From: millrace.Month{Year: 2020, Month: time.January}, To: millrace.Month{Year: 2020, Month: time.February}}); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	if b.w, err = warehouse.Open(ctx, dbURL, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.w.Close)
-	b.l = ledger.New(b.w, slog.New(slog.DiscardHandler))
+	e := dbtest.NewEnv(t, gen.Config{Customers: 50, SalesPerMonth: 20,
+		From: millrace.Month{Year: 2020, Month: time.January}, To: millrace.Month{Year: 2020, Month: time.February}}, slog.New(slog.DiscardHandler))
+	b := &testBundle{ctx: ctx, dir: e.Dir, w: e.W, l: e.L, conn: e.Conn, set: pipelines.New(e.Src),
+		receiver: newReceiver(t), clock: &clock{t: time.Now().Add(time.Minute)}, logs: &lockedBuffer{}}
 	b.l.Lineage = true
-	b.conn = dbtest.Connect(t, dbURL)
 	b.database = b.w.Pool().Config().ConnConfig.Database
-	src, err := source.New(ctx, b.dir, source.S3Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.set = pipelines.New(src)
 	b.url = strings.Replace(b.receiver.srv.URL, "http://", "http://user:"+secret+"@", 1) + "/api/v1/lineage/" + secret + "?token=" + secret
 	return b
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
-	"github.com/millrace/millrace/source"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -48,30 +47,10 @@ func (b *testBundle) runner(set *pipelines.Set) orchestrator.Runner {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	ctx := context.Background()
-	url := dbtest.NewSetUpDatabase(t)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir := t.TempDir()
 	jan, _ := millrace.ParseMonth("2020-01")
 	jun, _ := millrace.ParseMonth("2020-06")
-	if _, err := gen.Write(ctx, dir, gen.Config{Customers: 500, From: jan, To: jun}); err != nil {
-		t.Fatal(err)
-	}
-	w, err := warehouse.Open(ctx, url, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Close)
-	src, err := source.New(ctx, dir, source.S3Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(ctx) })
-	return &testBundle{ctx: ctx, dir: dir, w: w, l: ledger.New(w, logger), src: src, conn: conn}
+	e := dbtest.NewEnv(t, gen.Config{Customers: 500, From: jan, To: jun}, slog.New(slog.DiscardHandler))
+	return &testBundle{ctx: context.Background(), dir: e.Dir, w: e.W, l: e.L, src: e.Src, conn: e.Conn}
 }
 
 // orchestrator builds an orchestrator over src with fast timings; with

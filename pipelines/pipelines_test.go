@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -45,24 +44,8 @@ type testBundle struct {
 // setup creates a fresh database, sets it up and generates a small bucket.
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	ctx := context.Background()
-	url := dbtest.NewSetUpDatabase(t)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir := t.TempDir()
-	if _, err := gen.Write(ctx, dir, gen.Config{Customers: 2000, From: month(t, "2020-01"), To: month(t, "2020-03")}); err != nil {
-		t.Fatalf("gen: %v", err)
-	}
-	w, err := warehouse.Open(ctx, url, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Close)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(ctx) })
-	return &testBundle{ctx: ctx, url: url, dir: dir, w: w, l: ledger.New(w, logger), set: newSet(t, dir), conn: conn}
+	e := dbtest.NewEnv(t, gen.Config{Customers: 2000, From: month(t, "2020-01"), To: month(t, "2020-03")}, slog.New(slog.DiscardHandler))
+	return &testBundle{ctx: context.Background(), url: e.URL, dir: e.Dir, w: e.W, l: e.L, set: pipelines.New(e.Src), conn: e.Conn}
 }
 
 // newSet returns the pipelines reading the directory dir.

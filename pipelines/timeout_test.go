@@ -15,7 +15,6 @@ import (
 	"github.com/millrace/millrace/gen"
 	"github.com/millrace/millrace/internal/dbtest"
 	"github.com/millrace/millrace/ledger"
-	"github.com/millrace/millrace/source"
 	"github.com/millrace/millrace/warehouse"
 )
 
@@ -122,24 +121,11 @@ var _ io.ReadCloser = stalled{}
 func TestRunTimeoutStopsSourceRead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := dbtest.NewSetUpDatabase(t)
-	w, err := warehouse.Open(ctx, url, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
 	jan := millrace.Month{Year: 2020, Month: time.January}
-	dir := t.TempDir()
-	if _, err := gen.Write(ctx, dir, gen.Config{Customers: 200, From: jan, To: jan}); err != nil {
-		t.Fatal(err)
-	}
-	src, err := source.New(ctx, dir, source.S3Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := dbtest.NewEnv(t, gen.Config{Customers: 200, From: jan, To: jan}, slog.New(slog.DiscardHandler))
+	src, l, w := e.Src, e.L, e.W
 	now := jan.End().AddDate(0, 1, 0)
 	client, _ := New(src).Get(millrace.LoadClientData)
-	l := ledger.New(w, slog.New(slog.DiscardHandler))
 	if _, err := RunOnce(ctx, l, client, ledger.RunSpec{Request: millrace.Request{Trigger: "test"}}, now); err != nil {
 		t.Fatal(err)
 	}

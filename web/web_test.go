@@ -32,7 +32,6 @@ import (
 	"github.com/millrace/millrace/ledger"
 	"github.com/millrace/millrace/orchestrator"
 	"github.com/millrace/millrace/pipelines"
-	"github.com/millrace/millrace/source"
 	"github.com/millrace/millrace/warehouse"
 	"github.com/millrace/millrace/web"
 )
@@ -87,7 +86,6 @@ type testBundle struct {
 func setup(t testing.TB, opt options) *testBundle {
 	t.Helper()
 	ctx := context.Background()
-	dbURL := dbtest.NewSetUpDatabase(t)
 	logs := &lockedBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -95,12 +93,8 @@ func setup(t testing.TB, opt options) *testBundle {
 		}
 	})
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-	dir := t.TempDir()
-	if _, err := gen.Write(ctx, dir, gen.Config{Customers: 500, From: month(t, "2020-01"), To: month(t, "2020-06")}); err != nil {
-		t.Fatal(err)
-	}
-	b := &testBundle{ctx: ctx, dir: dir, removed: map[string][]byte{}}
+	e := dbtest.NewEnv(t, gen.Config{Customers: 500, From: month(t, "2020-01"), To: month(t, "2020-06")}, logger)
+	b := &testBundle{ctx: ctx, dir: e.Dir, w: e.W, l: e.L, conn: e.Conn, removed: map[string][]byte{}}
 	for _, m := range opt.remove {
 		path := b.salesFile(t, m)
 		data, err := os.ReadFile(path)
@@ -112,24 +106,10 @@ func setup(t testing.TB, opt options) *testBundle {
 		}
 		b.removed[m] = data
 	}
-
-	var err error
-	if b.w, err = warehouse.Open(ctx, dbURL, logger); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.w.Close)
-	if b.conn, err = pgx.Connect(ctx, dbURL); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.conn.Close(context.Background()) })
-	src, err := source.New(ctx, dir, source.S3Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.set = pipelines.New(src)
+	b.set = pipelines.New(e.Src)
 	if opt.files != nil {
 		var problems pipelines.Problems
-		if b.set, problems = pipelines.NewFromFolder(opt.files, src, pipelines.Config{}); len(problems) > 0 {
+		if b.set, problems = pipelines.NewFromFolder(opt.files, e.Src, pipelines.Config{}); len(problems) > 0 {
 			t.Fatal(problems)
 		}
 	}
@@ -138,7 +118,7 @@ func setup(t testing.TB, opt options) *testBundle {
 		clock = opt.now
 	}
 	reg := prometheus.NewRegistry()
-	b.l = ledger.New(b.w, logger)
+	var err error
 	b.o, err = orchestrator.New(ctx, b.w, b.l, b.set, orchestrator.Config{
 		SalesStart: opt.salesStart, Workers: opt.workers, Scheduler: opt.workers,
 		Now:          func() time.Time { return clock },
