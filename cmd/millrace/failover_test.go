@@ -208,6 +208,38 @@ func TestServeStartsAgainWhenTheDatabaseGoesAway(t *testing.T) {
 	waitLedger(t, admin, map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 1})
 }
 
+// TestServeWaitsForTheDatabaseStartingUp: serve started while PostgreSQL
+// answers that it is starting up (57P03, as after a restart or a managed
+// database's failover) starts again until it is up, then loads, rather
+// than exiting and leaving it to a supervisor's back-off. Another command
+// still says it at once, in words.
+func TestServeWaitsForTheDatabaseStartingUp(t *testing.T) {
+	t.Parallel()
+	bucket := filepath.Join(t.TempDir(), "bucket")
+	url := dbtest.NewDatabase(t)
+	c := &cli{t: t, now: time.Date(2020, 2, 15, 12, 0, 0, 0, time.UTC), env: map[string]string{
+		"MILLRACE_SOURCE":            bucket,
+		"MILLRACE_SCHEDULE_INTERVAL": "1s",
+		"MILLRACE_DATABASE_URL":      url,
+		"MILLRACE_HTTP_ADDR":         fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"MILLRACE_LOG_LEVEL":         "warn",
+	}}
+	c.ok("gen", "--out", bucket, "--customers", "100", "--from", "2020-01", "--to", "2020-01", "--sales-per-month", "50")
+	unlock := dbtest.Lock(t)
+	c.ok("db", "setup")
+	unlock()
+	proxy, proxied := dbtest.NewCutProxy(t, url)
+	c.env["MILLRACE_DATABASE_URL"] = proxied
+	proxy.Starting(1)
+	if _, _, err := c.run("status"); err == nil || !strings.Contains(err.Error(), "is starting or stopping") {
+		t.Errorf("status while the database starts up: %v; want an error that says it is starting", err)
+	}
+	proxy.Starting(3)
+	stop := startServe(t, c)
+	defer stop()
+	waitLedger(t, dbtest.Connect(t, url), map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 1})
+}
+
 // TestServeStoppedWhileItStarts: a SIGTERM (here its context's end) that
 // comes while serve starts (waiting for millrace.users, as under load) is
 // a clean stop, not an error ("the first admin: context canceled", exit

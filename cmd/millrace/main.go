@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -117,13 +118,19 @@ func (m *Main) openWarehouse(ctx context.Context, readOnly bool) (*warehouse.War
 }
 
 // openWarehouseReached is openWarehouse, which sets reached once the
-// database has answered (before the migrations).
+// database has answered (before the migrations), if only to say that it is
+// starting up.
 func (m *Main) openWarehouseReached(ctx context.Context, readOnly bool, reached *bool) (*warehouse.Warehouse, error) {
 	raw, from, err := m.databaseURL()
 	if err != nil {
 		return nil, err
 	}
 	w, err := warehouse.Open(ctx, raw, m.logger)
+	if warehouse.PgCode(err) == pgerrcode.CannotConnectNow {
+		// The server answered: it is starting up (a restart, a failover)
+		// or stopping.
+		*reached = true
+	}
 	if err != nil {
 		return nil, dbError(err, raw, from)
 	}

@@ -60,9 +60,10 @@ const (
 // serve runs until ctx ends; ready, when set, is called with the HTTP
 // address and the orchestrator once the server and the workers are up.
 // It records the installation's settings as by (serve, demo). When the
-// database, once reached, goes away before serve is up, it starts again
-// (startTries times; a database never reached is an error at once); once
-// up, the workers and the scheduler ride out the database's absences.
+// database, once reached, goes away before serve is up, or answers that it
+// is starting up (a restart, a failover), it starts again (startTries
+// times; a database never reached is an error at once); once up, the
+// workers and the scheduler ride out the database's absences.
 func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *orchestrator.Orchestrator)) error {
 	for try := 1; ; try++ {
 		var reached, up bool
@@ -80,7 +81,7 @@ func (m *Main) serve(ctx context.Context, by string, ready func(addr string, o *
 		if !reached || up || try == startTries || !warehouse.Disconnected(err) || ctx.Err() != nil {
 			return err
 		}
-		m.logger.Warn("the database went away while serve started: starting again", "err", err, "try", try, "of", startTries)
+		m.logger.Warn("the database went away, or is starting up, while serve started: starting again", "err", err, "try", try, "of", startTries)
 		select {
 		case <-ctx.Done():
 			return err

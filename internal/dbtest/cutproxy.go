@@ -14,12 +14,14 @@ import (
 // connection does. Cut(addr) closes the client's
 // connection whose local address is addr, as a dead process or a network
 // cut would, and from then on drops cancel requests (which a dead process
-// does not send and a cut network does not carry).
+// does not send and a cut network does not carry). Starting(n) answers
+// the next n connections as a server that is starting up.
 type CutProxy struct {
 	ln         net.Listener
 	target     string
 	dropCancel atomic.Bool
 	dead       atomic.Bool
+	starting   atomic.Int64
 	mu         sync.Mutex
 	conns      map[string][2]net.Conn
 }
@@ -61,6 +63,10 @@ func (p *CutProxy) handle(c net.Conn) {
 	}
 	if p.dead.Load() || binary.BigEndian.Uint32(head[4:]) == 80877102 && p.dropCancel.Load() {
 		c.Close()
+		return
+	}
+	if p.starting.Add(-1) >= 0 {
+		answerStarting(c, head)
 		return
 	}
 	s, err := net.Dial("tcp", p.target)
@@ -120,4 +126,42 @@ func (p *CutProxy) CutAll() int {
 		}
 	}
 	return len(pairs)
+}
+
+// Starting makes the next n connections get PostgreSQL's answer while it
+// starts up, as after a restart or a failover: FATAL 57P03, "the database
+// system is starting up".
+func (p *CutProxy) Starting(n int) { p.starting.Store(int64(n)) }
+
+// answerStarting answers the client c, whose first message began with
+// head, with FATAL 57P03 and closes it. A client that asks for TLS first
+// is told no, and its startup message read.
+func answerStarting(c net.Conn, head [8]byte) {
+	defer c.Close()
+	length, code := binary.BigEndian.Uint32(head[:4]), binary.BigEndian.Uint32(head[4:])
+	if code == 80877103 || code == 80877104 { // SSLRequest, GSSENCRequest
+		if _, err := c.Write([]byte{'N'}); err != nil {
+			return
+		}
+		if _, err := io.ReadFull(c, head[:]); err != nil {
+			return
+		}
+		length = binary.BigEndian.Uint32(head[:4])
+	}
+	if length < 8 || length > 1<<16 {
+		return
+	}
+	if _, err := io.CopyN(io.Discard, c, int64(length)-8); err != nil {
+		return
+	}
+	var body []byte
+	for _, f := range []struct {
+		key byte
+		val string
+	}{{'S', "FATAL"}, {'V', "FATAL"}, {'C', "57P03"}, {'M', "the database system is starting up"}} {
+		body = append(append(append(body, f.key), f.val...), 0)
+	}
+	body = append(body, 0)
+	msg := binary.BigEndian.AppendUint32([]byte{'E'}, uint32(len(body)+4))
+	c.Write(append(msg, body...)) //nolint:errcheck // the client may be gone
 }
