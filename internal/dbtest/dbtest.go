@@ -10,6 +10,11 @@
 //		...
 //	}
 //
+// NewEnv adds to a set-up database a generated bucket and millrace's parts
+// over both (warehouse, ledger, source): what a test of pipelines, runs or
+// pages starts from. CutProxy stands between a client and the cluster, to
+// cut connections or answer as a server starting up.
+//
 // The cluster comes from the PostgreSQL binaries installed on the machine
 // (see localpg.FindBinaries; MILLRACE_PG_BIN names their directory). Without
 // them the tests that need a database skip, loudly, except when CI=true, where
