@@ -77,7 +77,8 @@ func TriggerAfter(pipeline string) Trigger { return Trigger("after:" + pipeline)
 
 // Request says how a run or a backfill was asked for, and by whom: one
 // type from a person's command, click or API call, or the scheduler,
-// through the job queue to the ledger's record of the run (Run embeds it).
+// through the job queue (all but Address, which the audit log records when
+// the run is queued) to the ledger's record of the run (Run embeds it).
 type Request struct {
 	Trigger Trigger `json:"trigger"`
 	// RequestedBy names the person who asked; "" for the schedule.
@@ -89,6 +90,7 @@ type Request struct {
 	BackfillID int64 `json:"backfill_id,omitempty"`
 	// AcceptedBy names the person who accepted in advance that the run's
 	// checks may fail (`--accept-check`): a failed check is then recorded
-	// as accepted instead of failing the run.
+	// as accepted instead of failing the run. On a Run read from the
+	// ledger, it is set only when a failed check was accepted.
 	AcceptedBy string `json:"accepted_by,omitempty"`
 }

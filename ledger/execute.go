@@ -101,6 +101,14 @@ func (l *Ledger) begin(ctx context.Context, conn *pgxpool.Conn, spec RunSpec) (p
 	if err != nil {
 		return nil, millrace.Run{}, fmt.Errorf("%s: %w", label, err)
 	}
+	started := false
+	defer func() {
+		// Until the start is recorded, the lock is held: a refused job's
+		// cancel (cancelAtStartTx) is recorded under it.
+		if !started {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
 	run := millrace.Run{Pipeline: spec.Pipeline, Partition: spec.Partition, State: millrace.StateRunning}
 	run.Trigger = spec.Trigger
 	if err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
@@ -112,7 +120,6 @@ func (l *Ledger) begin(ctx context.Context, conn *pgxpool.Conn, spec RunSpec) (p
 		}
 		return l.recordLineage(ctx, tx, run.ID, lineageStart)
 	}); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
 		if errors.Is(err, millrace.ErrNotQueued) {
 			if cerr := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error { return cancelAtStartTx(ctx, tx, spec.Pipeline, spec.Partition) }); cerr != nil {
 				err = errors.Join(err, cerr)
@@ -120,6 +127,7 @@ func (l *Ledger) begin(ctx context.Context, conn *pgxpool.Conn, spec RunSpec) (p
 		}
 		return nil, run, fmt.Errorf("start %s: %w", label, err)
 	}
+	started = true
 	return tx, run, nil
 }
 

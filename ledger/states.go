@@ -20,8 +20,10 @@ type Transition struct {
 	// transition, and Alert the alert it raises ("" none; a success
 	// raises EventRecovered only after a failed or late alert).
 	Lineage, Alert string
-	// Attempt is the state in which the attempt's record (millrace.runs)
-	// ends by this transition; "" for one that ends no attempt.
+	// Attempt is the state in which Execute leaves the attempt's record
+	// (millrace.runs) when it ends the attempt by this transition; "" for
+	// the transitions made elsewhere (a lost or cancelled attempt's record
+	// is closed by the operation that makes them).
 	Attempt millrace.State
 }
 

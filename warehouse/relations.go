@@ -182,6 +182,7 @@ func reserve(ctx context.Context, tx pgx.Tx, t Table) (foreign bool, err error) 
 		// index takes a name that is free in public.
 		pkey := ""
 		if t.InPlace {
+			var err error
 			if pkey, err = freeName(ctx, tx, t.Name+"_pkey"); err != nil {
 				return err
 			}

@@ -130,7 +130,7 @@ func (p *CutProxy) CutAll() int {
 
 // Starting makes the next n connections get PostgreSQL's answer while it
 // starts up, as after a restart or a failover: FATAL 57P03, "the database
-// system is starting up".
+// system is starting up". A cancel request counts as a connection.
 func (p *CutProxy) Starting(n int) { p.starting.Store(int64(n)) }
 
 // answerStarting answers the client c, whose first message began with
