@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -29,17 +30,41 @@ type Folder struct {
 	inputs map[string][]string
 	// files holds the text of every file read, by path (see Files).
 	files map[string]string
+	// unread holds the SQL files that are there but could not be read
+	// (a problem says why).
+	unread map[string]bool
 }
 
 // inputsLock is the file that holds what PostgreSQL said each transform
 // reads (see Folder.inputs).
 const inputsLock = "inputs.lock"
 
+// ReadDir is ReadFolder of the directory dir, read through an os.Root: no
+// file of the folder, and no symbolic link in it, reaches a file outside
+// it. A pipeline file that someone else wrote cannot make millrace read,
+// store in a revision and show a file of the machine that applies it.
+func ReadDir(dir string) (*Folder, Problems) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, Problems{{File: ".", Pos: Pos{1, 1}, Msg: fmt.Sprintf("cannot open the folder: %v", err)}}
+	}
+	defer root.Close()
+	return ReadFolder(root.FS())
+}
+
+// readError says why a file of the folder could not be read.
+func readError(err error) string {
+	if strings.Contains(err.Error(), "path escapes from parent") { // os.Root's
+		return "a symbolic link that leads out of the folder: a folder of pipelines holds its own files (copy the file in)"
+	}
+	return err.Error()
+}
+
 // ReadFolder reads and decodes the pipeline files of fsys, and checks them
 // without a database (Check). It returns every problem found, each with its
 // file, line and column.
 func ReadFolder(fsys fs.FS) (*Folder, Problems) {
-	f := &Folder{sql: map[string]string{}, inputs: map[string][]string{}, files: map[string]string{}}
+	f := &Folder{sql: map[string]string{}, inputs: map[string][]string{}, files: map[string]string{}, unread: map[string]bool{}}
 	var errs Problems
 	names, err := fs.Glob(fsys, "*.yaml")
 	if err != nil || len(names) == 0 {
@@ -70,7 +95,7 @@ func ReadFolder(fsys fs.FS) (*Folder, Problems) {
 	for _, name := range names {
 		data, err := read(name)
 		if err != nil {
-			errs = append(errs, Problem{File: name, Pos: Pos{1, 1}, Msg: err.Error()})
+			errs = append(errs, Problem{File: name, Pos: Pos{1, 1}, Msg: readError(err)})
 			continue
 		}
 		if name == "millrace.yaml" {
@@ -87,10 +112,14 @@ func ReadFolder(fsys fs.FS) (*Folder, Problems) {
 			if _, ok := f.sql[t.SQL]; ok {
 				continue
 			}
+			if !fs.ValidPath(t.SQL) {
+				continue // Check says it is outside the folder
+			}
 			if text, err := read(t.SQL); err == nil {
 				f.sql[t.SQL] = string(text)
 			} else if !errors.Is(err, fs.ErrNotExist) {
-				errs = append(errs, Problem{File: t.SQL, Pos: Pos{1, 1}, Msg: err.Error()})
+				f.unread[t.SQL] = true
+				errs = append(errs, Problem{File: t.SQL, Pos: Pos{1, 1}, Msg: readError(err)})
 			}
 		}
 	}
@@ -228,8 +257,12 @@ func (c *checker) table(s *Spec, name string, pos Pos, t TableSpec) {
 	case KindTransform:
 		if t.SQL == "" {
 			c.at(s, t.Pos, "sql is missing: the file of the SELECT that builds %s", name)
-		} else if text, ok := c.f.sql[t.SQL]; !ok {
+		} else if !fs.ValidPath(t.SQL) {
+			c.at(s, t.Pos, "sql: %s is not a path inside the folder: name the file from the folder, with / between directories, as process_data/feature_store.sql", t.SQL)
+		} else if text, ok := c.f.sql[t.SQL]; !ok && !c.f.unread[t.SQL] {
 			c.at(s, t.Pos, "sql: no file %s in the folder", t.SQL)
+		} else if !ok {
+			// Its own problem says why it could not be read.
 		} else {
 			c.templates(t.SQL, text)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -41,12 +40,12 @@ stay. No table is ever dropped. --dry-run prints the plan and changes nothing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			f, problems := pipelines.ReadFolder(os.DirFS(args[0]))
+			f, problems := pipelines.ReadDir(args[0])
 			if len(problems) > 0 {
 				for _, p := range problems {
 					fmt.Fprintln(cmd.OutOrStdout(), p.Error())
 				}
-				return fmt.Errorf("%s: %d problems: nothing applied", args[0], len(problems))
+				return fmt.Errorf("%s: %d %s: nothing applied", args[0], len(problems), plural(len(problems), "problem", "problems"))
 			}
 			w, err := m.openWarehouse(ctx, dryRun)
 			if err != nil {
@@ -138,7 +137,7 @@ func (m *Main) applyAtStart(ctx context.Context, w *warehouse.Warehouse, by stri
 	source := pipelines.SourceBuiltin
 	if m.config.Pipelines != "" {
 		var problems pipelines.Problems
-		if f, problems = pipelines.ReadFolder(os.DirFS(m.config.Pipelines)); len(problems) > 0 {
+		if f, problems = pipelines.ReadDir(m.config.Pipelines); len(problems) > 0 {
 			return fmt.Errorf("the pipelines of %s (MILLRACE_PIPELINES) do not check:\n%w", m.config.Pipelines, problems)
 		}
 		source = folderSource(m.config.Pipelines)

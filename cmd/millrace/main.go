@@ -229,7 +229,7 @@ func (m *Main) pipelines(ctx context.Context, w *warehouse.Warehouse, warn bool)
 		return nil, err
 	}
 	if warn && m.config.Pipelines != "" {
-		if f, problems := pipelines.ReadFolder(os.DirFS(m.config.Pipelines)); len(problems) > 0 || f.Hash() != rev.Hash {
+		if f, problems := pipelines.ReadDir(m.config.Pipelines); len(problems) > 0 || f.Hash() != rev.Hash {
 			fmt.Fprintf(m.Stderr, "millrace: warning: the pipelines of %s (MILLRACE_PIPELINES) are not the installation's newest revision (%s): this command runs that revision; `millrace pipelines apply %s` applies the folder\n",
 				m.config.Pipelines, revisionLabel(rev), m.config.Pipelines)
 		}

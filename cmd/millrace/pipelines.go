@@ -101,12 +101,16 @@ Prints every problem, one a line as file:line:col: message, and fails when there
 is one.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fsys, name := fs.FS(builtin.FS), "the built-in pipelines"
+			name := "the built-in pipelines"
+			var f *pipelines.Folder
+			var problems pipelines.Problems
 			if len(args) == 1 {
-				fsys, name = os.DirFS(args[0]), args[0]
+				name = args[0]
+				f, problems = pipelines.ReadDir(args[0])
+			} else {
+				f, problems = pipelines.ReadFolder(builtin.FS)
 			}
 			out := cmd.OutOrStdout()
-			f, problems := pipelines.ReadFolder(fsys)
 			stage2 := ""
 			if len(problems) == 0 {
 				more, lock, where, err := m.checkThroughPostgres(cmd.Context(), f, database, pgBin)
@@ -133,7 +137,7 @@ is one.`,
 				fmt.Fprintln(out, p.Error())
 			}
 			if len(problems) > 0 {
-				return fmt.Errorf("%s: %d problems", name, len(problems))
+				return fmt.Errorf("%s: %d %s", name, len(problems), plural(len(problems), "problem", "problems"))
 			}
 			fmt.Fprintf(out, "%s: %d pipelines, no problem%s\n", name, len(f.Specs), stage2)
 			return nil
