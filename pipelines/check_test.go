@@ -121,6 +121,24 @@ tables:
 			`m.yaml:9:19: aggregate monthly_visits: measure n: "total(n)": write sum, count, avg, min or max of a column of the file, or count(*)`,
 			`t.yaml:6:5: sql: no file visit_stats/visit_stats.sql in the folder`,
 		}},
+		{"a file out of the bucket", map[string]string{"m.yaml": `apiVersion: millrace/v1
+kind: MonthlyLoad
+name: load_visits
+file: ../visits/{month}.csv
+table: visits
+partition_by: day
+columns: {idx: bigint, day: date}
+`, "l.yaml": `apiVersion: millrace/v1
+kind: Load
+name: load_regions
+tables:
+  regions:
+    file: /etc/regions.csv
+    columns: {idx: integer}
+`}, []string{
+			`l.yaml:6:5: file "/etc/regions.csv": not a key of the bucket: name the file from the bucket's top, with / between folders and no .., as customers/stores.csv`,
+			`m.yaml:1:1: file "../visits/{month}.csv": not a key of the bucket: name the file from the bucket's top, with / between folders and no .., as sales/{month}/sales.csv`,
+		}},
 		{"a setting that is not allowed", map[string]string{"sales_statistics.yaml": `apiVersion: millrace/v1
 kind: Transform
 name: sales_statistics

@@ -250,6 +250,8 @@ func (c *checker) table(s *Spec, name string, pos Pos, t TableSpec) {
 	case KindLoad:
 		if t.File == "" {
 			c.at(s, t.Pos, "file is missing: the key of the CSV file that %s is loaded from", name)
+		} else if !fs.ValidPath(t.File) {
+			c.at(s, t.Pos, "file %q: not a key of the bucket: name the file from the bucket's top, with / between folders and no .., as customers/stores.csv", t.File)
 		}
 		if t.SQL != "" || len(t.Checks) > 0 || t.NotEmpty != nil {
 			c.at(s, t.Pos, "sql, checks and not_empty of a table apply to a Transform (a Load's checks are the pipeline's)")
@@ -381,6 +383,8 @@ var measureSyntax = regexp.MustCompile(`^(sum|count|avg|min|max)\(\s*(\*|[a-z_][
 func (c *checker) monthly(s *Spec) {
 	if strings.Count(s.File, "{month}") != 1 || strings.Count(s.File, "{") != 1 {
 		c.at(s, s.Pos, "file %q: a month's file has {month} (YYYY-MM) once, and no other placeholder", s.File)
+	} else if !fs.ValidPath(strings.ReplaceAll(s.File, "{month}", "2020-01")) {
+		c.at(s, s.Pos, "file %q: not a key of the bucket: name the file from the bucket's top, with / between folders and no .., as sales/{month}/sales.csv", s.File)
 	}
 	if s.Start != "" {
 		if _, err := millrace.ParseMonth(s.Start); err != nil {
