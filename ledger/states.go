@@ -32,42 +32,42 @@ type Transition struct {
 var (
 	// queue: a run is put in the job queue. Never a partition that is
 	// queued or running already, so that none is queued twice.
-	queue = Transition{"queue", []millrace.State{none, millrace.StateSucceeded, millrace.StateFailed, millrace.StateCancelled}, millrace.StateQueued, "MarkQueued", "", "", ""}
+	queue = Transition{Name: "queue", From: []millrace.State{none, millrace.StateSucceeded, millrace.StateFailed, millrace.StateCancelled}, To: millrace.StateQueued, By: "MarkQueued"}
 	// start: an attempt asked for outside the job queue (`millrace run`)
 	// begins, under the partition's run lock. A running partition here is
 	// one whose process died (the lock was free).
-	start = Transition{"start", []millrace.State{none, millrace.StateQueued, millrace.StateRunning, millrace.StateSucceeded, millrace.StateFailed, millrace.StateCancelled}, millrace.StateRunning, "Execute", "", "", ""}
+	start = Transition{Name: "start", From: []millrace.State{none, millrace.StateQueued, millrace.StateRunning, millrace.StateSucceeded, millrace.StateFailed, millrace.StateCancelled}, To: millrace.StateRunning, By: "Execute"}
 	// startJob: the job queue's attempt begins, only while the partition
 	// is queued (or running, when its process died): a partition cancelled
 	// or run by hand since its job was queued is not run again
 	// (millrace.ErrNotQueued).
-	startJob = Transition{"start job", []millrace.State{millrace.StateQueued, millrace.StateRunning}, millrace.StateRunning, "Execute", "", "", ""}
+	startJob = Transition{Name: "start job", From: []millrace.State{millrace.StateQueued, millrace.StateRunning}, To: millrace.StateRunning, By: "Execute"}
 	// succeed: the attempt's data and this record commit together.
-	succeed = Transition{"succeed", []millrace.State{millrace.StateRunning}, millrace.StateSucceeded, "Execute", lineageComplete, EventRecovered, millrace.StateSucceeded}
+	succeed = Transition{Name: "succeed", From: []millrace.State{millrace.StateRunning}, To: millrace.StateSucceeded, By: "Execute", Lineage: lineageComplete, Alert: EventRecovered, Attempt: millrace.StateSucceeded}
 	// fail: the attempt failed for good; its data rolled back.
-	fail = Transition{"fail", []millrace.State{millrace.StateRunning}, millrace.StateFailed, "Execute", lineageFail, EventFailed, millrace.StateFailed}
+	fail = Transition{Name: "fail", From: []millrace.State{millrace.StateRunning}, To: millrace.StateFailed, By: "Execute", Lineage: lineageFail, Alert: EventFailed, Attempt: millrace.StateFailed}
 	// retry: the attempt failed and the job queue will try again.
-	retry = Transition{"retry", []millrace.State{millrace.StateRunning}, millrace.StateQueued, "Execute", lineageFail, "", millrace.StateFailed}
+	retry = Transition{Name: "retry", From: []millrace.State{millrace.StateRunning}, To: millrace.StateQueued, By: "Execute", Lineage: lineageFail, Attempt: millrace.StateFailed}
 	// cancelQueued: a person cancels a queued run; its job is cancelled in
 	// the same transaction, and a job already fetched finds the partition
 	// no longer queued (startJob).
-	cancelQueued = Transition{"cancel queued", []millrace.State{millrace.StateQueued}, millrace.StateCancelled, "Cancel", "", EventCancelled, ""}
+	cancelQueued = Transition{Name: "cancel queued", From: []millrace.State{millrace.StateQueued}, To: millrace.StateCancelled, By: "Cancel", Alert: EventCancelled}
 	// cancelRunning: the attempt whose cancel a person asked for
 	// (Cancel) stops its work, rolls it back and records this.
-	cancelRunning = Transition{"cancel running", []millrace.State{millrace.StateRunning}, millrace.StateCancelled, "Execute", lineageAbort, EventCancelled, millrace.StateCancelled}
+	cancelRunning = Transition{Name: "cancel running", From: []millrace.State{millrace.StateRunning}, To: millrace.StateCancelled, By: "Execute", Lineage: lineageAbort, Alert: EventCancelled, Attempt: millrace.StateCancelled}
 	// cancelAtStart: a job finds that a person asked to cancel its
 	// partition's run (the attempt that was asked died, or was about to be
 	// retried): the cancel holds, and the job runs nothing.
-	cancelAtStart = Transition{"cancel at start", []millrace.State{millrace.StateQueued, millrace.StateRunning}, millrace.StateCancelled, "Execute", "", EventCancelled, ""}
+	cancelAtStart = Transition{Name: "cancel at start", From: []millrace.State{millrace.StateQueued, millrace.StateRunning}, To: millrace.StateCancelled, By: "Execute", Alert: EventCancelled}
 	// refuse: a queued run was refused before it started (an unknown
 	// pipeline, a month not closed on the worker's clock).
-	refuse = Transition{"refuse", []millrace.State{millrace.StateQueued}, millrace.StateFailed, "RecordRefusal", "", EventFailed, ""}
+	refuse = Transition{Name: "refuse", From: []millrace.State{millrace.StateQueued}, To: millrace.StateFailed, By: "RecordRefusal", Alert: EventFailed}
 	// lose: the job of a queued or running partition ended without an
 	// outcome (its process was killed on its last attempt).
-	lose = Transition{"lose", []millrace.State{millrace.StateQueued, millrace.StateRunning}, millrace.StateFailed, "CloseLost", "", EventFailed, ""}
+	lose = Transition{Name: "lose", From: []millrace.State{millrace.StateQueued, millrace.StateRunning}, To: millrace.StateFailed, By: "CloseLost", Alert: EventFailed}
 	// loseCancelled: as lose, for a partition whose cancel a person had
 	// asked for: the cancel holds.
-	loseCancelled = Transition{"lose cancelled", []millrace.State{millrace.StateQueued, millrace.StateRunning}, millrace.StateCancelled, "CloseLost", "", EventCancelled, ""}
+	loseCancelled = Transition{Name: "lose cancelled", From: []millrace.State{millrace.StateQueued, millrace.StateRunning}, To: millrace.StateCancelled, By: "CloseLost", Alert: EventCancelled}
 )
 
 // Transitions lists the state machine, for the docs and the tests.
