@@ -80,7 +80,7 @@ func explain(err error, raw, setting string) string {
 			return fmt.Sprintf("user %s lacks the rights millrace needs in database %s (%s): %s must name the admin user that set the database up, not %s", cfg.User, cfg.Database, pgErr.Message, setting, cfg.User)
 		case "53300": // too_many_connections
 			return fmt.Sprintf("PostgreSQL on %s has no connection left (%s): try again later, or raise its max_connections", where, pgErr.Message)
-		case "57P03": // cannot_connect_now
+		case "57P01", "57P02", "57P03": // admin_shutdown (a fast shutdown ends a new connection), crash_shutdown, cannot_connect_now
 			return fmt.Sprintf("PostgreSQL on %s is starting or stopping (%s): try again in a moment", where, pgErr.Message)
 		}
 		return ""

@@ -208,11 +208,18 @@ func TestServeStartsAgainWhenTheDatabaseGoesAway(t *testing.T) {
 	waitLedger(t, admin, map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 1})
 }
 
+// What PostgreSQL answers a new connection while it starts up, and while a
+// fast shutdown ends the connections it has just accepted.
+var (
+	starting = [2]string{"57P03", "the database system is starting up"}
+	stopping = [2]string{"57P01", "terminating connection due to administrator command"}
+)
+
 // TestServeWaitsForTheDatabaseStartingUp: serve started while PostgreSQL
-// answers that it is starting up (57P03, as after a restart or a managed
-// database's failover) starts again until it is up, then loads, rather
-// than exiting and leaving it to a supervisor's back-off. Another command
-// still says it at once, in words.
+// answers that it is starting up or shutting down (57P03, 57P01: a
+// restart, a managed database's failover) starts again until it is up,
+// then loads, rather than exiting and leaving it to a supervisor's
+// back-off. Another command still says it at once, in words.
 func TestServeWaitsForTheDatabaseStartingUp(t *testing.T) {
 	t.Parallel()
 	bucket := filepath.Join(t.TempDir(), "bucket")
@@ -230,11 +237,14 @@ func TestServeWaitsForTheDatabaseStartingUp(t *testing.T) {
 	unlock()
 	proxy, proxied := dbtest.NewCutProxy(t, url)
 	c.env["MILLRACE_DATABASE_URL"] = proxied
-	proxy.Starting(1)
-	if _, _, err := c.run("status"); err == nil || !strings.Contains(err.Error(), "is starting or stopping") {
-		t.Errorf("status while the database starts up: %v; want an error that says it is starting", err)
+	for _, code := range [][2]string{starting, stopping} {
+		proxy.Refuse(1, code[0], code[1])
+		if _, _, err := c.run("status"); err == nil || !strings.Contains(err.Error(), "is starting or stopping") {
+			t.Errorf("status while the database answers %s: %v; want an error that says it is starting or stopping", code[0], err)
+		}
 	}
-	proxy.Starting(3)
+	// The soak saw a fast restart end serve's first connection (57P01).
+	proxy.Refuse(2, stopping[0], stopping[1])
 	stop := startServe(t, c)
 	defer stop()
 	waitLedger(t, dbtest.Connect(t, url), map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 1})

@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgerrcode"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -118,17 +117,17 @@ func (m *Main) openWarehouse(ctx context.Context, readOnly bool) (*warehouse.War
 }
 
 // openWarehouseReached is openWarehouse, which sets reached once the
-// database has answered (before the migrations), if only to say that it is
-// starting up.
+// database has answered (before the migrations), if only with an error.
 func (m *Main) openWarehouseReached(ctx context.Context, readOnly bool, reached *bool) (*warehouse.Warehouse, error) {
 	raw, from, err := m.databaseURL()
 	if err != nil {
 		return nil, err
 	}
 	w, err := warehouse.Open(ctx, raw, m.logger)
-	if warehouse.PgCode(err) == pgerrcode.CannotConnectNow {
-		// The server answered: it is starting up (a restart, a failover)
-		// or stopping.
+	if warehouse.PgCode(err) != "" {
+		// The server answered, if only to say that it is starting up or
+		// shutting down (a restart, a failover), or that the password is
+		// wrong: serve decides by the error whether to start again.
 		*reached = true
 	}
 	if err != nil {

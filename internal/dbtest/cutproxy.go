@@ -14,16 +14,20 @@ import (
 // connection does. Cut(addr) closes the client's
 // connection whose local address is addr, as a dead process or a network
 // cut would, and from then on drops cancel requests (which a dead process
-// does not send and a cut network does not carry). Starting(n) answers
-// the next n connections as a server that is starting up.
+// does not send and a cut network does not carry). Refuse(n, ...) answers
+// the next n connections as a server that is starting up or shutting down.
 type CutProxy struct {
 	ln         net.Listener
 	target     string
 	dropCancel atomic.Bool
 	dead       atomic.Bool
-	starting   atomic.Int64
-	mu         sync.Mutex
-	conns      map[string][2]net.Conn
+	refusal    struct {
+		sync.Mutex
+		n             int
+		code, message string
+	}
+	mu    sync.Mutex
+	conns map[string][2]net.Conn
 }
 
 // NewCutProxy starts a proxy to the database of dbURL and returns it with
@@ -65,8 +69,8 @@ func (p *CutProxy) handle(c net.Conn) {
 		c.Close()
 		return
 	}
-	if p.starting.Add(-1) >= 0 {
-		answerStarting(c, head)
+	if code, message, ok := p.refused(); ok {
+		refuse(c, head, code, message)
 		return
 	}
 	s, err := net.Dial("tcp", p.target)
@@ -128,18 +132,35 @@ func (p *CutProxy) CutAll() int {
 	return len(pairs)
 }
 
-// Starting makes the next n connections get PostgreSQL's answer while it
-// starts up, as after a restart or a failover: FATAL 57P03, "the database
-// system is starting up". A cancel request counts as a connection.
-func (p *CutProxy) Starting(n int) { p.starting.Store(int64(n)) }
+// Refuse makes the next n connections get FATAL code with message, as
+// PostgreSQL answers while it starts up ("57P03", "the database system is
+// starting up"), or as a fast shutdown ends a connection it has just
+// accepted ("57P01", "terminating connection due to administrator
+// command"). A cancel request counts as a connection.
+func (p *CutProxy) Refuse(n int, code, message string) {
+	p.refusal.Lock()
+	defer p.refusal.Unlock()
+	p.refusal.n, p.refusal.code, p.refusal.message = n, code, message
+}
 
-// answerStarting answers the client c, whose first message began with
-// head, with FATAL 57P03 and closes it. A client that asks for TLS first
+// refused reports whether a new connection is to be refused, and how.
+func (p *CutProxy) refused() (code, message string, ok bool) {
+	p.refusal.Lock()
+	defer p.refusal.Unlock()
+	if p.refusal.n <= 0 {
+		return "", "", false
+	}
+	p.refusal.n--
+	return p.refusal.code, p.refusal.message, true
+}
+
+// refuse answers the client c, whose first message began with head, with
+// FATAL code and message, and closes it. A client that asks for TLS first
 // is told no, and its startup message read.
-func answerStarting(c net.Conn, head [8]byte) {
+func refuse(c net.Conn, head [8]byte, code, message string) {
 	defer c.Close()
-	length, code := binary.BigEndian.Uint32(head[:4]), binary.BigEndian.Uint32(head[4:])
-	if code == 80877103 || code == 80877104 { // SSLRequest, GSSENCRequest
+	length, request := binary.BigEndian.Uint32(head[:4]), binary.BigEndian.Uint32(head[4:])
+	if request == 80877103 || request == 80877104 { // SSLRequest, GSSENCRequest
 		if _, err := c.Write([]byte{'N'}); err != nil {
 			return
 		}
@@ -158,7 +179,7 @@ func answerStarting(c net.Conn, head [8]byte) {
 	for _, f := range []struct {
 		key byte
 		val string
-	}{{'S', "FATAL"}, {'V', "FATAL"}, {'C', "57P03"}, {'M', "the database system is starting up"}} {
+	}{{'S', "FATAL"}, {'V', "FATAL"}, {'C', code}, {'M', message}} {
 		body = append(append(append(body, f.key), f.val...), 0)
 	}
 	body = append(body, 0)
