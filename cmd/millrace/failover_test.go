@@ -217,7 +217,8 @@ var (
 
 // TestServeWaitsForTheDatabaseStartingUp: serve started while PostgreSQL
 // answers that it is starting up or shutting down (57P03, 57P01: a
-// restart, a managed database's failover) starts again until it is up,
+// restart, a managed database's failover), or drops its connection as it
+// goes down, starts again until it is up,
 // then loads, rather than exiting and leaving it to a supervisor's
 // back-off. Another command still says it at once, in words.
 func TestServeWaitsForTheDatabaseStartingUp(t *testing.T) {
@@ -243,11 +244,26 @@ func TestServeWaitsForTheDatabaseStartingUp(t *testing.T) {
 			t.Errorf("status while the database answers %s: %v; want an error that says it is starting or stopping", code[0], err)
 		}
 	}
-	// The soak saw a fast restart end serve's first connection (57P01).
+	// The soak saw a fast restart end serve's first connection (57P01),
+	// and a restart drop it without a word (unexpected EOF).
 	proxy.Refuse(2, stopping[0], stopping[1])
 	stop := startServe(t, c)
 	defer stop()
+	waitRefused(t, proxy)
+	proxy.Refuse(2, "", "")
+	waitRefused(t, proxy)
 	waitLedger(t, dbtest.Connect(t, url), map[string]int{"load_client_data": 1, "process_data": 1, "load_sales_data": 1})
+}
+
+// waitRefused waits until the proxy has refused every connection it was
+// told to.
+func waitRefused(t *testing.T, proxy *dbtest.CutProxy) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); proxy.Refusing() > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy still refuses %d connections after 30 s: nothing tried to connect", proxy.Refusing())
+		}
+	}
 }
 
 // TestServeStoppedWhileItStarts: a SIGTERM (here its context's end) that

@@ -117,17 +117,19 @@ func (m *Main) openWarehouse(ctx context.Context, readOnly bool) (*warehouse.War
 }
 
 // openWarehouseReached is openWarehouse, which sets reached once the
-// database has answered (before the migrations), if only with an error.
+// database has answered (before the migrations), if only with an error or
+// by dropping the connection it took.
 func (m *Main) openWarehouseReached(ctx context.Context, readOnly bool, reached *bool) (*warehouse.Warehouse, error) {
 	raw, from, err := m.databaseURL()
 	if err != nil {
 		return nil, err
 	}
 	w, err := warehouse.Open(ctx, raw, m.logger)
-	if warehouse.PgCode(err) != "" {
+	if warehouse.PgCode(err) != "" || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		// The server answered, if only to say that it is starting up or
-		// shutting down (a restart, a failover), or that the password is
-		// wrong: serve decides by the error whether to start again.
+		// shutting down (a restart, a failover) or that the password is
+		// wrong, or it took the connection and dropped it as it went down:
+		// serve decides by the error whether to start again.
 		*reached = true
 	}
 	if err != nil {

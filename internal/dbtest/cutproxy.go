@@ -136,11 +136,20 @@ func (p *CutProxy) CutAll() int {
 // PostgreSQL answers while it starts up ("57P03", "the database system is
 // starting up"), or as a fast shutdown ends a connection it has just
 // accepted ("57P01", "terminating connection due to administrator
-// command"). A cancel request counts as a connection.
+// command"). With code "", it reads the startup message and closes the
+// connection without a word, as a server that goes down then does. A
+// cancel request counts as a connection.
 func (p *CutProxy) Refuse(n int, code, message string) {
 	p.refusal.Lock()
 	defer p.refusal.Unlock()
 	p.refusal.n, p.refusal.code, p.refusal.message = n, code, message
+}
+
+// Refusing returns how many connections the proxy is still to refuse.
+func (p *CutProxy) Refusing() int {
+	p.refusal.Lock()
+	defer p.refusal.Unlock()
+	return p.refusal.n
 }
 
 // refused reports whether a new connection is to be refused, and how.
@@ -173,6 +182,9 @@ func refuse(c net.Conn, head [8]byte, code, message string) {
 		return
 	}
 	if _, err := io.CopyN(io.Discard, c, int64(length)-8); err != nil {
+		return
+	}
+	if code == "" {
 		return
 	}
 	var body []byte
